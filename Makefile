@@ -1,0 +1,41 @@
+# mcstatbot: the commands a developer and CI need. `make help` lists them.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.tools/bin:$(HOME)/.local/bin:$(PATH)
+UV ?= uv
+PYTEST_ARGS ?=
+
+.PHONY: help setup test-deps run test lint format typecheck unit e2e chart bench soak clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## install uv (if missing) and the Python workspace
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --all-packages
+
+test-deps: ## install everything the tests need (uv, Python deps, redis-server, Node peers, DynamoDB Local, helm)
+	bash scripts/install-test-deps.sh
+
+run: ## the whole bot on this machine: query service + bot (long polling, SQLite, in-process cache)
+	@bash scripts/run-local.sh
+
+lint: ## ruff (lint and format check) and mypy --strict
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+format: ## apply ruff's fixes and formatting
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+test: test-deps lint ## install what the tests need, lint, and run the whole suite
+	$(UV) run pytest $(PYTEST_ARGS)
+
+bench: setup ## the benchmarks (minutes): writes bench/results/latest.json and docs/benchmarks.md
+	$(UV) run python -m bench
+
+soak: setup ## the session scenario in a loop for a bounded time (SOAK_SECONDS, default 600)
+	$(UV) run python -m tests.e2e.soak
+
+clean: ## remove caches and local state
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis test-logs mcstatbot.db

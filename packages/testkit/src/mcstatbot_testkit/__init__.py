@@ -1,0 +1,1 @@
+"""Real peer servers for the mcstatbot tests: each starts on loopback on a free port and stops cleanly."""

