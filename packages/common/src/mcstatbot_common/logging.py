@@ -6,11 +6,27 @@ import json
 import logging
 import re
 import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _BOT_TOKEN = re.compile(r"(?<![A-Za-z0-9])(bot)?\d{5,}:[A-Za-z0-9_-]{20,}")
+_LOG_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("mcstatbot_log_context", default=None)
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add `fields` (e.g. `update_id=...`) to every log record written inside the block, in this task."""
+    token = _LOG_CONTEXT.set({**(_LOG_CONTEXT.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _LOG_CONTEXT.reset(token)
 
 
 def redact(text: str) -> str:
@@ -35,6 +51,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        entry.update(_LOG_CONTEXT.get() or {})
         entry.update(
             (key, value)
             for key, value in record.__dict__.items()
