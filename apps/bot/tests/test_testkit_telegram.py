@@ -1,0 +1,157 @@
+"""The Bot API test server against the real python-telegram-bot client, over HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from mcstatbot_testkit.net import LOOPBACK, async_wait_for_tcp, free_port
+from mcstatbot_testkit.telegram import BotApiServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, RetryAfter
+from telegram.ext import AIORateLimiter, ExtBot
+
+
+@pytest.fixture
+def api() -> Iterator[BotApiServer]:
+    with BotApiServer(redelivery_delay=0.05) as server:
+        yield server
+
+
+def _bot(api: BotApiServer) -> Bot:
+    return Bot(api.token, base_url=f"{api.base_url}/bot")
+
+
+async def test_get_me_send_edit_and_not_modified(api: BotApiServer) -> None:
+    async with _bot(api) as bot:
+        assert bot.username == api.bot_username
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Status", callback_data="x|1")]])
+        first = await bot.send_message(42, "hello <b>world</b>", parse_mode="HTML", reply_markup=markup)
+        second = await bot.send_message(42, "again")
+        assert (first.message_id, second.message_id) == (1, 2)
+        await bot.edit_message_text("changed", chat_id=42, message_id=1, reply_markup=markup)
+        assert api.message(42, 1)["text"] == "changed"
+        with pytest.raises(BadRequest, match="not modified"):
+            await bot.edit_message_text("changed", chat_id=42, message_id=1, reply_markup=markup)
+        api.not_modified_next()
+        with pytest.raises(BadRequest, match="not modified"):
+            await bot.edit_message_text("other", chat_id=42, message_id=1, reply_markup=markup)
+    sent = api.calls_to("sendMessage", 42)
+    assert [c.text for c in sent] == ["hello <b>world</b>", "again"]
+    assert sent[0].params["parse_mode"] == "HTML"
+    assert sent[0].button_data() == ["x|1"]
+
+
+async def test_429_is_reported_and_rate_limiter_retries(api: BotApiServer) -> None:
+    async with _bot(api) as bot:
+        api.fail_next("sendMessage", 429, retry_after=1)
+        with pytest.raises(RetryAfter):
+            await bot.send_message(1, "x")
+    api.fail_next("sendMessage", 429, retry_after=1)
+    limited = ExtBot(api.token, base_url=f"{api.base_url}/bot", rate_limiter=AIORateLimiter(max_retries=2))
+    async with limited:
+        message = await limited.send_message(1, "retried")
+    assert message.text == "retried"
+    codes = [c.error_code for c in api.calls_to("sendMessage", 1)]
+    assert codes == [429, 429, None]
+
+
+async def test_get_updates_long_poll_and_offset_confirms(api: BotApiServer) -> None:
+    async with _bot(api) as bot:
+        assert await bot.get_updates(timeout=0) == ()
+        waiter = asyncio.create_task(bot.get_updates(timeout=5))
+        await asyncio.sleep(0.2)
+        sent = api.send_text(-100, "/status@mcstatbot_test_bot example.org", chat_type="group", user_id=7)
+        updates = await waiter
+        assert [u.update_id for u in updates] == [sent["update_id"]]
+        message = updates[0].message
+        assert message is not None
+        assert message.chat.type == "group"
+        assert message.from_user is not None
+        assert message.from_user.id == 7
+        assert message.entities[0].type == "bot_command"
+        assert message.entities[0].length == len("/status@mcstatbot_test_bot")
+        # not confirmed yet: delivered again
+        again = await bot.get_updates(timeout=0)
+        assert [u.update_id for u in again] == [sent["update_id"]]
+        await bot.get_updates(offset=sent["update_id"] + 1, timeout=0)
+    assert api.pending_update_ids == []
+
+
+async def test_press_button_carries_current_message(api: BotApiServer) -> None:
+    async with _bot(api) as bot:
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Players", callback_data="p")]])
+        msg = await bot.send_message(5, "card", reply_markup=markup)
+        await bot.edit_message_text("card 2", chat_id=5, message_id=msg.message_id, reply_markup=markup)
+        reply = api.calls_to("sendMessage", 5)[0]
+        with pytest.raises(AssertionError):
+            api.press_button(reply, "nope")
+        update = api.press_button(reply, "p")
+        got = (await bot.get_updates(timeout=1))[0]
+        assert got.update_id == update["update_id"]
+        assert got.callback_query is not None
+        assert got.callback_query.data == "p"
+        assert got.callback_query.message is not None
+        assert isinstance(got.callback_query.message, Message)
+        assert got.callback_query.message.text == "card 2"
+        assert await bot.answer_callback_query(got.callback_query.id)
+
+
+async def test_webhook_redelivers_until_acknowledged(api: BotApiServer) -> None:
+    answers = [500, 503]  # then 200
+    seen: list[tuple[int, str | None]] = []
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> Response:
+        body = await request.json()
+        seen.append((body["update_id"], request.headers.get("X-Telegram-Bot-Api-Secret-Token")))
+        return Response(status_code=answers.pop(0) if answers else 200)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    await async_wait_for_tcp(port)
+    try:
+        async with _bot(api) as bot:
+            assert await bot.set_webhook(f"http://{LOOPBACK}:{port}/hook", secret_token="s3cret")  # noqa: S106 - test secret
+            with pytest.raises(Exception, match="webhook is active"):
+                await bot.get_updates(timeout=0)
+            update = api.send_text(9, "/start")
+            for _ in range(200):
+                if not api.pending_update_ids:
+                    break
+                await asyncio.sleep(0.02)
+            assert api.pending_update_ids == []
+            assert seen == [(update["update_id"], "s3cret")] * 3
+            assert [d.status for d in api.deliveries] == [500, 503, 200]
+            info = await bot.get_webhook_info()
+            assert info.url.endswith("/hook")
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def test_webhook_connection_error_is_redelivered(api: BotApiServer) -> None:
+    port = free_port()
+    api.set_webhook(f"http://{LOOPBACK}:{port}/hook")  # nothing listens yet
+    update = api.send_text(3, "hi")
+    for _ in range(100):
+        if len(api.deliveries) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    assert all(d.status is None for d in api.deliveries)
+    assert api.pending_update_ids == [update["update_id"]]
+    api.delete_webhook(drop_pending_updates=True)
+
+
+async def test_wrong_token_is_unauthorized(api: BotApiServer) -> None:
+    bot = Bot("1:wrong-token-xxxxxxxxxxxxxxxxxxxxxx", base_url=f"{api.base_url}/bot")
+    with pytest.raises(Exception, match="rejected"):
+        await bot.initialize()

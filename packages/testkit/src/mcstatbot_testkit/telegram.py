@@ -1,0 +1,757 @@
+"""A Telegram Bot API test server of our own, for tests that run the real python-telegram-bot.
+
+`BotApiServer` is a small FastAPI app served by uvicorn in a background thread on a free loopback port.
+A bot under test is pointed at it with `TELEGRAM_API_BASE_URL=server.base_url` (PTB:
+`ApplicationBuilder().base_url(f"{server.base_url}/bot")`) and talks to it over real HTTP exactly as it
+would talk to api.telegram.org. It is not a mock of the bot: it stands in for Telegram, which cannot be
+reached from the test machines.
+
+What it does:
+
+- answers the Bot API methods the bot uses (getMe, setMyCommands, getMyCommands, deleteMyCommands,
+  setWebhook, deleteWebhook, getWebhookInfo, getUpdates with long polling, sendMessage, editMessageText,
+  editMessageReplyMarkup, answerCallbackQuery, sendChatAction, getChat, close, logOut), giving real,
+  increasing message_ids per chat and keeping each message's current text and buttons;
+- records every call (`calls`, `wait_for_call`), thread-safe, so tests can assert on what the bot sent;
+- lets a test act as a user: `send_text(chat_id, text, chat_type=...)` and `press_button(message, data)`
+  create updates with the fields Telegram fills in (command entities, `from`, `chat_instance`, ...);
+- delivers updates the way Telegram does: through `getUpdates` (kept until a later offset confirms them),
+  or, once a webhook is set (by the bot's `setWebhook` or `set_webhook()`), as `POST`s carrying
+  `X-Telegram-Bot-Api-Secret-Token`, REDELIVERING each update after a non-2xx answer or a connection
+  error until it is acknowledged (`deliveries` records every attempt);
+- injects failures: `fail_next(method, 429, retry_after=1)`, `fail_next(method, 400, "...")` or
+  `not_modified_next()` ("message is not modified").
+
+Typical use (pytest)::
+
+    with BotApiServer() as api:
+        # start the bot with TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_BASE_URL=api.base_url
+        api.send_text(42, "/status play.example.com")
+        reply = await api.wait_for_call("sendMessage", lambda c: c.params["chat_id"] == 42)
+        api.press_button(reply.result, "v1|p|auto|play.example.com")
+        edit = await api.wait_for_call("editMessageText")
+
+`wait_for_call` is a coroutine that polls without blocking the event loop (the bot may run in the
+test's own loop); `wait_for_call_sync` blocks the calling thread instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Self
+from urllib.parse import parse_qsl
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from mcstatbot_testkit.net import LOOPBACK, free_port, wait_for_tcp
+
+if TYPE_CHECKING:
+    import concurrent.futures
+    from collections.abc import Callable
+    from types import TracebackType
+
+DEFAULT_TOKEN = "123456789:TEST-token-abcdefghijklmnopqrstuvwxyz"  # noqa: S105 - a test server's token
+DEFAULT_BOT_ID = 123456789
+DEFAULT_BOT_USERNAME = "mcstatbot_test_bot"
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
+ChatType = Literal["private", "group", "supergroup", "channel"]
+
+# Parameters that are text even when they look like JSON numbers (PTB sends form fields, JSON-encoding
+# everything that is not already a string).
+_TEXT_PARAMS = frozenset(
+    {
+        "text",
+        "caption",
+        "parse_mode",
+        "url",
+        "secret_token",
+        "callback_query_id",
+        "action",
+        "inline_message_id",
+        "description",
+        "short_description",
+        "name",
+        "language_code",
+        "ip_address",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """One Bot API request the bot made: method (as in the URL), parameters, and what was answered."""
+
+    method: str
+    params: dict[str, Any]
+    ok: bool
+    result: Any
+    error_code: int | None
+    at: float
+    seq: int
+
+    @property
+    def text(self) -> str:
+        return str(self.params.get("text", ""))
+
+    @property
+    def chat_id(self) -> int | str | None:
+        value = self.params.get("chat_id")
+        return value if isinstance(value, int | str) else None
+
+    def button_data(self) -> list[str]:
+        """The callback_data of every inline button the call sent, row by row."""
+        markup = self.params.get("reply_markup") or {}
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        return [
+            b["callback_data"]
+            for row in markup.get("inline_keyboard", [])
+            for b in row
+            if "callback_data" in b
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One webhook POST attempt: which update, what status came back (None: connection error)."""
+
+    update_id: int
+    status: int | None
+    at: float
+
+
+@dataclass(slots=True)
+class _Failure:
+    method: str
+    error_code: int
+    description: str
+    retry_after: int | None
+    times: int
+    predicate: Callable[[dict[str, Any]], bool] | None
+
+
+@dataclass(slots=True)
+class _Webhook:
+    url: str
+    secret_token: str | None
+    max_connections: int
+
+
+@dataclass(slots=True)
+class _State:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    calls: list[ApiCall] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    next_message_id: dict[int, int] = field(default_factory=dict)
+    failures: list[_Failure] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    acknowledged: set[int] = field(default_factory=set)
+    webhook: _Webhook | None = None
+    commands: list[dict[str, Any]] = field(default_factory=list)
+
+
+class BotApiServer:
+    """The Bot API stand-in; see the module docstring. Use as a context manager or `start()`/`stop()`."""
+
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        bot_username: str = DEFAULT_BOT_USERNAME,
+        *,
+        redelivery_delay: float = 0.3,
+        port: int = 0,
+    ) -> None:
+        self.token = token
+        self.bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else DEFAULT_BOT_ID
+        self.bot_username = bot_username
+        self.redelivery_delay = redelivery_delay
+        self.port = port or free_port()
+        self._state = _State()
+        self._seq = itertools.count(1)
+        self._update_ids = itertools.count(1000)
+        self._callback_ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._delivery_tasks: set[concurrent.futures.Future[None]] = set()
+        self._http: httpx.AsyncClient | None = None
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def base_url(self) -> str:
+        """Root URL, the value for TELEGRAM_API_BASE_URL (the bot appends `/bot<token>/<method>`)."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def bot_user(self) -> dict[str, Any]:
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "mcstatbot test",
+            "username": self.bot_username,
+        }
+
+    def start(self) -> Self:
+        config = uvicorn.Config(self.app, host=LOOPBACK, port=self.port, log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="bot-api-test-server", daemon=True)
+        self._thread.start()
+        wait_for_tcp(self.port, timeout=15)
+        deadline = time.monotonic() + 5
+        while self._loop is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget calls, pending updates, deliveries and injected failures (messages and webhook stay)."""
+        with self._state.lock:
+            self._state.calls.clear()
+            self._state.pending.clear()
+            self._state.failures.clear()
+            self._state.deliveries.clear()
+
+    # ------------------------------------------------------------------ acting as a user
+    def send_text(
+        self,
+        chat_id: int,
+        text: str,
+        chat_type: ChatType = "private",
+        *,
+        user_id: int | None = None,
+        first_name: str = "Tester",
+        update_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A user writes `text` in chat `chat_id`; returns the update (queued for delivery).
+
+        A leading `/command` (also `/command@BotName`) gets the `bot_command` entity Telegram adds.
+        In a group the sender is `user_id` (default: a user id derived from the chat).
+        """
+        sender = {"id": user_id or abs(chat_id), "is_bot": False, "first_name": first_name}
+        chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+        if chat_type == "private":
+            chat["first_name"] = first_name
+        else:
+            chat["title"] = f"Test group {chat_id}"
+        message: dict[str, Any] = {
+            "message_id": self._new_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": sender,
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        with self._state.lock:
+            self._state.messages[(chat_id, message["message_id"])] = message
+        return self.enqueue_update({"message": message}, update_id=update_id)
+
+    def press_button(
+        self,
+        message: dict[str, Any] | ApiCall,
+        callback_data: str,
+        *,
+        user_id: int | None = None,
+        check: bool = True,
+        update_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A user presses the inline button with `callback_data` under `message` (a bot message).
+
+        `message` is a Message dict (e.g. `call.result` of a sendMessage) or the ApiCall itself; the
+        update carries the message as it is NOW (after any edits). With `check`, the button must exist.
+        """
+        msg = message.result if isinstance(message, ApiCall) else message
+        chat_id, message_id = int(msg["chat"]["id"]), int(msg["message_id"])
+        with self._state.lock:
+            current = dict(self._state.messages.get((chat_id, message_id), msg))
+        if check:
+            buttons = [
+                b.get("callback_data")
+                for row in (current.get("reply_markup") or {}).get("inline_keyboard", [])
+                for b in row
+            ]
+            if callback_data not in buttons:
+                raise AssertionError(f"message {message_id} has no button {callback_data!r}: {buttons}")
+        sender = {"id": user_id or abs(chat_id), "is_bot": False, "first_name": "Tester"}
+        query = {
+            "id": str(next(self._callback_ids)),
+            "from": sender,
+            "message": current,
+            "chat_instance": f"ci{chat_id}",
+            "data": callback_data,
+        }
+        return self.enqueue_update({"callback_query": query}, update_id=update_id)
+
+    def enqueue_update(self, body: dict[str, Any], *, update_id: int | None = None) -> dict[str, Any]:
+        """Queue any update (`body` without update_id; one is assigned unless given) for delivery.
+
+        Giving the same `update_id` twice queues a duplicate, as Telegram's redelivery would.
+        """
+        update = {"update_id": update_id if update_id is not None else next(self._update_ids), **body}
+        with self._state.lock:
+            self._state.pending.append(update)
+            webhook = self._state.webhook
+        if webhook is not None:
+            self._schedule_delivery(update)
+        self._wake()
+        return update
+
+    # ------------------------------------------------------------------ what the bot did
+    @property
+    def calls(self) -> list[ApiCall]:
+        with self._state.lock:
+            return list(self._state.calls)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        with self._state.lock:
+            return list(self._state.deliveries)
+
+    @property
+    def pending_update_ids(self) -> list[int]:
+        """Updates not yet acknowledged (by a getUpdates offset or a 2xx webhook answer)."""
+        with self._state.lock:
+            return [u["update_id"] for u in self._state.pending]
+
+    @property
+    def commands(self) -> list[dict[str, Any]]:
+        """The commands the bot registered with setMyCommands."""
+        with self._state.lock:
+            return list(self._state.commands)
+
+    @property
+    def webhook_url(self) -> str | None:
+        with self._state.lock:
+            return self._state.webhook.url if self._state.webhook else None
+
+    def message(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        """The message as it is now (edits applied)."""
+        with self._state.lock:
+            return dict(self._state.messages[(chat_id, message_id)])
+
+    def calls_to(self, method: str, chat_id: int | None = None, *, since: int = 0) -> list[ApiCall]:
+        """Calls of `method` (case-insensitive), optionally to one chat, with sequence number > since."""
+        return [
+            c
+            for c in self.calls
+            if c.method.lower() == method.lower()
+            and c.seq > since
+            and (chat_id is None or c.chat_id == chat_id)
+        ]
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the latest call: pass as `since` to wait only for later calls."""
+        with self._state.lock:
+            return self._state.calls[-1].seq if self._state.calls else 0
+
+    def _find(self, method: str, predicate: Callable[[ApiCall], bool] | None, since: int) -> ApiCall | None:
+        for call in self.calls_to(method, since=since):
+            if predicate is None or predicate(call):
+                return call
+        return None
+
+    async def wait_for_call(
+        self,
+        method: str,
+        predicate: Callable[[ApiCall], bool] | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for a polling wait, not a cancellation scope
+        *,
+        since: int = 0,
+    ) -> ApiCall:
+        """Wait (without blocking the loop) for a call of `method` matching `predicate` after `since`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self._find(method, predicate, since)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {method} call matched within {timeout} s; calls: {self._summary()}")
+            await asyncio.sleep(0.02)
+
+    def wait_for_call_sync(
+        self,
+        method: str,
+        predicate: Callable[[ApiCall], bool] | None = None,
+        timeout: float = 10.0,
+        *,
+        since: int = 0,
+    ) -> ApiCall:
+        """`wait_for_call` for a bot running in another process: blocks this thread."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self._find(method, predicate, since)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {method} call matched within {timeout} s; calls: {self._summary()}")
+            time.sleep(0.02)
+
+    def _summary(self) -> str:
+        return ", ".join(f"{c.method}({c.params.get('chat_id', '')})" for c in self.calls[-30:])
+
+    # ------------------------------------------------------------------ failures
+    def fail_next(
+        self,
+        method: str,
+        error_code: int = 429,
+        description: str | None = None,
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Answer the next `times` calls of `method` (matching `predicate` on the params) with an error.
+
+        429 defaults to "Too Many Requests: retry after N" with `parameters.retry_after` (default 1).
+        """
+        if error_code == 429 and retry_after is None:  # noqa: PLR2004
+            retry_after = 1
+        if description is None:
+            description = (
+                f"Too Many Requests: retry after {retry_after}" if error_code == 429 else "Bad Request"  # noqa: PLR2004
+            )
+        with self._state.lock:
+            self._state.failures.append(
+                _Failure(method.lower(), error_code, description, retry_after, times, predicate)
+            )
+
+    def not_modified_next(self, method: str = "editMessageText", times: int = 1) -> None:
+        """The next edit answers 400 "message is not modified", whatever it changes."""
+        self.fail_next(method, 400, NOT_MODIFIED, times=times)
+
+    def _take_failure(self, method: str, params: dict[str, Any]) -> _Failure | None:
+        with self._state.lock:
+            for failure in self._state.failures:
+                if failure.method == method.lower() and (
+                    failure.predicate is None or failure.predicate(params)
+                ):
+                    failure.times -= 1
+                    if failure.times <= 0:
+                        self._state.failures.remove(failure)
+                    return failure
+        return None
+
+    # ------------------------------------------------------------------ webhook delivery
+    def set_webhook(self, url: str, secret_token: str | None = None, max_connections: int = 40) -> None:
+        """Deliver updates as POSTs to `url` from now on (what the bot's setWebhook does)."""
+        with self._state.lock:
+            self._state.webhook = _Webhook(url, secret_token, max_connections)
+            pending = list(self._state.pending)
+        for update in pending:
+            self._schedule_delivery(update)
+
+    def delete_webhook(self, *, drop_pending_updates: bool = False) -> None:
+        with self._state.lock:
+            self._state.webhook = None
+            if drop_pending_updates:
+                self._state.pending.clear()
+
+    def _schedule_delivery(self, update: dict[str, Any]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._deliver(update), loop)
+        self._delivery_tasks.add(future)
+        future.add_done_callback(self._delivery_tasks.discard)
+
+    async def _deliver(self, update: dict[str, Any]) -> None:
+        update_id = update["update_id"]
+        while True:
+            with self._state.lock:
+                webhook = self._state.webhook
+                still_pending = any(u is update for u in self._state.pending)
+            if webhook is None or not still_pending or self._http is None:
+                return
+            headers = {"Content-Type": "application/json"}
+            if webhook.secret_token:
+                headers["X-Telegram-Bot-Api-Secret-Token"] = webhook.secret_token
+            status: int | None
+            try:
+                response = await self._http.post(webhook.url, content=json.dumps(update), headers=headers)
+                status = response.status_code
+            except httpx.HTTPError:
+                status = None
+            with self._state.lock:
+                self._state.deliveries.append(Delivery(update_id, status, time.time()))
+                if status is not None and 200 <= status < 300:  # noqa: PLR2004
+                    with contextlib.suppress(ValueError):
+                        self._state.pending.remove(update)
+                    self._state.acknowledged.add(update_id)
+                    return
+            await asyncio.sleep(self.redelivery_delay)
+
+    # ------------------------------------------------------------------ internals
+    def _wake(self) -> None:
+        if self._loop is not None and self._wakeup is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    def _new_message_id(self, chat_id: int) -> int:
+        with self._state.lock:
+            value = self._state.next_message_id.get(chat_id, 1)
+            self._state.next_message_id[chat_id] = value + 1
+            return value
+
+    def _record(self, method: str, params: dict[str, Any], ok: bool, result: Any, code: int | None) -> None:  # noqa: FBT001
+        with self._state.lock:
+            self._state.calls.append(ApiCall(method, params, ok, result, code, time.time(), next(self._seq)))
+
+    def _build_app(self) -> FastAPI:
+        server = self
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> Any:
+            server._loop = asyncio.get_running_loop()
+            server._wakeup = asyncio.Event()
+            server._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0))
+            try:
+                yield
+            finally:
+                for task in list(server._delivery_tasks):
+                    task.cancel()
+                await server._http.aclose()
+                server._http = None
+                server._loop = None
+
+        app = FastAPI(lifespan=lifespan)
+
+        @app.post("/bot{token}/{method}")
+        @app.get("/bot{token}/{method}")
+        async def api(token: str, method: str, request: Request) -> JSONResponse:
+            params = await _read_params(request)
+            if token != server.token:
+                body = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+                server._record(method, params, ok=False, result=None, code=401)
+                return JSONResponse(body, status_code=401)
+            failure = server._take_failure(method, params)
+            if failure is not None:
+                error: dict[str, Any] = {
+                    "ok": False,
+                    "error_code": failure.error_code,
+                    "description": failure.description,
+                }
+                if failure.retry_after is not None:
+                    error["parameters"] = {"retry_after": failure.retry_after}
+                server._record(method, params, ok=False, result=None, code=failure.error_code)
+                return JSONResponse(error, status_code=failure.error_code)
+            try:
+                result = await server._dispatch(method, params)
+            except _ApiError as exc:
+                server._record(method, params, ok=False, result=None, code=exc.code)
+                return JSONResponse(
+                    {"ok": False, "error_code": exc.code, "description": exc.description},
+                    status_code=exc.code,
+                )
+            server._record(method, params, ok=True, result=result, code=None)
+            return JSONResponse({"ok": True, "result": result})
+
+        return app
+
+    async def _dispatch(self, method: str, params: dict[str, Any]) -> Any:  # noqa: C901, PLR0911, PLR0912
+        name = method.lower()
+        if name == "getme":
+            return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False}
+        if name == "setmycommands":
+            with self._state.lock:
+                self._state.commands = list(params.get("commands") or [])
+            return True
+        if name == "getmycommands":
+            return self.commands
+        if name == "deletemycommands":
+            with self._state.lock:
+                self._state.commands = []
+            return True
+        if name == "setwebhook":
+            url = str(params.get("url", ""))
+            if not url:
+                self.delete_webhook(drop_pending_updates=bool(params.get("drop_pending_updates")))
+                return True
+            if bool(params.get("drop_pending_updates")):
+                with self._state.lock:
+                    self._state.pending.clear()
+            secret = params.get("secret_token")
+            self.set_webhook(url, str(secret) if secret else None, int(params.get("max_connections") or 40))
+            return True
+        if name == "deletewebhook":
+            self.delete_webhook(drop_pending_updates=bool(params.get("drop_pending_updates")))
+            return True
+        if name == "getwebhookinfo":
+            with self._state.lock:
+                hook, pending = self._state.webhook, len(self._state.pending)
+            return {
+                "url": hook.url if hook else "",
+                "has_custom_certificate": False,
+                "pending_update_count": pending,
+                "max_connections": hook.max_connections if hook else 40,
+            }
+        if name == "getupdates":
+            return await self._get_updates(params)
+        if name == "sendmessage":
+            return self._send_message(params)
+        if name in {"editmessagetext", "editmessagereplymarkup"}:
+            return self._edit_message(name, params)
+        if name in {"answercallbackquery", "sendchataction", "close", "logout", "deletemessage"}:
+            return True
+        if name == "getchat":
+            chat_id = params.get("chat_id")
+            return {"id": chat_id, "type": "private" if isinstance(chat_id, int) and chat_id > 0 else "group"}
+        raise _ApiError(404, f"Not Found: method {method} is not served by the test server")
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._state.lock:
+            if self._state.webhook is not None:
+                raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        timeout = float(params.get("timeout") or 0)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._state.lock:
+                if offset:
+                    confirmed = [u for u in self._state.pending if u["update_id"] < offset]
+                    for update in confirmed:
+                        self._state.pending.remove(update)
+                        self._state.acknowledged.add(update["update_id"])
+                batch = self._state.pending[:limit]
+            if batch or time.monotonic() >= deadline or self._wakeup is None:
+                return batch
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wakeup.wait(), timeout=min(0.5, max(0.0, deadline - time.monotonic()))
+                )
+
+    def _chat_of(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        raw = params.get("chat_id")
+        if not isinstance(raw, int):
+            raise _ApiError(400, "Bad Request: chat not found")
+        chat_type = "private" if raw > 0 else "group"
+        chat: dict[str, Any] = {"id": raw, "type": chat_type}
+        chat["first_name" if chat_type == "private" else "title"] = f"chat {raw}"
+        return raw, chat
+
+    def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, chat = self._chat_of(params)
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        if len(text) > 4096:  # noqa: PLR2004
+            raise _ApiError(400, "Bad Request: message is too long")
+        _check_markup(params.get("reply_markup"))
+        message: dict[str, Any] = {
+            "message_id": self._new_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": self.bot_user,
+            "text": text,
+        }
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        with self._state.lock:
+            self._state.messages[(chat_id, message["message_id"])] = message
+        return message
+
+    def _edit_message(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, _ = self._chat_of(params)
+        message_id = params.get("message_id")
+        if not isinstance(message_id, int):
+            raise _ApiError(400, "Bad Request: message identifier is not specified")
+        _check_markup(params.get("reply_markup"))
+        with self._state.lock:
+            current = self._state.messages.get((chat_id, message_id))
+            if current is None:
+                raise _ApiError(400, "Bad Request: message to edit not found")
+            updated = dict(current)
+            if name == "editmessagetext":
+                text = params.get("text")
+                if not isinstance(text, str) or not text.strip():
+                    raise _ApiError(400, "Bad Request: message text is empty")
+                if len(text) > 4096:  # noqa: PLR2004
+                    raise _ApiError(400, "Bad Request: message is too long")
+                updated["text"] = text
+            if params.get("reply_markup"):
+                updated["reply_markup"] = params["reply_markup"]
+            else:
+                updated.pop("reply_markup", None)
+            if updated.get("text") == current.get("text") and updated.get("reply_markup") == current.get(
+                "reply_markup"
+            ):
+                raise _ApiError(400, NOT_MODIFIED)
+            updated["edit_date"] = int(time.time())
+            self._state.messages[(chat_id, message_id)] = updated
+            return updated
+
+
+class _ApiError(Exception):
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+def _check_markup(markup: Any) -> None:
+    if not markup:
+        return
+    for row in markup.get("inline_keyboard", []) if isinstance(markup, dict) else []:
+        for button in row:
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= 64:  # noqa: PLR2004
+                raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+
+
+def _decode(key: str, value: str) -> Any:
+    if key in _TEXT_PARAMS:
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+async def _read_params(request: Request) -> dict[str, Any]:
+    params: dict[str, Any] = {k: _decode(k, v) for k, v in request.query_params.items()}
+    content_type = request.headers.get("content-type", "")
+    if request.method != "POST":
+        return params
+    if content_type.startswith("application/json"):
+        body = await request.json()
+        if isinstance(body, dict):
+            params.update(body)
+    elif content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        params.update({k: _decode(k, v) for k, v in form.items() if isinstance(v, str)})
+    else:
+        raw = (await request.body()).decode()
+        params.update({k: _decode(k, v) for k, v in parse_qsl(raw, keep_blank_values=True)})
+    return params
