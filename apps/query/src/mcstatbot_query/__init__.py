@@ -1,0 +1,1 @@
+"""mcstatbot query service: Minecraft Java and Bedrock status and player lists, cached and coalesced."""

@@ -1,0 +1,38 @@
+"""The query service's Prometheus metrics (default registry; a dashboard is built on these names).
+
+prometheus_client adds `_total` to counter names: `mcstatbot_probes` is exported as
+`mcstatbot_probes_total`, and so on. No label carries an address or anything else unbounded.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PROBES = Counter(
+    "mcstatbot_probes",
+    "Probes of Minecraft servers, by edition (java|bedrock) and outcome (online or an error code)",
+    ["edition", "outcome"],
+)
+PROBE_DURATION = Histogram(
+    "mcstatbot_probe_duration_seconds",
+    "Time one probe of one edition took, whatever its outcome",
+    ["edition"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13),
+)
+CACHE_REQUESTS = Counter(
+    "mcstatbot_cache_requests",
+    "Cache look-ups by kind (status|players) and result (hit|miss)",
+    ["kind", "result"],
+)
+COALESCED_WAITS = Counter(
+    "mcstatbot_coalesced_waits",
+    "Requests that waited for another request's probe instead of probing (this process or another replica)",
+    ["scope"],
+)
+CACHE_BACKEND_UP = Gauge("mcstatbot_cache_backend_up", "1 when the cache backend answers, 0 in degraded mode")
+CACHE_BACKEND_ERRORS = Counter("mcstatbot_cache_backend_errors", "Failed calls to the cache backend (Redis)")
+ERRORS = Counter(
+    "mcstatbot_errors",
+    "Requests answered with an error, by service and type (invalid_address, forbidden_address, internal)",
+    ["service", "type"],
+)

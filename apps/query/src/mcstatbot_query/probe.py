@@ -1,0 +1,470 @@
+"""Probing Minecraft servers with mcstatus's async protocol clients, within one deadline per probe.
+
+- Java: Server List Ping over a connection to a checked IP, the handshake carrying the typed host
+  name; latency from the status exchange; the legacy (pre-1.7) ping when the modern one gets a
+  protocol error; the Query protocol (GameSpy4, UDP) for the full player list.
+- Bedrock: the RakNet unconnected ping.
+- auto: Java and Bedrock side by side; the first online answer wins.
+Every failure becomes a ProbeFailedError with one ErrorCode; ForbiddenAddressError passes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from mcstatbot_common.addresses import (
+    BEDROCK_DEFAULT_PORT,
+    JAVA_DEFAULT_PORT,
+    ServerAddress,
+    format_host_port,
+)
+from mcstatbot_common.models import (
+    BedrockInfo,
+    Edition,
+    ErrorCode,
+    PlayerCount,
+    PlayerEntry,
+    PlayerList,
+    Players,
+    ServerStatus,
+    SrvRecord,
+    Version,
+)
+from mcstatus._net.address import Address
+from mcstatus._protocol.bedrock_client import BedrockClient
+from mcstatus._protocol.io.connection import UDPAsyncSocketConnection
+from mcstatus._protocol.java_client import AsyncJavaClient
+from mcstatus._protocol.legacy_client import AsyncLegacyClient
+from mcstatus._protocol.query_client import AsyncQueryClient
+from opentelemetry import trace
+
+from mcstatbot_query.connection import BoundedTCPConnection
+from mcstatbot_query.errors import ForbiddenAddressError, ProbeFailedError, classify
+from mcstatbot_query.metrics import PROBE_DURATION, PROBES
+from mcstatbot_query.motd import parse_motd, render_motd
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mcstatus._protocol.io.connection import TCPAsyncSocketConnection
+    from mcstatus.responses import JavaStatusResponse, LegacyStatusResponse, QueryResponse
+
+    from mcstatbot_query.resolver import IPAddress, Resolver
+    from mcstatbot_query.settings import QuerySettings
+
+tracer = trace.get_tracer("mcstatbot.query")
+T = TypeVar("T")
+
+_HANDSHAKE_PROTOCOL = 47
+"""Protocol version sent in the handshake (what mcstatus sends; servers answer status for any)."""
+_MAX_PLAYER_NAMES = 1000
+_LEGACY_BUDGET = 1.5
+"""Seconds at most for the legacy-ping fallback (hostile servers must not turn it into a timeout)."""
+_QUERY_MARGIN = 0.1
+"""The Query exchange ends this long before the probe's deadline, so a status in hand is never lost."""
+
+
+class Deadline:
+    """The time left of one probe's budget."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(self.end - time.monotonic(), 0.001)
+
+
+@dataclass(frozen=True, slots=True)
+class JavaTarget:
+    """Where a Java probe connects: checked IPs and the port, plus the SRV record followed (if any)."""
+
+    ips: list[IPAddress]
+    port: int
+    srv: SrvRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class JavaResult:
+    status: ServerStatus
+    sample_names: list[str] | None
+
+
+class Prober:
+    """Probes servers; one instance per app (created in the lifespan), safe for concurrent use."""
+
+    def __init__(self, settings: QuerySettings, resolver: Resolver) -> None:
+        self.settings = settings
+        self.resolver = resolver
+
+    # -- public -------------------------------------------------------------------------------------
+
+    async def status(self, address: ServerAddress, edition: Edition) -> ServerStatus:
+        """A ServerStatus, online or with an error; raises only ForbiddenAddressError."""
+        if edition is Edition.JAVA:
+            return (await self._java(address, with_query=False))[0].status
+        if edition is Edition.BEDROCK:
+            return await self._bedrock(address)
+        return await self._auto(
+            address,
+            java=lambda: self._java_status_only(address),
+            bedrock=lambda: self._bedrock(address),
+            online=lambda s: s.online,
+            offline_from_java=lambda s: s,
+        )
+
+    async def players(self, address: ServerAddress, edition: Edition) -> tuple[PlayerList, ServerStatus]:
+        """The player list (Query protocol, else the status sample) and the status it came with."""
+        if edition is Edition.JAVA:
+            result, names = await self._java(address, with_query=True)
+            return _java_players(result, names), result.status
+        if edition is Edition.BEDROCK:
+            status = await self._bedrock(address)
+            return _bedrock_players(status), status
+
+        async def java() -> tuple[PlayerList, ServerStatus]:
+            result, names = await self._java(address, with_query=True)
+            return _java_players(result, names), result.status
+
+        async def bedrock() -> tuple[PlayerList, ServerStatus]:
+            status = await self._bedrock(address)
+            return _bedrock_players(status), status
+
+        return await self._auto(
+            address, java=java, bedrock=bedrock, online=lambda r: r[1].online, offline_from_java=lambda r: r
+        )
+
+    # -- auto ---------------------------------------------------------------------------------------
+
+    async def _java_status_only(self, address: ServerAddress) -> ServerStatus:
+        return (await self._java(address, with_query=False))[0].status
+
+    async def _auto(
+        self,
+        address: ServerAddress,
+        *,
+        java: Callable[[], Awaitable[T]],
+        bedrock: Callable[[], Awaitable[T]],
+        online: Callable[[T], bool],
+        offline_from_java: Callable[[T], T],
+    ) -> T:
+        del address
+        java_task = asyncio.ensure_future(java())
+        bedrock_task = asyncio.ensure_future(bedrock())
+        pending: set[asyncio.Future[T]] = {java_task, bedrock_task}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    result = task.result()  # ForbiddenAddressError propagates
+                    if online(result):
+                        return result
+            return offline_from_java(java_task.result())
+        finally:
+            for task in (java_task, bedrock_task):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(java_task, bedrock_task, return_exceptions=True)
+
+    # -- Java ---------------------------------------------------------------------------------------
+
+    async def _java_target(self, address: ServerAddress, deadline: Deadline) -> JavaTarget:
+        connect_host, port, srv = address.host, address.port, None
+        if port is None:
+            if self.settings.dns_srv:
+                found = await self.resolver.srv(address.host, deadline.left())
+                if found is not None:
+                    connect_host, port = found.target, found.port
+                    srv = SrvRecord(target=found.target, port=found.port)
+            if port is None:
+                port = JAVA_DEFAULT_PORT
+        ips = await self.resolver.resolve(connect_host, deadline.left())
+        return JavaTarget(ips=ips, port=port, srv=srv)
+
+    async def _java(self, address: ServerAddress, *, with_query: bool) -> tuple[JavaResult, list[str] | None]:
+        """Status (and, with `with_query`, the Query player list) of a Java server."""
+        asked_port = address.port or JAVA_DEFAULT_PORT
+        deadline = Deadline(self.settings.mc_timeout)
+        started = time.perf_counter()
+        with tracer.start_as_current_span("mc.probe") as span:
+            span.set_attributes(
+                {
+                    "mc.edition": "java",
+                    "mc.cache_hit": False,
+                    "server.address": address.host,
+                    "server.port": asked_port,
+                }
+            )
+            query_task: asyncio.Task[list[str] | None] | None = None
+            try:
+                async with asyncio.timeout(self.settings.mc_timeout):
+                    target = await self._java_target(address, deadline)
+                    if with_query:
+                        query_task = asyncio.create_task(self._query_names(target, deadline))
+                    status = await self._java_status(address, target, deadline)
+                    names = await query_task if query_task is not None else None
+            except ForbiddenAddressError:
+                span.set_attribute("mc.outcome", "forbidden")
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is mapped to one error code
+                failure = classify(exc)
+                if query_task is not None and not query_task.done():
+                    query_task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await query_task
+                PROBES.labels("java", failure.code.value).inc()
+                PROBE_DURATION.labels("java").observe(time.perf_counter() - started)
+                span.set_attribute("mc.outcome", failure.code.value)
+                offline = ServerStatus(
+                    address=format_host_port(address.host, asked_port),
+                    host=address.host,
+                    port=asked_port,
+                    edition=Edition.JAVA,
+                    online=False,
+                    error=failure.to_model(),
+                )
+                return JavaResult(offline, None), None
+            PROBES.labels("java", "online").inc()
+            PROBE_DURATION.labels("java").observe(time.perf_counter() - started)
+            span.set_attribute("mc.outcome", "online")
+            return status, names
+
+    async def _java_status(
+        self, address: ServerAddress, target: JavaTarget, deadline: Deadline
+    ) -> JavaResult:
+        """Modern ping on the first IP that accepts a connection; the legacy ping on a protocol error."""
+        asked_port = address.port or JAVA_DEFAULT_PORT
+        last_error: ProbeFailedError | None = None
+        for ip in target.ips:
+            try:
+                response = await self._modern_ping(address.host, ip, target.port)
+            except ProbeFailedError as exc:
+                failure = exc
+            except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                failure = classify(exc)
+            else:
+                return _java_status_model(address, asked_port, target, response)
+            if failure.code is ErrorCode.PROTOCOL:
+                # A pre-1.7 server does not understand the modern handshake: try the legacy ping, briefly.
+                try:
+                    async with asyncio.timeout(min(_LEGACY_BUDGET, deadline.left() * 0.9)):
+                        legacy = await self._legacy_ping(ip, target.port)
+                except (
+                    ProbeFailedError,
+                    OSError,
+                    ValueError,
+                    TypeError,
+                    KeyError,
+                    IndexError,
+                    UnicodeError,
+                    TimeoutError,
+                ):
+                    raise failure from None
+                return _legacy_status_model(address, asked_port, target, legacy)
+            if failure.code not in {ErrorCode.REFUSED, ErrorCode.UNREACHABLE}:
+                raise failure
+            last_error = failure
+        raise last_error or ProbeFailedError(ErrorCode.DNS)
+
+    async def _modern_ping(self, handshake_host: str, ip: IPAddress, port: int) -> JavaStatusResponse:
+        connection = BoundedTCPConnection(ip, port, self.settings.mc_max_status_bytes)
+        try:
+            await connection.connect()
+            client = AsyncJavaClient(
+                cast("TCPAsyncSocketConnection", connection),
+                address=Address(handshake_host, port),
+                version=_HANDSHAKE_PROTOCOL,
+            )
+            await client.handshake()
+            return await client.read_status()
+        finally:
+            await connection.close()
+
+    async def _legacy_ping(self, ip: IPAddress, port: int) -> LegacyStatusResponse:
+        connection = BoundedTCPConnection(ip, port, self.settings.mc_max_status_bytes)
+        try:
+            await connection.connect()
+            return await AsyncLegacyClient(connection).read_status()
+        finally:
+            await connection.close()
+
+    async def _query_names(self, target: JavaTarget, deadline: Deadline) -> list[str] | None:
+        """The full player list over the Query protocol, or None when the server does not answer it."""
+        budget = min(self.settings.mc_query_timeout, deadline.left() - _QUERY_MARGIN)
+        end = time.monotonic() + budget
+        tries = self.settings.mc_tries
+        for attempt in range(tries):
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            per_try = left / (tries - attempt)
+            try:
+                async with asyncio.timeout(per_try):
+                    response = await self._query_once(target.ips[0], target.port, per_try)
+            except (TimeoutError, OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+                continue
+            return [str(name) for name in response.players.list[:_MAX_PLAYER_NAMES]]
+        return None
+
+    async def _query_once(self, ip: IPAddress, port: int, timeout: float) -> QueryResponse:  # noqa: ASYNC109
+        connection = UDPAsyncSocketConnection(Address(str(ip), port), timeout)
+        await connection.connect()
+        try:
+            client = AsyncQueryClient(connection)
+            await client.handshake()
+            return await client.read_query()
+        finally:
+            connection.close()
+
+    # -- Bedrock ------------------------------------------------------------------------------------
+
+    async def _bedrock(self, address: ServerAddress) -> ServerStatus:
+        port = address.port or BEDROCK_DEFAULT_PORT
+        deadline = Deadline(self.settings.mc_timeout)
+        started = time.perf_counter()
+        with tracer.start_as_current_span("mc.probe") as span:
+            span.set_attributes(
+                {
+                    "mc.edition": "bedrock",
+                    "mc.cache_hit": False,
+                    "server.address": address.host,
+                    "server.port": port,
+                }
+            )
+            try:
+                async with asyncio.timeout(self.settings.mc_timeout):
+                    ips = await self.resolver.resolve(address.host, deadline.left())
+                    status = await self._bedrock_ping(address, ips[0], port, deadline)
+            except ForbiddenAddressError:
+                span.set_attribute("mc.outcome", "forbidden")
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is mapped to one error code
+                failure = classify(exc)
+                PROBES.labels("bedrock", failure.code.value).inc()
+                PROBE_DURATION.labels("bedrock").observe(time.perf_counter() - started)
+                span.set_attribute("mc.outcome", failure.code.value)
+                return ServerStatus(
+                    address=format_host_port(address.host, port),
+                    host=address.host,
+                    port=port,
+                    edition=Edition.BEDROCK,
+                    online=False,
+                    error=failure.to_model(),
+                )
+            PROBES.labels("bedrock", "online").inc()
+            PROBE_DURATION.labels("bedrock").observe(time.perf_counter() - started)
+            span.set_attribute("mc.outcome", "online")
+            return status
+
+    async def _bedrock_ping(
+        self, address: ServerAddress, ip: IPAddress, port: int, deadline: Deadline
+    ) -> ServerStatus:
+        tries = self.settings.mc_tries
+        last: BaseException | None = None
+        for attempt in range(tries):
+            per_try = deadline.left() / (tries - attempt)
+            try:
+                async with asyncio.timeout(per_try):
+                    response = await BedrockClient(Address(str(ip), port), per_try).read_status_async()
+            except TimeoutError as exc:
+                last = exc
+                continue
+            except ConnectionRefusedError as exc:
+                raise ProbeFailedError(ErrorCode.REFUSED, "nothing answers on that UDP port") from exc
+            return ServerStatus(
+                address=format_host_port(address.host, port),
+                host=address.host,
+                port=port,
+                edition=Edition.BEDROCK,
+                online=True,
+                version=Version(
+                    name=str(response.version.name), protocol=_int_or_none(response.version.protocol)
+                ),
+                motd=render_motd(response.motd, str(response.motd.raw)),
+                players=Players(online=int(response.players.online), max=int(response.players.max)),
+                latency_ms=round(float(response.latency), 3),
+                bedrock=BedrockInfo(map_name=response.map_name, gamemode=response.gamemode),
+            )
+        raise last or TimeoutError
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _java_status_model(
+    address: ServerAddress, asked_port: int, target: JavaTarget, response: JavaStatusResponse
+) -> JavaResult:
+    raw: dict[str, Any] = dict(response.raw)
+    sample = response.players.sample
+    entries = [
+        PlayerEntry(name=str(p.name), id=str(p.id) if p.id is not None else None) for p in sample or []
+    ]
+    icon = (
+        response.icon if isinstance(response.icon, str) and response.icon.startswith("data:image/") else None
+    )
+    status = ServerStatus(
+        address=format_host_port(address.host, asked_port),
+        host=address.host,
+        port=asked_port,
+        edition=Edition.JAVA,
+        online=True,
+        version=Version(name=str(response.version.name), protocol=_int_or_none(response.version.protocol)),
+        motd=parse_motd(raw.get("description", ""), bedrock=False),
+        players=Players(online=int(response.players.online), max=int(response.players.max), sample=entries),
+        latency_ms=round(float(response.latency), 3),
+        srv=target.srv,
+        icon=icon,
+    )
+    return JavaResult(status, [e.name for e in entries] if sample is not None else None)
+
+
+def _legacy_status_model(
+    address: ServerAddress, asked_port: int, target: JavaTarget, response: LegacyStatusResponse
+) -> JavaResult:
+    status = ServerStatus(
+        address=format_host_port(address.host, asked_port),
+        host=address.host,
+        port=asked_port,
+        edition=Edition.JAVA,
+        online=True,
+        version=Version(name=str(response.version.name), protocol=_int_or_none(response.version.protocol)),
+        motd=render_motd(response.motd, str(response.motd.raw)),
+        players=Players(online=int(response.players.online), max=int(response.players.max)),
+        latency_ms=round(float(response.latency), 3),
+        srv=target.srv,
+    )
+    return JavaResult(status, None)
+
+
+def _java_players(result: JavaResult, query_names: list[str] | None) -> PlayerList:
+    status = result.status
+    if not status.online or status.players is None:
+        return PlayerList(
+            address=status.address, online=False, error=status.error, retrieved_at=status.retrieved_at
+        )
+    count = PlayerCount(online=status.players.online, max=status.players.max)
+    if query_names is not None:
+        return PlayerList(
+            address=status.address, online=True, players=count, names=query_names, source="query"
+        )
+    if result.sample_names is not None:
+        return PlayerList(
+            address=status.address, online=True, players=count, names=result.sample_names, source="sample"
+        )
+    return PlayerList(address=status.address, online=True, players=count, source="none")
+
+
+def _bedrock_players(status: ServerStatus) -> PlayerList:
+    if not status.online or status.players is None:
+        return PlayerList(
+            address=status.address, online=False, error=status.error, retrieved_at=status.retrieved_at
+        )
+    count = PlayerCount(online=status.players.online, max=status.players.max)
+    return PlayerList(address=status.address, online=True, players=count, source="none")
