@@ -1,0 +1,265 @@
+{{/* Names ---------------------------------------------------------------------------------------- */}}
+{{- define "mcstatbot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "mcstatbot.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<fullname>-<component>"; call with (dict "ctx" $ "component" "bot") */}}
+{{- define "mcstatbot.componentName" -}}
+{{- printf "%s-%s" (include "mcstatbot.fullname" .ctx | trunc 52 | trimSuffix "-") .component -}}
+{{- end -}}
+
+{{/* Labels: selector labels are name, instance and component only (they never change). */}}
+{{- define "mcstatbot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mcstatbot.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "mcstatbot.labels" -}}
+{{ include "mcstatbot.selectorLabels" . }}
+app.kubernetes.io/part-of: mcstatbot
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Images ---------------------------------------------------------------------------------------- */}}
+{{- define "mcstatbot.image" -}}
+{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) -}}
+{{- end -}}
+
+{{/* ServiceAccounts ------------------------------------------------------------------------------- */}}
+{{- define "mcstatbot.botServiceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "mcstatbot.componentName" (dict "ctx" . "component" "bot")) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mcstatbot.queryServiceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "mcstatbot.componentName" (dict "ctx" . "component" "query")) .Values.serviceAccount.queryName -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.queryName -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secrets --------------------------------------------------------------------------------------- */}}
+{{- define "mcstatbot.telegramSecretName" -}}
+{{- default (include "mcstatbot.componentName" (dict "ctx" . "component" "telegram")) .Values.telegram.existingSecret -}}
+{{- end -}}
+
+{{- define "mcstatbot.redisSecretName" -}}
+{{- default (include "mcstatbot.componentName" (dict "ctx" . "component" "redis-url")) .Values.externalRedis.existingSecret -}}
+{{- end -}}
+
+{{/* The in-cluster Redis Service name: the subchart names it "<release>-redis". */}}
+{{- define "mcstatbot.redisHost" -}}
+{{- printf "%s-redis" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Webhook URL: explicit, or https://<first ingress host>/telegram/webhook. */}}
+{{- define "mcstatbot.webhookUrl" -}}
+{{- if .Values.telegram.webhookUrl -}}
+{{- .Values.telegram.webhookUrl -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts -}}
+{{- printf "https://%s/telegram/webhook" (first .Values.ingress.hosts).host -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The collector in use: "" (none), the in-chart one, or otel.endpoint. */}}
+{{- define "mcstatbot.inChartCollector" -}}
+{{- if and .Values.otel.enabled .Values.otel.collector.enabled (not .Values.otel.endpoint) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "mcstatbot.otelEndpoint" -}}
+{{- if .Values.otel.endpoint -}}
+{{- .Values.otel.endpoint -}}
+{{- else if include "mcstatbot.inChartCollector" . -}}
+{{- printf "http://%s:4318" (include "mcstatbot.componentName" (dict "ctx" . "component" "otel-collector")) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Values checks: fail early with a message that says what to change. --------------------------- */}}
+{{- define "mcstatbot.validate" -}}
+{{- $hasExternal := or .Values.externalRedis.url .Values.externalRedis.existingSecret -}}
+{{- if and .Values.redis.enabled $hasExternal -}}
+{{- fail "Redis: set either redis.enabled=true (in-cluster Redis) or externalRedis.url/externalRedis.existingSecret (e.g. ElastiCache), not both." -}}
+{{- end -}}
+{{- if and (not .Values.redis.enabled) (not $hasExternal) -}}
+{{- fail "Redis: set redis.enabled=true (in-cluster Redis) or externalRedis.url/externalRedis.existingSecret (e.g. ElastiCache rediss://...); neither is set." -}}
+{{- end -}}
+{{- if and .Values.externalRedis.url .Values.externalRedis.existingSecret -}}
+{{- fail "Redis: set externalRedis.url or externalRedis.existingSecret, not both." -}}
+{{- end -}}
+{{- if and .Values.externalRedis.url (not (regexMatch "^rediss?://" .Values.externalRedis.url)) -}}
+{{- fail (printf "Redis: externalRedis.url must start with redis:// or rediss:// (got %q)." .Values.externalRedis.url) -}}
+{{- end -}}
+{{- if and (not .Values.telegram.existingSecret) (not .Values.telegram.token) -}}
+{{- fail "Telegram: set telegram.token (the chart makes a Secret) or telegram.existingSecret (a Secret you made)." -}}
+{{- end -}}
+{{- if eq .Values.telegram.mode "polling" -}}
+{{- if .Values.bot.autoscaling.enabled -}}
+{{- fail "telegram.mode=polling runs exactly one bot replica (two pollers conflict at Telegram): set bot.autoscaling.enabled=false and bot.replicaCount=1." -}}
+{{- end -}}
+{{- if ne (int .Values.bot.replicaCount) 1 -}}
+{{- fail (printf "telegram.mode=polling runs exactly one bot replica (two pollers conflict at Telegram): set bot.replicaCount=1 (got %d)." (int .Values.bot.replicaCount)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq .Values.bot.stateBackend "memory") (or .Values.bot.autoscaling.enabled (gt (int .Values.bot.replicaCount) 1)) -}}
+{{- fail "bot.stateBackend=memory keeps chat state in one pod: use dynamodb with several replicas or autoscaling." -}}
+{{- end -}}
+{{- if and .Values.ingress.enabled .Values.ingress.allowedSourceRanges (not .Values.ingress.sourceRangeAnnotation) (not (or (contains "alb" .Values.ingress.className) (contains "nginx" .Values.ingress.className))) -}}
+{{- fail (printf "ingress.allowedSourceRanges: cannot tell which annotation ingress class %q reads; set ingress.sourceRangeAnnotation, or ingress.allowedSourceRanges=[] to admit all." .Values.ingress.className) -}}
+{{- end -}}
+{{- if and .Values.ingress.enabled (eq .Values.telegram.mode "polling") -}}
+{{- fail "ingress.enabled=true needs telegram.mode=webhook (a polling bot receives no webhook calls)." -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod-level pieces shared by bot and query ------------------------------------------------------ */}}
+{{- define "mcstatbot.topologySpread" -}}
+{{- if .ctx.Values.topologySpread.enabled }}
+topologySpreadConstraints:
+  {{- range $key := list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+  - maxSkew: {{ $.ctx.Values.topologySpread.maxSkew }}
+    topologyKey: {{ $key }}
+    whenUnsatisfiable: {{ $.ctx.Values.topologySpread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "mcstatbot.selectorLabels" $ | nindent 8 }}
+    matchLabelKeys:
+      - pod-template-hash
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "mcstatbot.probes" -}}
+{{- $p := .ctx.Values.probes -}}
+startupProbe:
+  httpGet:
+    path: /health
+    port: http
+  periodSeconds: {{ $p.startup.periodSeconds }}
+  failureThreshold: {{ $p.startup.failureThreshold }}
+readinessProbe:
+  httpGet:
+    path: /ready
+    port: http
+  periodSeconds: {{ $p.readiness.periodSeconds }}
+  timeoutSeconds: {{ $p.readiness.timeoutSeconds }}
+  failureThreshold: {{ $p.readiness.failureThreshold }}
+livenessProbe:
+  httpGet:
+    path: /health
+    port: http
+  periodSeconds: {{ $p.liveness.periodSeconds }}
+  timeoutSeconds: {{ $p.liveness.timeoutSeconds }}
+  failureThreshold: {{ $p.liveness.failureThreshold }}
+{{- end -}}
+
+{{/* OTEL_* variables of a service; call with (dict "ctx" $ "component" "bot") */}}
+{{- define "mcstatbot.otelEnv" -}}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "mcstatbot-%s" .component | quote }}
+{{- $endpoint := include "mcstatbot.otelEndpoint" .ctx }}
+{{- if and .ctx.Values.otel.enabled $endpoint }}
+- name: OTEL_TRACES_EXPORTER
+  value: otlp
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: http/protobuf
+- name: OTEL_PROPAGATORS
+  value: {{ .ctx.Values.otel.propagators | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .ctx.Values.otel.sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .ctx.Values.otel.samplerArg | quote }}
+{{- else }}
+- name: OTEL_TRACES_EXPORTER
+  value: none
+{{- end }}
+- name: OTEL_METRICS_EXPORTER
+  value: none
+- name: OTEL_LOGS_EXPORTER
+  value: none
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "service.namespace=mcstatbot,k8s.namespace.name=%s%s" .ctx.Release.Namespace (ternary (printf ",%s" .ctx.Values.otel.resourceAttributes) "" (ne .ctx.Values.otel.resourceAttributes "")) | quote }}
+{{- end -}}
+
+{{/* A memory quantity ("256Mi", "1Gi", "512M") in MiB, for GOMEMLIMIT. */}}
+{{- define "mcstatbot.memMiB" -}}
+{{- $q := toString . -}}
+{{- if hasSuffix "Gi" $q -}}{{ mul (trimSuffix "Gi" $q | int) 1024 }}
+{{- else if hasSuffix "Mi" $q -}}{{ trimSuffix "Mi" $q | int }}
+{{- else if hasSuffix "G" $q -}}{{ div (mul (trimSuffix "G" $q | int) 1000000000) 1048576 }}
+{{- else if hasSuffix "M" $q -}}{{ div (mul (trimSuffix "M" $q | int) 1000000) 1048576 }}
+{{- else -}}{{ fail (printf "otel.collector.resources.limits.memory: use Mi, Gi, M or G (got %q)" $q) }}
+{{- end -}}
+{{- end -}}
+
+{{/* NetworkPolicy egress rules shared by the policies (networkpolicy.yaml). */}}
+{{- define "mcstatbot.np.dns" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ .Values.networkPolicy.dns.namespace }}
+      podSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicy.dns.podLabels | nindent 10 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end -}}
+
+{{- define "mcstatbot.np.internet" -}}
+{{- $root := .root -}}
+- to:
+    {{- range $root.Values.networkPolicy.httpsCidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+        {{- if eq . "0.0.0.0/0" }}
+        except:
+          {{- toYaml $root.Values.networkPolicy.blockedCidrs | nindent 10 }}
+        {{- end }}
+    {{- end }}
+  ports:
+    {{- toYaml .ports | nindent 4 }}
+{{- end -}}
+
+{{- define "mcstatbot.np.collector" -}}
+{{- if include "mcstatbot.inChartCollector" . }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "mcstatbot.selectorLabels" (dict "ctx" . "component" "otel-collector") | nindent 10 }}
+  ports:
+    - port: 4318
+      protocol: TCP
+{{- else if and .Values.otel.enabled .Values.otel.endpoint }}
+# An existing collector elsewhere in the cluster or outside it.
+- ports:
+    - port: {{ .Values.otel.endpointPort }}
+      protocol: TCP
+{{- end }}
+{{- end -}}
