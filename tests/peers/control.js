@@ -16,7 +16,7 @@ function startControl (port, stats, config, onConfig) {
       }
       if (req.method === 'GET' && req.url === '/stats') return reply(200, stats)
       if (req.method === 'POST' && req.url === '/reset') {
-        for (const key of Object.keys(stats)) stats[key] = 0
+        for (const key of Object.keys(stats)) stats[key] = typeof stats[key] === 'number' ? 0 : ''
         return reply(200, stats)
       }
       if (req.method === 'POST' && req.url === '/config') {

@@ -16,7 +16,7 @@ const config = readConfig({
   sample: [{ name: 'Steve', id: '8667ba71-b85a-4004-af54-457a9734eed7' }, { name: 'Alex', id: 'ec561538-f3fd-461d-aff5-086b22154bce' }],
   version: null
 })
-const stats = { status_connections: 0, status_requests: 0, connections: 0 }
+const stats = { status_connections: 0, status_requests: 0, connections: 0, last_handshake_host: '' }
 
 const server = mc.createServer({
   host: '127.0.0.1',
@@ -39,6 +39,7 @@ server.on('connection', (client) => {
   stats.connections++
   client.once('set_protocol', (packet) => {
     if (packet.nextState === 1) stats.status_connections++
+    stats.last_handshake_host = packet.serverHost
   })
   client.on('error', () => {})
 })

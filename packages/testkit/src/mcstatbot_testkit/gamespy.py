@@ -50,7 +50,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = cast("asyncio.DatagramTransport", transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        reply = self.responder.answer(data)
+        reply = self.responder.answer(data, addr)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 
@@ -68,7 +68,7 @@ class GameSpyResponder:
         self.port = port
         self.handshakes = 0
         self.full_stat_requests = 0
-        self._tokens: dict[int, int] = {}
+        self._tokens: dict[tuple[str | int, ...], int] = {}
         self._transport: asyncio.DatagramTransport | None = None
 
     async def start(self) -> Self:
@@ -93,21 +93,25 @@ class GameSpyResponder:
     ) -> None:
         await self.stop()
 
-    def answer(self, data: bytes) -> bytes | None:
-        """The reply to one request datagram, or None to stay silent."""
+    def answer(self, data: bytes, sender: tuple[str | int, ...] = ("", 0)) -> bytes | None:
+        """The reply to one request datagram from `sender`, or None to stay silent.
+
+        As in the vanilla server, the challenge token belongs to the sender's address (clients may use a
+        new session id for the full-stat request).
+        """
         if len(data) < 7 or not data.startswith(_MAGIC):  # noqa: PLR2004 - magic, type and session
             return None
         kind = data[2]
         session = data[3:7]
-        session_id = struct.unpack(">I", session)[0]
+        client = sender[:2]
         if kind == _HANDSHAKE:
             self.handshakes += 1
             token = random.randint(1, 2**31 - 1)  # noqa: S311 - a test token, not a secret
-            self._tokens[session_id] = token
+            self._tokens[client] = token
             return bytes([_HANDSHAKE]) + session + str(token).encode() + b"\x00"
         if kind == _STAT and len(data) >= 11:  # noqa: PLR2004 - header and challenge token
             token = struct.unpack(">i", data[7:11])[0]
-            if self._tokens.get(session_id) != token:
+            if self._tokens.get(client) != token:
                 return None
             self.full_stat_requests += 1
             return bytes([_STAT]) + session + self._full_stat()

@@ -94,14 +94,14 @@ class _NodePeer(ManagedProcess):
         result: dict[str, Any] = response.json()
         return result
 
-    def stats(self) -> dict[str, int]:
-        """Every counter the peer keeps (see the node script)."""
-        return {key: int(value) for key, value in self._control("GET", "/stats").items()}
+    def stats(self) -> dict[str, Any]:
+        """Every counter the peer keeps (see the node script), plus e.g. `last_handshake_host` (Java)."""
+        return self._control("GET", "/stats")
 
     @property
     def status_requests(self) -> int:
         """How many status checks the peer has answered since it started (or since `reset_counts`)."""
-        return self.stats()["status_requests"]
+        return int(self.stats()["status_requests"])
 
     def reset_counts(self) -> None:
         self._control("POST", "/reset")
@@ -145,7 +145,12 @@ class JavaPeer(_NodePeer):
 
     @property
     def status_connections(self) -> int:
-        return self.stats()["status_connections"]
+        return int(self.stats()["status_connections"])
+
+    @property
+    def last_handshake_host(self) -> str:
+        """The server address the last client put in its handshake (virtual hosts route by it)."""
+        return str(self.stats()["last_handshake_host"])
 
 
 class BedrockPeer(_NodePeer):

@@ -1,0 +1,211 @@
+"""Answers status and player-list requests from the cache, or from one shared probe.
+
+Cache keys (see docs/query-service.md), with `{hp}` the host and port (`[v6]:port` for IPv6):
+- edition java: `mc:server:{hp}:status`, `mc:server:{hp}:players`, `mc:server:{hp}:error` (port 25565
+  when none was given);
+- edition bedrock: `mc:server:{hp}:bedrock:{status|players|error}` (port 19132 when none was given);
+- edition auto: `mc:server:{host[:port]}:auto:{status|players|error}` (the port only when one was given:
+  auto probes 25565 and 19132).
+`:error` holds the offline ServerStatus for CACHE_TTL_OFFLINE seconds and answers both kinds.
+
+Coalescing: concurrent requests for one key share one probe in this process (a shared task), and
+replicas share one probe through a short Redis lock `mc:lock:{base}:{kind}` (SET NX PX): a replica
+that does not get it polls the cache until the holder's result appears; if the holder dies, the lock
+expires and the next replica probes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from mcstatbot_common.addresses import BEDROCK_DEFAULT_PORT, JAVA_DEFAULT_PORT, format_host_port
+from mcstatbot_common.models import Edition, PlayerList, ServerStatus
+from opentelemetry import trace
+
+from mcstatbot_query.cache import CacheUnavailableError, pack, unpack
+from mcstatbot_query.metrics import CACHE_REQUESTS, COALESCED_WAITS
+
+if TYPE_CHECKING:
+    from mcstatbot_common.addresses import ServerAddress
+
+    from mcstatbot_query.cache import Cache
+    from mcstatbot_query.probe import Prober
+    from mcstatbot_query.settings import QuerySettings
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("mcstatbot.query")
+
+Kind = Literal["status", "players"]
+_LOCK_MARGIN = 2.0
+"""The cluster lock lives MC_TIMEOUT plus this long; a holder that dies frees it after that."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A status or player list, whether it came from the cache, and how many seconds it stays fresh."""
+
+    body: ServerStatus | PlayerList
+    hit: bool
+    max_age: int
+
+
+def key_base(address: ServerAddress, edition: Edition) -> str:
+    if edition is Edition.JAVA:
+        return f"mc:server:{format_host_port(address.host, address.port or JAVA_DEFAULT_PORT)}"
+    if edition is Edition.BEDROCK:
+        return f"mc:server:{format_host_port(address.host, address.port or BEDROCK_DEFAULT_PORT)}:bedrock"
+    return f"mc:server:{address}:auto"
+
+
+class QueryService:
+    def __init__(self, settings: QuerySettings, cache: Cache, prober: Prober) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.prober = prober
+        self._inflight: dict[str, asyncio.Task[Answer]] = {}
+
+    async def status(self, address: ServerAddress, edition: Edition) -> Answer:
+        return await self._answer(address, edition, "status")
+
+    async def players(self, address: ServerAddress, edition: Edition) -> Answer:
+        return await self._answer(address, edition, "players")
+
+    # -- the flow -----------------------------------------------------------------------------------
+
+    async def _answer(self, address: ServerAddress, edition: Edition, kind: Kind) -> Answer:
+        base = key_base(address, edition)
+        with tracer.start_as_current_span(f"mc.{kind}") as span:
+            span.set_attributes({"mc.edition": edition.value, "server.address": address.host})
+            cached = await self._lookup(base, kind)
+            if cached is not None:
+                CACHE_REQUESTS.labels(kind, "hit").inc()
+                span.set_attributes({"mc.cache_hit": True, "mc.outcome": _outcome(cached.body)})
+                return cached
+            CACHE_REQUESTS.labels(kind, "miss").inc()
+            span.set_attribute("mc.cache_hit", False)  # noqa: FBT003 - an attribute value
+            flight_key = f"{base}:{kind}"
+            task = self._inflight.get(flight_key)
+            if task is None:
+                task = asyncio.create_task(self._lead(address, edition, base, kind))
+                self._inflight[flight_key] = task
+                task.add_done_callback(lambda _: self._inflight.pop(flight_key, None))
+            else:
+                COALESCED_WAITS.labels("process").inc()
+            answer = await asyncio.shield(task)  # a caller that goes away does not cancel the shared probe
+            span.set_attribute("mc.outcome", _outcome(answer.body))
+            return answer
+
+    async def _lookup(self, base: str, kind: Kind) -> Answer | None:
+        try:
+            main, error = await self.cache.get_many([f"{base}:{kind}", f"{base}:error"])
+        except CacheUnavailableError:
+            return None
+        for raw, offline in ((main, False), (error, True)):
+            if raw is None:
+                continue
+            unpacked = unpack(raw)
+            if unpacked is None:
+                continue
+            data, left = unpacked
+            try:
+                body = _from_cache(data, kind, offline=offline)
+            except ValueError:
+                continue  # written by an incompatible version: treat as a miss
+            return Answer(body=body, hit=True, max_age=max(math.ceil(left), 0))
+        return None
+
+    async def _lead(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
+        """Probe once for everybody: get the cluster lock, or wait for the replica that has it."""
+        lock_key = f"mc:lock:{base}:{kind}"
+        token = secrets.token_hex(8)
+        lock_ttl = self.settings.mc_timeout + _LOCK_MARGIN
+        give_up = time.monotonic() + 2 * lock_ttl
+        waited = False
+        while True:
+            got = await self.cache.try_lock(lock_key, token, lock_ttl)
+            if got is None or got:
+                try:
+                    return await self._probe_and_store(address, edition, base, kind)
+                finally:
+                    if got:
+                        await self.cache.release_lock(lock_key, token)
+            if not waited:
+                COALESCED_WAITS.labels("cluster").inc()
+                waited = True
+            answer = await self._wait_for_other(base, kind, lock_key)
+            if answer is not None:
+                return answer
+            if time.monotonic() > give_up:
+                return await self._probe_and_store(address, edition, base, kind)
+
+    async def _wait_for_other(self, base: str, kind: Kind, lock_key: str) -> Answer | None:
+        """Poll the cache while another replica holds the lock; None when the lock went without a result."""
+        while True:
+            await asyncio.sleep(self.settings.lock_poll_interval)
+            answer = await self._lookup(base, kind)
+            if answer is not None:
+                return answer
+            if not await self.cache.lock_held(lock_key):
+                # Released without a result in the cache (it may have just been written: look once more).
+                return await self._lookup(base, kind)
+
+    async def _probe_and_store(
+        self, address: ServerAddress, edition: Edition, base: str, kind: Kind
+    ) -> Answer:
+        settings = self.settings
+        status: ServerStatus
+        body: ServerStatus | PlayerList
+        if kind == "status":
+            status = await self.prober.status(address, edition)
+            body = status
+        else:
+            body, status = await self.prober.players(address, edition)
+        items: list[tuple[str, bytes, float]] = []
+        delete: list[str] = []
+        if status.online:
+            items.append(
+                (
+                    f"{base}:status",
+                    pack(status.model_dump(mode="json"), settings.cache_ttl_status),
+                    settings.cache_ttl_status,
+                )
+            )
+            ttl = settings.cache_ttl_status
+            if kind == "players":
+                ttl = settings.cache_ttl_players
+                items.append((f"{base}:players", pack(body.model_dump(mode="json"), ttl), ttl))
+            delete.append(f"{base}:error")
+        else:
+            ttl = settings.cache_ttl_offline
+            items.append((f"{base}:error", pack(status.model_dump(mode="json"), ttl), ttl))
+        with contextlib.suppress(CacheUnavailableError):  # degraded mode: answer anyway
+            await self.cache.write(items, delete)
+        return Answer(body=body, hit=False, max_age=ttl)
+
+
+def _from_cache(data: dict[str, object], kind: Kind, *, offline: bool) -> ServerStatus | PlayerList:
+    if kind == "status":
+        return ServerStatus.model_validate({**data, "cached": True})
+    if offline:
+        status = ServerStatus.model_validate(data)
+        return PlayerList(
+            address=status.address,
+            online=False,
+            error=status.error,
+            retrieved_at=status.retrieved_at,
+            cached=True,
+        )
+    return PlayerList.model_validate({**data, "cached": True})
+
+
+def _outcome(body: ServerStatus | PlayerList) -> str:
+    if body.online:
+        return "online"
+    return body.error.code.value if body.error is not None else "offline"

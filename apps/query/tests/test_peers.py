@@ -1,0 +1,102 @@
+"""The service against real peers on loopback: the npm Java and Bedrock servers and a GameSpy4 responder."""
+
+from __future__ import annotations
+
+from mcstatbot_common.models import PlayerList, ServerStatus
+from mcstatbot_testkit.gamespy import GameSpyResponder
+
+
+async def test_java_status_has_coloured_two_line_motd_and_sample(java_peer, settings_factory, client_factory):
+    async with client_factory(settings_factory()) as client:
+        response = await client.get(f"/api/v1/status/{java_peer.address}", params={"edition": "java"})
+    assert response.status_code == 200
+    status = ServerStatus.model_validate(response.json())
+    assert status.online
+    assert status.edition == "java"
+    assert status.port == java_peer.port
+    assert status.version is not None
+    assert status.version.name == "1.21.1"
+    assert status.version.protocol == 767
+    assert status.motd is not None
+    assert status.motd.clean == "A Minecraft Server\nsecond line"
+    assert status.motd.raw == "§aA Minecraft Server\n§6§lsecond line"
+    assert status.motd.html == (
+        '<span style="color:#55ff55">A Minecraft Server</span><br>'
+        '<span style="color:#ffaa00;font-weight:bold">second line</span>'
+    )
+    assert status.players is not None
+    assert (status.players.online, status.players.max) == (2, 20)
+    assert [p.name for p in status.players.sample] == ["Steve", "Alex"]
+    assert status.latency_ms is not None
+    assert status.latency_ms > 0
+    assert status.error is None
+    assert java_peer.last_handshake_host == "127.0.0.1"
+
+
+async def test_auto_answers_with_java_for_a_java_server(java_peer, settings_factory, client_factory):
+    async with client_factory(settings_factory()) as client:
+        response = await client.post("/api/v1/status", json={"server_url": java_peer.address})
+    status = ServerStatus.model_validate(response.json())
+    assert status.online
+    assert status.edition == "java"
+
+
+async def test_bedrock_status(bedrock_peer, settings_factory, client_factory):
+    async with client_factory(settings_factory()) as client:
+        explicit = await client.get(f"/api/v1/status/{bedrock_peer.address}", params={"edition": "bedrock"})
+        auto = await client.post("/api/v1/status", json={"server_url": bedrock_peer.address, "edition": "auto"})
+    for response in (explicit, auto):
+        status = ServerStatus.model_validate(response.json())
+        assert status.online, status.error
+        assert status.edition == "bedrock"
+        assert status.motd is not None
+        assert status.motd.clean == "mcstatbot bedrock peer"
+        assert status.players is not None
+        assert status.players.max == 10
+        assert status.bedrock is not None
+        assert status.bedrock.map_name == "peer world"
+
+
+async def test_players_from_status_sample_when_query_is_off(java_peer, settings_factory, client_factory):
+    async with client_factory(settings_factory()) as client:
+        response = await client.post("/api/v1/players", json={"server_url": java_peer.address, "edition": "java"})
+    players = PlayerList.model_validate(response.json())
+    assert players.online
+    assert players.source == "sample"
+    assert players.names == ["Steve", "Alex"]
+    assert players.players is not None
+    assert players.players.online == 2
+
+
+async def test_players_full_list_over_query_protocol(java_peer, settings_factory, client_factory):
+    names = [f"player{i}" for i in range(40)]
+    async with GameSpyResponder(port=java_peer.port, players=names) as query:
+        async with client_factory(settings_factory(mc_query_timeout=1.5)) as client:
+            response = await client.get(f"/api/v1/players/{java_peer.address}", params={"edition": "java"})
+        assert query.full_stat_requests == 1
+    players = PlayerList.model_validate(response.json())
+    assert players.online
+    assert players.source == "query"
+    assert players.names == names
+
+
+async def test_players_of_bedrock_server_have_counts_only(bedrock_peer, settings_factory, client_factory):
+    async with client_factory(settings_factory()) as client:
+        response = await client.get(f"/api/v1/players/{bedrock_peer.address}", params={"edition": "bedrock"})
+    players = PlayerList.model_validate(response.json())
+    assert players.online
+    assert players.source == "none"
+    assert players.names == []
+
+
+async def test_offline_server_is_refused_not_an_error(settings_factory, client_factory):
+    from mcstatbot_testkit.net import free_port
+
+    port = free_port()
+    async with client_factory(settings_factory()) as client:
+        response = await client.get(f"/api/v1/status/127.0.0.1:{port}", params={"edition": "java"})
+    assert response.status_code == 200
+    status = ServerStatus.model_validate(response.json())
+    assert not status.online
+    assert status.error is not None
+    assert status.error.code == "refused"
