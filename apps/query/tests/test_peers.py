@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
+
+import httpx
 from mcstatbot_common.models import PlayerList, ServerStatus
+from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.gamespy import GameSpyResponder
+from mcstatbot_testkit.net import free_port
+
+if TYPE_CHECKING:
+    from mcstatbot_testkit.minecraft import BedrockPeer, JavaPeer
+
+SettingsFactory = Callable[..., QuerySettings]
+ClientFactory = Callable[[QuerySettings], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-async def test_java_status_has_coloured_two_line_motd_and_sample(java_peer, settings_factory, client_factory):
+async def test_java_status_has_coloured_two_line_motd_and_sample(
+    java_peer: JavaPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
     async with client_factory(settings_factory()) as client:
         response = await client.get(f"/api/v1/status/{java_peer.address}", params={"edition": "java"})
     assert response.status_code == 200
@@ -33,7 +48,9 @@ async def test_java_status_has_coloured_two_line_motd_and_sample(java_peer, sett
     assert java_peer.last_handshake_host == "127.0.0.1"
 
 
-async def test_auto_answers_with_java_for_a_java_server(java_peer, settings_factory, client_factory):
+async def test_auto_answers_with_java_for_a_java_server(
+    java_peer: JavaPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
     async with client_factory(settings_factory()) as client:
         response = await client.post("/api/v1/status", json={"server_url": java_peer.address})
     status = ServerStatus.model_validate(response.json())
@@ -41,10 +58,14 @@ async def test_auto_answers_with_java_for_a_java_server(java_peer, settings_fact
     assert status.edition == "java"
 
 
-async def test_bedrock_status(bedrock_peer, settings_factory, client_factory):
+async def test_bedrock_status(
+    bedrock_peer: BedrockPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
     async with client_factory(settings_factory()) as client:
         explicit = await client.get(f"/api/v1/status/{bedrock_peer.address}", params={"edition": "bedrock"})
-        auto = await client.post("/api/v1/status", json={"server_url": bedrock_peer.address, "edition": "auto"})
+        auto = await client.post(
+            "/api/v1/status", json={"server_url": bedrock_peer.address, "edition": "auto"}
+        )
     for response in (explicit, auto):
         status = ServerStatus.model_validate(response.json())
         assert status.online, status.error
@@ -57,9 +78,13 @@ async def test_bedrock_status(bedrock_peer, settings_factory, client_factory):
         assert status.bedrock.map_name == "peer world"
 
 
-async def test_players_from_status_sample_when_query_is_off(java_peer, settings_factory, client_factory):
+async def test_players_from_status_sample_when_query_is_off(
+    java_peer: JavaPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
     async with client_factory(settings_factory()) as client:
-        response = await client.post("/api/v1/players", json={"server_url": java_peer.address, "edition": "java"})
+        response = await client.post(
+            "/api/v1/players", json={"server_url": java_peer.address, "edition": "java"}
+        )
     players = PlayerList.model_validate(response.json())
     assert players.online
     assert players.source == "sample"
@@ -68,7 +93,9 @@ async def test_players_from_status_sample_when_query_is_off(java_peer, settings_
     assert players.players.online == 2
 
 
-async def test_players_full_list_over_query_protocol(java_peer, settings_factory, client_factory):
+async def test_players_full_list_over_query_protocol(
+    java_peer: JavaPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
     names = [f"player{i}" for i in range(40)]
     async with GameSpyResponder(port=java_peer.port, players=names) as query:
         async with client_factory(settings_factory(mc_query_timeout=1.5)) as client:
@@ -80,7 +107,9 @@ async def test_players_full_list_over_query_protocol(java_peer, settings_factory
     assert players.names == names
 
 
-async def test_players_of_bedrock_server_have_counts_only(bedrock_peer, settings_factory, client_factory):
+async def test_players_of_bedrock_server_have_counts_only(
+    bedrock_peer: BedrockPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
     async with client_factory(settings_factory()) as client:
         response = await client.get(f"/api/v1/players/{bedrock_peer.address}", params={"edition": "bedrock"})
     players = PlayerList.model_validate(response.json())
@@ -89,9 +118,9 @@ async def test_players_of_bedrock_server_have_counts_only(bedrock_peer, settings
     assert players.names == []
 
 
-async def test_offline_server_is_refused_not_an_error(settings_factory, client_factory):
-    from mcstatbot_testkit.net import free_port
-
+async def test_offline_server_is_refused_not_an_error(
+    settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
     port = free_port()
     async with client_factory(settings_factory()) as client:
         response = await client.get(f"/api/v1/status/127.0.0.1:{port}", params={"edition": "java"})

@@ -1,0 +1,84 @@
+"""Hostile servers: a typed error within MC_TIMEOUT plus a margin, bounded memory, a healthy service."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+import httpx
+import pytest
+from mcstatbot_common.models import ServerStatus
+from mcstatbot_query.settings import QuerySettings
+from mcstatbot_testkit.hostile import Behaviour, HostileServer
+
+SettingsFactory = Callable[..., QuerySettings]
+ClientFactory = Callable[[QuerySettings], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+MC_TIMEOUT = 1.5
+MARGIN = 1.0
+
+EXPECTED = {
+    Behaviour.SILENT: "timeout",
+    Behaviour.TRICKLE: "timeout",
+    Behaviour.HUGE: "protocol",
+    Behaviour.BAD_VARINT: "protocol",
+    Behaviour.BAD_JSON: "protocol",
+    Behaviour.WRONG_SHAPE: "protocol",
+    Behaviour.CLOSE: "protocol",
+}
+
+
+@pytest.mark.parametrize("behaviour", list(Behaviour))
+async def test_hostile_server_gets_typed_error_in_time(
+    behaviour: Behaviour, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    settings = settings_factory(mc_timeout=MC_TIMEOUT)
+    async with HostileServer(behaviour) as server, client_factory(settings) as client:
+        tracemalloc.start()
+        started = time.monotonic()
+        try:
+            response = await client.get(f"/api/v1/status/127.0.0.1:{server.port}", params={"edition": "java"})
+            elapsed = time.monotonic() - started
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        health = await client.get("/health")
+    assert response.status_code == 200
+    status = ServerStatus.model_validate(response.json())
+    assert not status.online
+    assert status.error is not None
+    assert status.error.code == EXPECTED[behaviour]
+    assert elapsed < MC_TIMEOUT + MARGIN
+    assert server.connections >= 1
+    # Bounded memory: the probe never holds the 10 MB answer (nor anything close to it).
+    assert peak < 4 * 1024 * 1024, peak
+    assert health.status_code == 200
+
+
+async def test_huge_status_is_cut_off_early(
+    settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    async with HostileServer(Behaviour.HUGE) as server, client_factory(settings_factory()) as client:
+        response = await client.get(f"/api/v1/status/127.0.0.1:{server.port}", params={"edition": "java"})
+    status = ServerStatus.model_validate(response.json())
+    assert status.error is not None
+    assert "larger than" in status.error.message
+
+
+async def test_auto_edition_against_silent_server_is_bounded_too(
+    settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    async with (
+        HostileServer(Behaviour.SILENT) as server,
+        client_factory(settings_factory(mc_timeout=1.0)) as client,
+    ):
+        started = time.monotonic()
+        response = await client.post("/api/v1/players", json={"server_url": f"127.0.0.1:{server.port}"})
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    body = response.json()
+    assert body["online"] is False
+    assert body["error"]["code"] == "timeout"
+    assert elapsed < 1.0 + MARGIN
