@@ -1,6 +1,10 @@
 """The baseline for the cached-status benchmark: a plain FastAPI app with one endpoint returning a constant
 JSON body (a ServerStatus-shaped document of the same size class), served by uvicorn with the same settings
-as the query service, one worker. Run as `python -m bench.baseline_app` (env HOST, PORT)."""
+as the query service, one worker. Run as `python -m bench.baseline_app` (env HOST, PORT).
+
+With BASELINE_OBSERVABILITY=1 the same app also gets the services' shared observability stack
+(`setup_tracing` and `instrument_app` from mcstatbot_common: HTTP metrics middleware, tracing), which
+separates what that stack costs per request from what the query service itself does."""
 
 from __future__ import annotations
 
@@ -40,8 +44,13 @@ CONSTANT_BODY: dict[str, Any] = {
 }
 
 
-def create_app() -> FastAPI:
+def create_app(*, observability: bool = False) -> FastAPI:
     app = FastAPI()
+    if observability:
+        from mcstatbot_common.observability import instrument_app, setup_tracing  # noqa: PLC0415 - optional
+
+        setup_tracing("baseline")
+        instrument_app(app, "baseline")
 
     @app.get("/constant")
     async def constant() -> dict[str, Any]:
@@ -62,7 +71,7 @@ def uvicorn_options() -> dict[str, Any]:
 
 def main() -> None:
     uvicorn.run(
-        create_app(),
+        create_app(observability=os.environ.get("BASELINE_OBSERVABILITY") == "1"),
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "8090")),
         **uvicorn_options(),

@@ -58,7 +58,7 @@ def write_png(results: dict[str, Any], results_dir: Path) -> Path | None:
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit)
         for x, y in zip(positions, medians, strict=True):
-            ax.annotate(f"{y:.3g}", (x, y), ha="center", va="bottom", fontsize=7)
+            ax.annotate(_number(y), (x, y), ha="center", va="bottom", fontsize=7)
     for index in range(len(panels), rows * columns):
         axes[index // columns][index % columns].axis("off")
     machine = results["machine"]

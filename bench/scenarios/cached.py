@@ -37,13 +37,14 @@ def _method(context: BenchContext) -> str:
     return (
         f"wrk ({config.wrk_threads} thread, {config.wrk_connections} connections, "
         f"{config.wrk_duration_s:g} s per run after a {config.wrk_warmup_s:g} s warm-up, latency from "
-        "wrk's own histogram) against three servers started alike (`python -m <module>`, uvicorn, one "
+        "wrk's own histogram) against four servers started alike (`python -m <module>`, uvicorn, one "
         "worker, same CPU): the plain FastAPI app `bench/baseline_app.py` returning a constant "
-        "ServerStatus-sized JSON body; the query service with its in-process cache; the query service "
-        "with Redis. "
-        "The query service's cache is filled by one request before the runs (CACHE_TTL_STATUS=3600, "
-        "so every measured answer is a HIT, checked by its X-Cache header). Runs are interleaved "
-        "(baseline, in-process, Redis, baseline, ...)."
+        "ServerStatus-sized JSON body; the same app with the services' shared observability stack "
+        "(mcstatbot_common `setup_tracing` + `instrument_app`: metrics middleware, tracing); the query "
+        "service with its in-process cache; the query service with Redis. The query service's cache is "
+        "filled by one request before the runs (CACHE_TTL_STATUS=3600, so every measured answer is a "
+        "HIT, checked by its X-Cache header). Runs are interleaved "
+        "(plain, plain + observability, in-process, Redis, plain, ...)."
     )
 
 
@@ -64,6 +65,16 @@ def run(context: BenchContext) -> BenchmarkResult:
         servers: dict[str, tuple[BenchService, str]] = {}
         baseline = stack.enter_context(service(context, "bench.baseline_app", "baseline", cpus=cpus))
         servers["plain"] = (baseline, f"{baseline.url}/constant")
+        observed = stack.enter_context(
+            service(
+                context,
+                "bench.baseline_app",
+                "baseline-observability",
+                {"BASELINE_OBSERVABILITY": "1"},
+                cpus=cpus,
+            )
+        )
+        servers["observability"] = (observed, f"{observed.url}/constant")
         ttl = {"CACHE_TTL_STATUS": "3600", "CACHE_TTL_PLAYERS": "3600", "CACHE_TTL_OFFLINE": "3600"}
         memory = stack.enter_context(
             service(context, QUERY_MODULE, "query-memory", query_env(**ttl), cpus=cpus)
@@ -103,12 +114,22 @@ def run(context: BenchContext) -> BenchmarkResult:
 
     _figures(result, runs)
     details: dict[str, Any] = result.details
-    details["servers"] = {"plain": "bench.baseline_app", "memory": QUERY_MODULE, "redis": QUERY_MODULE}
+    details["servers"] = {
+        "plain": "bench.baseline_app",
+        "observability": "bench.baseline_app with BASELINE_OBSERVABILITY=1",
+        "memory": QUERY_MODULE,
+        "redis": QUERY_MODULE,
+    }
     return result
 
 
 def _figures(result: BenchmarkResult, runs: dict[str, list[WrkResult]]) -> None:
-    names = {"plain": "plain FastAPI", "memory": "cached, in-process", "redis": "cached, Redis"}
+    names = {
+        "plain": "plain FastAPI",
+        "observability": "plain + shared observability",
+        "memory": "cached, in-process",
+        "redis": "cached, Redis",
+    }
     for key, label in names.items():
         result.add(f"{key}_rps", label, "requests/s", [r.rps for r in runs[key]])
         result.add(f"{key}_p50_ms", f"{label} p50", "ms", [r.latency_us["p50"] / 1000 for r in runs[key]])
@@ -116,10 +137,12 @@ def _figures(result: BenchmarkResult, runs: dict[str, list[WrkResult]]) -> None:
         errors = sum(r.error_count for r in runs[key])
         if errors:
             result.notes.append(f"{label}: wrk counted {errors} errors or non-2xx answers over all runs")
-    for key in ("memory", "redis"):
+    for key in ("observability", "memory", "redis"):
         ratios = [p.rps / c.rps for p, c in zip(runs["plain"], runs[key], strict=True) if c.rps]
         result.add(f"{key}_cost_ratio", f"{names[key]}: cost vs plain", "x", ratios)
         ratio = result.median(f"{key}_cost_ratio")
+        if key == "observability":
+            continue
         result.targets.append(
             Target(
                 f"{names[key]}: cost per request vs plain endpoint",
