@@ -1,0 +1,1 @@
+"""mcstatbot bot service: the Telegram bot (webhook or long polling) in front of the query service."""

@@ -1,0 +1,180 @@
+"""The bot service's FastAPI app: PTB's Application in the lifespan, the webhook, health, ready, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from mcstatbot_common.observability import instrument_app
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+
+from mcstatbot_bot import metrics
+from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
+from mcstatbot_bot.flood import FloodControl
+from mcstatbot_bot.handlers import BOT_COMMANDS, BotHandlers
+from mcstatbot_bot.query_client import QueryClient
+from mcstatbot_bot.state import build_store
+from mcstatbot_bot.telegram_api import build_application
+from mcstatbot_bot.updates import Outcome, UpdateRunner
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from mcstatbot_bot.settings import BotSettings
+    from mcstatbot_bot.updates import BotApplication
+
+log = logging.getLogger(__name__)
+ALLOWED_UPDATES = ["message", "callback_query"]
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
+
+
+def _breaker_changed(state: BreakerState) -> None:
+    metrics.BREAKER_STATE.set(int(state))
+    metrics.BREAKER_TRANSITIONS.labels(state.name.lower().replace("_", "-")).inc()
+    log.warning("query-service circuit breaker is now %s", state.name.lower())
+
+
+async def register_webhook(application: BotApplication, settings: BotSettings) -> None:
+    """setWebhook with WEBHOOK_URL and WEBHOOK_SECRET (raises TelegramError on failure)."""
+    if not settings.webhook_url:
+        raise ValueError("WEBHOOK_URL is not set")
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    await application.bot.set_webhook(
+        settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES, max_connections=40
+    )
+
+
+def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the app's wiring in one place
+    webhook_mode = settings.bot_mode == "webhook"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            store = build_store(settings)
+            await store.open()
+            stack.push_async_callback(store.close)
+            http = httpx.AsyncClient(
+                base_url=settings.query_service_url,
+                timeout=httpx.Timeout(settings.query_timeout),
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            )
+            stack.push_async_callback(http.aclose)
+            breaker = CircuitBreaker(
+                settings.breaker_failure_threshold, settings.breaker_reset_seconds, on_change=_breaker_changed
+            )
+            metrics.BREAKER_STATE.set(int(BreakerState.CLOSED))
+            query = QueryClient(http, breaker, retries=settings.query_retries)
+            flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
+            application = build_application(settings, webhook=webhook_mode)
+            BotHandlers(query, store, flood).register(application)
+            application.runner = UpdateRunner(store, settings.update_lease_seconds)
+            await application.initialize()
+            stack.push_async_callback(application.shutdown)
+            if settings.set_commands:
+                try:
+                    await application.bot.set_my_commands([BotCommand(c, d) for c, d in BOT_COMMANDS])
+                except TelegramError as exc:
+                    log.warning("setMyCommands failed: %s", exc)
+            if webhook_mode and settings.webhook_url:
+                try:
+                    await register_webhook(application, settings)
+                except TelegramError as exc:
+                    log.warning("setWebhook failed: %s", exc)
+            await application.start()
+            stack.push_async_callback(application.stop)
+            if not webhook_mode and application.updater is not None:
+                await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=30)
+                stack.push_async_callback(application.updater.stop)
+            app.state.application = application
+            app.state.store = store
+            app.state.breaker = breaker
+            app.state.ready = True
+            log.info("bot service started", extra={"mode": settings.bot_mode, "backend": store.backend})
+            try:
+                yield
+            finally:
+                app.state.ready = False
+                log.info("bot service stopping")
+
+    app = FastAPI(title="mcstatbot bot service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.ready = False
+    app.state.settings = settings
+    instrument_app(app, "bot")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        state = request.app.state
+        if not getattr(state, "ready", False):
+            return JSONResponse({"status": "starting"}, status_code=503)
+        store_ok = await state.store.healthy()
+        body = {
+            "status": "ready" if store_ok else "degraded",
+            "mode": settings.bot_mode,
+            "state_backend": state.store.backend,
+            "state_store": "ok" if store_ok else "unavailable",
+            "query_breaker": state.breaker.state.name.lower(),
+        }
+        return JSONResponse(body)
+
+    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
+    limit = settings.max_webhook_body_bytes
+
+    def reject(status: int, detail: str) -> JSONResponse:
+        metrics.UPDATES.labels("rejected").inc()
+        return JSONResponse({"ok": False, "detail": detail}, status_code=status)
+
+    async def read_update(request: Request) -> dict[str, Any] | JSONResponse:
+        """The JSON body as a dict with an int update_id, or the error answer (413/400)."""
+        length = request.headers.get("content-length")
+        if length is not None and not length.isdigit():
+            return reject(400, "bad Content-Length")
+        if length is not None and int(length) > limit:
+            return reject(413, "body too large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                return reject(413, "body too large")
+        try:
+            payload: Any = json.loads(body)
+        except ValueError:
+            return reject(400, "malformed JSON")
+        if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+            return reject(400, "not a Telegram update")
+        return payload
+
+    @app.post("/telegram/webhook")
+    async def telegram_webhook(request: Request) -> JSONResponse:  # noqa: PLR0911 - one answer per case
+        if secret is not None:
+            given = request.headers.get(SECRET_HEADER, "").encode()
+            if not hmac.compare_digest(given, secret):
+                return reject(403, "bad secret token")
+        payload = await read_update(request)
+        if isinstance(payload, JSONResponse):
+            return payload
+        application: BotApplication | None = getattr(request.app.state, "application", None)
+        if application is None or application.runner is None or not request.app.state.ready:
+            return JSONResponse({"ok": False, "detail": "not ready"}, status_code=503)
+        try:
+            update = Update.de_json(payload, application.bot)
+        except (KeyError, TypeError, ValueError):
+            return reject(400, "not a Telegram update")
+        outcome = await application.runner.run(update, application.process_update_directly)
+        if outcome in {Outcome.HANDLED, Outcome.DUPLICATE}:
+            return JSONResponse({"ok": True, "outcome": outcome.value})
+        if outcome is Outcome.BUSY:
+            return JSONResponse({"ok": False, "outcome": outcome.value}, status_code=503)
+        return JSONResponse({"ok": False, "outcome": outcome.value}, status_code=500)
+
+    return app

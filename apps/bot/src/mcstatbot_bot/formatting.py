@@ -1,0 +1,252 @@
+"""Every text the bot sends, in Telegram's HTML parse mode, in one place (so it can be translated later).
+
+Everything that comes from a user or a Minecraft server (addresses, MOTDs, versions, player names) goes
+through `html.escape`. Replies stay within Telegram's 4096-character limit.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from html import escape, unescape
+from typing import TYPE_CHECKING
+
+from mcstatbot_common.models import Edition, ErrorCode, PlayerCount, PlayerList, ServerStatus
+
+if TYPE_CHECKING:
+    from mcstatbot_bot.state.base import ServerRef
+
+MAX_MESSAGE = 4096
+MAX_MOTD = 300
+MAX_NAME = 64
+LATENCY_GOOD_MS = 100
+LATENCY_FAIR_MS = 300
+
+
+class Problem(StrEnum):
+    """Everything that can go wrong from the user's point of view; each maps to one text below."""
+
+    MISSING_ARGUMENT = "missing_argument"
+    INVALID_ADDRESS = "invalid_address"
+    FORBIDDEN_ADDRESS = "forbidden_address"
+    UNAVAILABLE = "unavailable"
+    SLOW_DOWN = "slow_down"
+    BUTTON_EXPIRED = "button_expired"
+    INTERNAL = "internal"
+
+
+PROBLEM_TEXTS: dict[Problem, str] = {
+    Problem.MISSING_ARGUMENT: (
+        "❓ Which server? Send <code>/{command} host</code> or <code>/{command} host:port</code>, "
+        "for example <code>/{command} play.example.com</code>. After that, <code>/{command}</code> "
+        "alone checks the same server again."
+    ),
+    Problem.INVALID_ADDRESS: (
+        "⚠️ <code>{address}</code> is not a server address: {detail}.\n"
+        "Send it as <code>host</code> or <code>host:port</code>, e.g. <code>play.example.com:25565</code>."
+    ),
+    Problem.FORBIDDEN_ADDRESS: (
+        "⛔ <code>{address}</code> points to a private or reserved network address, which I am not "
+        "allowed to check. Use the server's public address instead."
+    ),
+    Problem.UNAVAILABLE: (
+        "😕 The status service is temporarily unavailable, and I have no earlier answer for "
+        "<code>{address}</code>. Please try again in a minute."
+    ),
+    Problem.SLOW_DOWN: (
+        "🐢 Slow down a little: at most {limit} checks every {window} seconds per chat. "
+        "I will answer again in a few seconds."
+    ),
+    Problem.BUTTON_EXPIRED: "⌛ This button has expired. Send <code>/status host</code> again.",
+    Problem.INTERNAL: "😕 Something went wrong on my side. Please try again.",
+}
+
+OFFLINE_REASONS: dict[ErrorCode, str] = {
+    ErrorCode.TIMEOUT: "it did not answer in time",
+    ErrorCode.REFUSED: "the connection was refused (nothing listens on that port)",
+    ErrorCode.DNS: "the host name does not resolve (check the spelling)",
+    ErrorCode.UNREACHABLE: "the network path to it is unreachable",
+    ErrorCode.PROTOCOL: "something answered, but not like a Minecraft server",
+}
+OFFLINE_ADVICE = (
+    "Check the address and port; if they are right, the server may be down or starting. Try again later."
+)
+
+EDITION_NAMES = {Edition.JAVA: "Java", Edition.BEDROCK: "Bedrock", Edition.AUTO: "unknown"}
+
+
+def problem(kind: Problem, **fields: object) -> str:
+    """The text for `kind`; every field is escaped."""
+    return PROBLEM_TEXTS[kind].format(**{k: escape(str(v)) for k, v in fields.items()})
+
+
+def strip_tags(text: str) -> str:
+    """Plain text from one of our HTML texts (for callback answers, which take no markup)."""
+    return unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def problem_plain(kind: Problem, **fields: object) -> str:
+    return strip_tags(problem(kind, **fields))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def latency_badge(latency_ms: float | None) -> str:
+    if latency_ms is None:
+        return "⚪ unknown"
+    colour = "🟢" if latency_ms < LATENCY_GOOD_MS else "🟡" if latency_ms < LATENCY_FAIR_MS else "🔴"
+    return f"{colour} {latency_ms:.0f} ms"
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def stale_note(stored_at: datetime, now: datetime) -> str:
+    age = format_age((now - stored_at).total_seconds())
+    return (
+        f"⚠️ <i>The status service is not answering right now. This is the last answer I have, "
+        f"from {age} ago ({format_time(stored_at)}).</i>"
+    )
+
+
+def status_card(
+    status: ServerStatus, *, stored_at: datetime | None = None, now: datetime | None = None
+) -> str:
+    """The status card; with `stored_at`, a note that this is an older, stored answer and its age."""
+    now = now or datetime.now(UTC)
+    address = f"<code>{escape(status.address)}</code>"
+    lines: list[str] = []
+    if status.online:
+        lines.append(f"🟢 <b>Online</b> · {address}")
+    else:
+        lines.append(f"🔴 <b>Offline</b> · {address}")
+    if status.srv is not None:
+        lines.append(f"↪️ SRV: <code>{escape(status.srv.target)}:{status.srv.port}</code>")
+    if status.online:
+        lines.append(f"Edition: {EDITION_NAMES.get(status.edition, escape(str(status.edition)))}")
+        if status.motd is not None and status.motd.clean.strip():
+            motd = escape(_clip(status.motd.clean.strip(), MAX_MOTD))
+            lines.append(f"MOTD: <i>{motd}</i>")
+        if status.version is not None:
+            lines.append(f"Version: {escape(_clip(status.version.name, 100))}")
+        lines.append(f"Latency: {latency_badge(status.latency_ms)}")
+        if status.players is not None:
+            online, most = status.players.online, status.players.max
+            fill = f" ({online * 100 / most:.0f}% full)" if most > 0 else ""
+            lines.append(f"Players: {online}/{most}{fill}")
+    else:
+        reason = OFFLINE_REASONS.get(status.error.code, "it could not be reached") if status.error else None
+        lines.append(f"The server could not be reached: {reason or 'it could not be reached'}.")
+        lines.append(OFFLINE_ADVICE)
+    lines.append(f"Checked: {format_time(status.retrieved_at)}")
+    if stored_at is not None:
+        lines.extend(("", stale_note(stored_at, now)))
+    return _clip("\n".join(lines), MAX_MESSAGE)
+
+
+def players_card(
+    players: PlayerList, *, stored_at: datetime | None = None, now: datetime | None = None
+) -> str:
+    """Names sorted case-insensitively, '...and N more' when they do not all fit or are unknown."""
+    now = now or datetime.now(UTC)
+    address = f"<code>{escape(players.address)}</code>"
+    if not players.online:
+        reason = OFFLINE_REASONS.get(players.error.code) if players.error else None
+        head = f"🔴 <b>Offline</b> · {address}\nThe server could not be reached: {reason or 'no answer'}."
+        tail = f"\n{OFFLINE_ADVICE}\nChecked: {format_time(players.retrieved_at)}"
+        return head + tail + (f"\n\n{stale_note(stored_at, now)}" if stored_at else "")
+    counts = players.players
+    online = counts.online if counts else len(players.names)
+    header = f"👥 <b>Players on</b> {address}: {online}" + (f"/{counts.max}" if counts else "")
+    footer: list[str] = []
+    if players.source == "sample" and players.names:
+        footer.append(
+            "<i>The server shares only a sample of its players, so this list may be incomplete.</i>"
+        )
+    footer.append(f"Checked: {format_time(players.retrieved_at)}")
+    if stored_at is not None:
+        footer.extend(("", stale_note(stored_at, now)))
+    names = sorted(players.names, key=lambda n: (n.casefold(), n))
+    if not names:
+        body = ["Nobody is online right now." if online == 0 else "The server does not share player names."]
+        return "\n".join([header, *body, "", *footer])
+    footer_text = "\n".join(footer)
+    budget = MAX_MESSAGE - len(header) - len(footer_text) - 60  # room for the "...and N more" line
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        line = f"• {escape(_clip(name, MAX_NAME))}"
+        if used + len(line) + 1 > budget:
+            break
+        shown.append(line)
+        used += len(line) + 1
+    more = max(online, len(names)) - len(shown)
+    body = shown + ([f"…and {more} more"] if more > 0 else [])
+    return "\n".join([header, *body, "", footer_text])
+
+
+def players_from_status(status: ServerStatus) -> PlayerList:
+    """A players card's data from a stored ServerStatus (its sample), for the fallback reply."""
+    sample = status.players.sample if status.players else []
+    return PlayerList(
+        address=status.address,
+        online=status.online,
+        players=None
+        if status.players is None
+        else PlayerCount(online=status.players.online, max=status.players.max),
+        names=[p.name for p in sample],
+        source="sample" if sample else "none",
+        retrieved_at=status.retrieved_at,
+        error=status.error,
+    )
+
+
+def unavailable(server: ServerRef) -> str:
+    return problem(Problem.UNAVAILABLE, address=server.address)
+
+
+def start_text(first_name: str | None) -> str:
+    hello = f"Hi {escape(first_name)}! " if first_name else "Hi! "
+    return (
+        f"👋 {hello}I check Minecraft servers for you: whether they are up, who is playing and how "
+        "fast they answer.\n\n" + help_text()
+    )
+
+
+def help_text() -> str:
+    return (
+        "<b>Commands</b>\n"
+        "/status <code>host[:port]</code> — is the server online? version, MOTD, latency, players\n"
+        "/players <code>host[:port]</code> — who is playing\n"
+        "/status or /players alone — the last server you asked about\n"
+        "/about — what this bot is\n"
+        "/help — this message\n\n"
+        "Java and Bedrock servers both work; add <code>java</code> or <code>bedrock</code> after the "
+        "address to choose. The buttons under each answer refresh it in place."
+    )
+
+
+def about_text(server: ServerRef | None = None) -> str:
+    lines = [
+        (
+            "<b>mcstatbot</b> checks Minecraft Java and Bedrock servers: online or not, version, MOTD, "
+            "latency and players. Answers are cached for up to a minute, so a refresh may show the same time."
+        ),
+        "It remembers the last server each chat asked about (for 7 days) and nothing else.",
+    ]
+    if server is not None:
+        lines.append(f"\nServer on this card: <code>{escape(server.address)}</code>")
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""The bot's Prometheus metrics (default registry, shown by GET /metrics).
+
+The names are fixed: the Grafana dashboard is built against them. No label carries a chat id or a
+server address (unbounded cardinality, and personal data).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+COMMANDS = Counter("mcstatbot_commands", "Bot commands handled, by command", ["command"])
+CALLBACKS = Counter("mcstatbot_callbacks", "Inline button presses handled, by action", ["action"])
+UPDATES = Counter(
+    "mcstatbot_updates",
+    "Telegram updates by outcome: handled, duplicate (seen before), failed, rejected (bad request)",
+    ["outcome"],
+)
+QUERY_REQUESTS = Counter(
+    "mcstatbot_query_requests",
+    "Calls to the query service by endpoint and outcome (ok, client_error, unavailable, short_circuited)",
+    ["endpoint", "outcome"],
+)
+BREAKER_STATE = Gauge(
+    "mcstatbot_circuit_breaker_state", "Query-service circuit breaker: 0 closed, 1 half-open, 2 open"
+)
+BREAKER_TRANSITIONS = Counter(
+    "mcstatbot_circuit_breaker_transitions", "Circuit breaker state changes, by new state", ["state"]
+)
+FALLBACK_REPLIES = Counter(
+    "mcstatbot_fallback_replies",
+    "Replies given while the query service was unavailable: stored answer or 'unavailable'",
+    ["kind"],
+)
+STATE_OPERATIONS = Counter(
+    "mcstatbot_state_store_operations",
+    "State-store calls by backend, operation and outcome (ok, error)",
+    ["backend", "operation", "outcome"],
+)
+STATE_RETRIES = Counter(
+    "mcstatbot_state_store_retries",
+    "State-store call retries, by backend and operation",
+    ["backend", "operation"],
+)
+TELEGRAM_API_ERRORS = Counter(
+    "mcstatbot_telegram_api_errors",
+    "Failed Bot API calls by kind: rate_limited, bad_request, network, other",
+    ["kind"],
+)
+FLOOD_LIMITED = Counter("mcstatbot_flood_limited", "Probes refused because a chat asked too fast")
+ERRORS = Counter("mcstatbot_errors", "Unexpected errors, by service and exception type", ["service", "type"])
+
+BREAKER_STATE.set(0)

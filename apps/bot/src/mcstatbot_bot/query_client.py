@@ -1,0 +1,145 @@
+"""The bot's client for the query service's v1 API: timeouts, one retry, a circuit breaker.
+
+Errors come out typed: `QueryRejected` (a 4xx: the address is invalid or refused; the service is fine)
+and `QueryUnavailable` (connection failure, timeout, 5xx, unreadable answer, or the breaker is open).
+One `QueryClient` wraps the one pooled `httpx.AsyncClient` created in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import httpx
+from mcstatbot_common.models import Edition, PlayerList, ServerStatus
+from pydantic import BaseModel, ValidationError
+
+from mcstatbot_bot import metrics
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mcstatbot_bot.breaker import CircuitBreaker
+
+log = logging.getLogger(__name__)
+Endpoint = Literal["status", "players"]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class QueryError(Exception):
+    """Base of the query client's errors."""
+
+
+class QueryRejected(QueryError):  # noqa: N818 - a rejection, not an "error" of ours
+    """The query service refused the request (4xx). `code`: invalid_address, forbidden_address, ..."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(f"{status_code} {code}: {message}")
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+
+
+class QueryUnavailable(QueryError):  # noqa: N818 - names the condition the user is told about
+    """The query service could not answer (down, slow, 5xx) or the circuit breaker is open."""
+
+    def __init__(self, reason: str, *, short_circuited: bool = False) -> None:
+        super().__init__(reason)
+        self.short_circuited = short_circuited
+
+
+class _RetryableError(Exception):
+    pass
+
+
+class QueryClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        breaker: CircuitBreaker,
+        *,
+        retries: int = 1,
+        backoff_base: float = 0.2,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._http = http
+        self.breaker = breaker
+        self._retries = retries
+        self._backoff_base = backoff_base
+        self._sleep = sleep
+        self._jitter = jitter
+
+    async def status(self, address: str, edition: Edition = Edition.AUTO) -> ServerStatus:
+        return await self._call("status", address, edition, ServerStatus)
+
+    async def players(self, address: str, edition: Edition = Edition.AUTO) -> PlayerList:
+        return await self._call("players", address, edition, PlayerList)
+
+    async def _call(self, endpoint: Endpoint, address: str, edition: Edition, model: type[ModelT]) -> ModelT:
+        if not self.breaker.allow():
+            metrics.QUERY_REQUESTS.labels(endpoint, "short_circuited").inc()
+            raise QueryUnavailable("circuit breaker open", short_circuited=True)
+        body = {"server_url": address, "edition": edition.value}
+        attempt = 0
+        try:
+            while True:
+                try:
+                    result = await self._attempt(endpoint, body, model)
+                except _RetryableError as exc:
+                    if attempt >= self._retries:
+                        self.breaker.record_failure()
+                        metrics.QUERY_REQUESTS.labels(endpoint, "unavailable").inc()
+                        log.warning(
+                            "query service unavailable", extra={"endpoint": endpoint, "reason": str(exc)}
+                        )
+                        raise QueryUnavailable(str(exc)) from None
+                    delay = self._backoff_base * (2**attempt) * (0.5 + self._jitter())
+                    attempt += 1
+                    await self._sleep(delay)
+                    continue
+                except QueryRejected:
+                    self.breaker.record_success()  # the service answered: it is up
+                    metrics.QUERY_REQUESTS.labels(endpoint, "client_error").inc()
+                    raise
+                self.breaker.record_success()
+                metrics.QUERY_REQUESTS.labels(endpoint, "ok").inc()
+                return result
+        except BaseException:
+            self.breaker.release()
+            raise
+
+    async def _attempt(self, endpoint: Endpoint, body: dict[str, str], model: type[ModelT]) -> ModelT:
+        try:
+            response = await self._http.post(f"/api/v1/{endpoint}", json=body)
+        except httpx.TimeoutException:
+            raise _RetryableError("timeout") from None
+        except httpx.HTTPError as exc:
+            raise _RetryableError(type(exc).__name__) from None
+        status = response.status_code
+        if status == httpx.codes.TOO_MANY_REQUESTS or status >= httpx.codes.INTERNAL_SERVER_ERROR:
+            raise _RetryableError(f"HTTP {status}")
+        if status >= httpx.codes.BAD_REQUEST:
+            code, message = _error_detail(response)
+            raise QueryRejected(status, code, message)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError:
+            raise _RetryableError("unreadable answer") from None
+
+
+def _error_detail(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) from a 4xx body: `{"detail": {"code", "message"}}` or FastAPI's validation list."""
+    default_code = "forbidden_address" if response.status_code == httpx.codes.FORBIDDEN else "invalid_address"
+    try:
+        payload: Any = response.json()
+    except ValueError:
+        return default_code, ""
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    if isinstance(detail, dict):
+        return str(detail.get("code") or default_code), str(detail.get("message") or "")
+    if isinstance(detail, str):
+        return default_code, detail
+    return default_code, ""

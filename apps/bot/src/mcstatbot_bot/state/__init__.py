@@ -1,0 +1,38 @@
+"""Chat state behind one interface; `build_store(settings)` picks the backend from STATE_BACKEND."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StateStore, StoredServer
+from mcstatbot_bot.state.resilient import ResilientStore
+
+if TYPE_CHECKING:
+    from mcstatbot_bot.settings import BotSettings
+
+__all__ = [
+    "ChatState",
+    "ClaimResult",
+    "ResilientStore",
+    "ServerRef",
+    "StateStore",
+    "StoredServer",
+    "build_store",
+]
+
+
+def build_store(settings: BotSettings) -> ResilientStore:
+    inner: StateStore
+    if settings.state_backend == "dynamodb":
+        from mcstatbot_bot.state.dynamodb import DynamoDBStore  # noqa: PLC0415 - loads the AWS SDK only when used
+
+        inner = DynamoDBStore(settings.dynamodb_table, timeout=settings.state_timeout)
+    elif settings.state_backend == "sqlite":
+        from mcstatbot_bot.state.sqlite import SqliteStore  # noqa: PLC0415 - same for aiosqlite
+
+        inner = SqliteStore(settings.sqlite_path)
+    else:
+        from mcstatbot_bot.state.memory import MemoryStore  # noqa: PLC0415
+
+        inner = MemoryStore()
+    return ResilientStore(inner, retries=settings.state_retries)

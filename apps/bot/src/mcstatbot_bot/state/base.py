@@ -1,0 +1,93 @@
+"""What the bot remembers, behind one interface with three backends (memory, SQLite, DynamoDB).
+
+- per chat: the last server asked about, when, and the answer (`ChatState`; SPEC.md's table shape);
+- per server: the last ServerStatus, the fallback when the query service is down (`StoredServer`);
+- button references: a short id for a server whose address does not fit into 64 bytes of callback_data;
+- update claims: which update_id is being or has been handled, shared by every replica.
+
+Backends raise freely; `ResilientStore` (resilient.py) adds retries, metrics, spans and the policy
+"answer the user anyway" around whichever backend is configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from mcstatbot_common.models import Edition, ServerStatus
+
+CHAT_TTL = timedelta(days=7)
+SERVER_TTL = timedelta(days=7)
+REF_TTL = timedelta(days=400)
+UPDATE_TTL = timedelta(days=1)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with a Z, seconds precision: `2026-11-28T09:00:00Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRef:
+    """A server as the user asked for it: normalised address text (`str(ServerAddress)`) and edition."""
+
+    address: str
+    edition: Edition = Edition.AUTO
+
+    @property
+    def key(self) -> str:
+        return f"{self.edition.value}|{self.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatState:
+    chat_id: int
+    server: ServerRef
+    last_query_time: datetime
+    server_data: ServerStatus | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredServer:
+    server: ServerRef
+    status: ServerStatus
+    stored_at: datetime
+
+
+class ClaimResult(StrEnum):
+    CLAIMED = "claimed"  # this replica handles it now
+    DUPLICATE = "duplicate"  # handled before: acknowledge, do nothing
+    BUSY = "busy"  # another replica is handling it right now: let Telegram retry later
+
+
+class StateStore(Protocol):
+    """One backend. Every method may raise; the caller (ResilientStore) decides what a failure means."""
+
+    backend: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    async def get_chat(self, chat_id: int) -> ChatState | None: ...
+    async def save_chat(self, chat_id: int, server: ServerRef, status: ServerStatus | None) -> None: ...
+
+    async def get_server(self, server: ServerRef) -> StoredServer | None: ...
+    async def save_server(self, server: ServerRef, status: ServerStatus) -> None: ...
+
+    async def get_ref(self, ref: str) -> ServerRef | None: ...
+    async def put_ref(self, ref: str, server: ServerRef) -> None: ...
+
+    async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult: ...
+    async def finish_update(self, update_id: int) -> None: ...
+    async def release_update(self, update_id: int) -> None: ...

@@ -1,0 +1,264 @@
+"""The DynamoDB backend (aiobotocore): the `user_sessions` table of SPEC.md, shared by every replica.
+
+All item kinds live in the one table, told apart by the partition key `chat_id` (S):
+
+- `"<chat id>"`: a chat: `last_url` (S), `edition` (S), `last_query_time` (S, ISO 8601 UTC),
+  `server_data` (M, the last ServerStatus), `ttl` (N, epoch seconds, 7 days ahead);
+- `"server#<edition>|<address>"`: the last ServerStatus of a server (`server_data`, `stored_at`, `ttl`);
+- `"ref#<id>"`: a button reference (`address`, `edition`, `ttl` about a year ahead);
+- `"update#<update_id>"`: an update claim (`status` processing|done, `lease_until` N, `ttl` a day ahead),
+  taken with a conditional put so only one replica handles an update.
+
+Region, endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) and credentials (IRSA in the cluster) come from the SDK's
+own environment variables and default chain. The SDK's own retries are off: ResilientStore retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
+from mcstatbot_common.models import Edition, ServerStatus
+
+from mcstatbot_bot.state.base import (
+    CHAT_TTL,
+    REF_TTL,
+    SERVER_TTL,
+    UPDATE_TTL,
+    ChatState,
+    ClaimResult,
+    ServerRef,
+    StoredServer,
+    iso,
+    parse_iso,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import timedelta
+
+    from types_aiobotocore_dynamodb import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import AttributeValueTypeDef
+
+
+def to_attribute(value: Any) -> AttributeValueTypeDef:
+    """A JSON-like value as a DynamoDB attribute (numbers travel as strings: no float/Decimal issue)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": json.dumps(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, dict):
+        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(v) for v in value]}
+    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+
+
+def from_attribute(attribute: Mapping[str, Any]) -> Any:
+    if "NULL" in attribute:
+        return None
+    if "BOOL" in attribute:
+        return attribute["BOOL"]
+    if "N" in attribute:
+        number = attribute["N"]
+        return int(number) if number.lstrip("-").isdigit() else float(number)
+    if "S" in attribute:
+        return attribute["S"]
+    if "M" in attribute:
+        return {k: from_attribute(v) for k, v in attribute["M"].items()}
+    if "L" in attribute:
+        return [from_attribute(v) for v in attribute["L"]]
+    raise TypeError(f"unsupported DynamoDB attribute {sorted(attribute)}")
+
+
+def _ttl(delta: timedelta) -> AttributeValueTypeDef:
+    return {"N": str(int(time.time() + delta.total_seconds()))}
+
+
+def _status_map(status: ServerStatus) -> AttributeValueTypeDef:
+    return to_attribute(status.model_dump(mode="json"))
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class DynamoDBStore:
+    backend = "dynamodb"
+
+    def __init__(self, table: str, *, timeout: float = 2.0) -> None:
+        self.table = table
+        self._timeout = timeout
+        self._stack = contextlib.AsyncExitStack()
+        self._client: DynamoDBClient | None = None
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            raise RuntimeError("the DynamoDB store is not open")
+        return self._client
+
+    async def open(self) -> None:
+        config = AioConfig(
+            retries={"max_attempts": 1, "mode": "standard"},
+            connect_timeout=self._timeout,
+            read_timeout=self._timeout,
+            max_pool_connections=50,
+        )
+        self._client = await self._stack.enter_async_context(
+            get_session().create_client("dynamodb", config=config)
+        )
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._client = None
+
+    async def ping(self) -> None:
+        await self.client.describe_table(TableName=self.table)
+
+    async def _get(self, key: str) -> dict[str, Any] | None:
+        response = await self.client.get_item(
+            TableName=self.table, Key={"chat_id": {"S": key}}, ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    async def get_chat(self, chat_id: int) -> ChatState | None:
+        item = await self._get(str(chat_id))
+        if item is None or "last_url" not in item:
+            return None
+        data = item.get("server_data")
+        status = ServerStatus.model_validate(from_attribute(data)) if data and "M" in data else None
+        edition = Edition(item["edition"]["S"]) if "edition" in item else Edition.AUTO
+        return ChatState(
+            chat_id,
+            ServerRef(item["last_url"]["S"], edition),
+            parse_iso(item["last_query_time"]["S"]),
+            status,
+        )
+
+    async def save_chat(self, chat_id: int, server: ServerRef, status: ServerStatus | None) -> None:
+        item: dict[str, AttributeValueTypeDef] = {
+            "chat_id": {"S": str(chat_id)},
+            "last_url": {"S": server.address},
+            "edition": {"S": server.edition.value},
+            "last_query_time": {"S": iso(utc_now())},
+            "ttl": _ttl(CHAT_TTL),
+        }
+        if status is not None:
+            item["server_data"] = _status_map(status)
+        await self.client.put_item(TableName=self.table, Item=item)
+
+    async def get_server(self, server: ServerRef) -> StoredServer | None:
+        item = await self._get(f"server#{server.key}")
+        if item is None:
+            return None
+        status = ServerStatus.model_validate(from_attribute(item["server_data"]))
+        return StoredServer(server, status, parse_iso(item["stored_at"]["S"]))
+
+    async def save_server(self, server: ServerRef, status: ServerStatus) -> None:
+        await self.client.put_item(
+            TableName=self.table,
+            Item={
+                "chat_id": {"S": f"server#{server.key}"},
+                "server_data": _status_map(status),
+                "stored_at": {"S": iso(utc_now())},
+                "ttl": _ttl(SERVER_TTL),
+            },
+        )
+
+    async def get_ref(self, ref: str) -> ServerRef | None:
+        item = await self._get(f"ref#{ref}")
+        if item is None:
+            return None
+        return ServerRef(item["address"]["S"], Edition(item["edition"]["S"]))
+
+    async def put_ref(self, ref: str, server: ServerRef) -> None:
+        await self.client.put_item(
+            TableName=self.table,
+            Item={
+                "chat_id": {"S": f"ref#{ref}"},
+                "address": {"S": server.address},
+                "edition": {"S": server.edition.value},
+                "ttl": _ttl(REF_TTL),
+            },
+        )
+
+    async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult:
+        now = time.time()
+        key = f"update#{update_id}"
+        try:
+            await self.client.put_item(
+                TableName=self.table,
+                Item={
+                    "chat_id": {"S": key},
+                    "status": {"S": "processing"},
+                    "lease_until": {"N": str(now + lease_seconds)},
+                    "ttl": _ttl(UPDATE_TTL),
+                },
+                # new, or another replica's claim whose lease ran out (it crashed mid-update)
+                ConditionExpression=(
+                    "attribute_not_exists(chat_id) OR (#s = :processing AND lease_until < :now)"
+                ),
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":processing": {"S": "processing"}, ":now": {"N": str(now)}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            item = await self._get(key)
+            if item is None:
+                return await self.claim_update(update_id, lease_seconds)
+            return ClaimResult.DUPLICATE if item["status"]["S"] == "done" else ClaimResult.BUSY
+        return ClaimResult.CLAIMED
+
+    async def finish_update(self, update_id: int) -> None:
+        await self.client.put_item(
+            TableName=self.table,
+            Item={"chat_id": {"S": f"update#{update_id}"}, "status": {"S": "done"}, "ttl": _ttl(UPDATE_TTL)},
+        )
+
+    async def release_update(self, update_id: int) -> None:
+        with contextlib.suppress(ClientError):
+            await self.client.delete_item(
+                TableName=self.table,
+                Key={"chat_id": {"S": f"update#{update_id}"}},
+                ConditionExpression="#s = :processing",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":processing": {"S": "processing"}},
+            )
+
+
+async def create_table(table: str, *, wait_seconds: float = 60.0) -> bool:
+    """Create `table` (partition key chat_id S, on demand) with TTL on `ttl`; False if it existed."""
+    created = True
+    async with get_session().create_client("dynamodb") as client:
+        try:
+            await client.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": "chat_id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "chat_id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+            created = False
+        waiter = client.get_waiter("table_exists")
+        await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": int(wait_seconds)})
+        ttl = await client.describe_time_to_live(TableName=table)
+        if ttl.get("TimeToLiveDescription", {}).get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"}:
+            await client.update_time_to_live(
+                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+            )
+    return created

@@ -1,0 +1,71 @@
+"""The in-memory backend: for tests and single-process use; forgets everything on restart."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StoredServer, utc_now
+
+if TYPE_CHECKING:
+    from mcstatbot_common.models import ServerStatus
+
+_MAX_UPDATES = 100_000
+
+
+class MemoryStore:
+    backend = "memory"
+
+    def __init__(self) -> None:
+        self._chats: dict[int, ChatState] = {}
+        self._servers: dict[str, StoredServer] = {}
+        self._refs: dict[str, ServerRef] = {}
+        self._updates: dict[int, tuple[str, float]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def get_chat(self, chat_id: int) -> ChatState | None:
+        return self._chats.get(chat_id)
+
+    async def save_chat(self, chat_id: int, server: ServerRef, status: ServerStatus | None) -> None:
+        self._chats[chat_id] = ChatState(chat_id, server, utc_now(), status)
+
+    async def get_server(self, server: ServerRef) -> StoredServer | None:
+        return self._servers.get(server.key)
+
+    async def save_server(self, server: ServerRef, status: ServerStatus) -> None:
+        self._servers[server.key] = StoredServer(server, status, utc_now())
+
+    async def get_ref(self, ref: str) -> ServerRef | None:
+        return self._refs.get(ref)
+
+    async def put_ref(self, ref: str, server: ServerRef) -> None:
+        self._refs[ref] = server
+
+    async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult:
+        now = time.time()
+        existing = self._updates.get(update_id)
+        if existing is not None:
+            status, lease_until = existing
+            if status == "done":
+                return ClaimResult.DUPLICATE
+            if lease_until > now:
+                return ClaimResult.BUSY
+        self._updates[update_id] = ("processing", now + lease_seconds)
+        return ClaimResult.CLAIMED
+
+    async def finish_update(self, update_id: int) -> None:
+        self._updates[update_id] = ("done", float("inf"))
+        if len(self._updates) > _MAX_UPDATES:  # forget the oldest half; Telegram redelivers within hours
+            for old in list(self._updates)[: _MAX_UPDATES // 2]:
+                del self._updates[old]
+
+    async def release_update(self, update_id: int) -> None:
+        self._updates.pop(update_id, None)

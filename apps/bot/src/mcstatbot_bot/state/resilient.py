@@ -1,0 +1,142 @@
+"""Retries, metrics, spans and the failure policy around a state-store backend.
+
+A failing store never stops a reply: after `retries` retries with exponential backoff (and jitter), a
+read answers None, a write is logged and dropped, and an update claim counts as CLAIMED (handling an
+update twice in an outage beats dropping it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING, TypeVar
+
+from opentelemetry import trace
+
+from mcstatbot_bot import metrics
+from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StateStore, StoredServer
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mcstatbot_common.models import ServerStatus
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("mcstatbot.bot")
+T = TypeVar("T")
+
+
+class StoreFailedError(Exception):
+    """The backend kept failing after every retry."""
+
+
+class ResilientStore:
+    def __init__(
+        self,
+        inner: StateStore,
+        *,
+        retries: int = 3,
+        backoff_base: float = 0.05,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.inner = inner
+        self.backend = inner.backend
+        self._retries = retries
+        self._backoff_base = backoff_base
+        self._sleep = sleep
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def healthy(self) -> bool:
+        try:
+            await self._call("ping", self.inner.ping)
+        except StoreFailedError:
+            return False
+        return True
+
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        with tracer.start_as_current_span(
+            f"state.{operation}", attributes={"db.system": self.backend, "db.operation": operation}
+        ) as span:
+            attempt = 0
+            while True:
+                try:
+                    result = await call()
+                except Exception as exc:
+                    if attempt >= self._retries:
+                        metrics.STATE_OPERATIONS.labels(self.backend, operation, "error").inc()
+                        span.record_exception(exc)
+                        span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+                        log.warning(
+                            "state store %s failed after %d attempts: %s",
+                            operation,
+                            attempt + 1,
+                            type(exc).__name__,
+                            extra={"backend": self.backend, "operation": operation},
+                        )
+                        raise StoreFailedError(operation) from exc
+                    metrics.STATE_RETRIES.labels(self.backend, operation).inc()
+                    await self._sleep(self._backoff_base * (2**attempt) * (0.5 + random.random()))  # noqa: S311
+                    attempt += 1
+                    continue
+                metrics.STATE_OPERATIONS.labels(self.backend, operation, "ok").inc()
+                return result
+
+    async def get_chat(self, chat_id: int) -> ChatState | None:
+        try:
+            return await self._call("get_chat", lambda: self.inner.get_chat(chat_id))
+        except StoreFailedError:
+            return None
+
+    async def save_chat(self, chat_id: int, server: ServerRef, status: ServerStatus | None) -> None:
+        try:
+            await self._call("save_chat", lambda: self.inner.save_chat(chat_id, server, status))
+        except StoreFailedError:
+            return
+
+    async def get_server(self, server: ServerRef) -> StoredServer | None:
+        try:
+            return await self._call("get_server", lambda: self.inner.get_server(server))
+        except StoreFailedError:
+            return None
+
+    async def save_server(self, server: ServerRef, status: ServerStatus) -> None:
+        try:
+            await self._call("save_server", lambda: self.inner.save_server(server, status))
+        except StoreFailedError:
+            return
+
+    async def get_ref(self, ref: str) -> ServerRef | None:
+        try:
+            return await self._call("get_ref", lambda: self.inner.get_ref(ref))
+        except StoreFailedError:
+            return None
+
+    async def put_ref(self, ref: str, server: ServerRef) -> None:
+        try:
+            await self._call("put_ref", lambda: self.inner.put_ref(ref, server))
+        except StoreFailedError:
+            return
+
+    async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult:
+        try:
+            return await self._call("claim_update", lambda: self.inner.claim_update(update_id, lease_seconds))
+        except StoreFailedError:
+            return ClaimResult.CLAIMED
+
+    async def finish_update(self, update_id: int) -> None:
+        try:
+            await self._call("finish_update", lambda: self.inner.finish_update(update_id))
+        except StoreFailedError:
+            return
+
+    async def release_update(self, update_id: int) -> None:
+        try:
+            await self._call("release_update", lambda: self.inner.release_update(update_id))
+        except StoreFailedError:
+            return

@@ -1,0 +1,165 @@
+"""The SQLite backend (aiosqlite): the local default; survives restarts; several processes may share
+the file (WAL, busy timeout), so two bot instances deduplicate updates through it too."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiosqlite
+from mcstatbot_common.models import Edition, ServerStatus
+
+from mcstatbot_bot.state.base import (
+    ChatState,
+    ClaimResult,
+    ServerRef,
+    StoredServer,
+    iso,
+    parse_iso,
+    utc_now,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chats (
+    chat_id INTEGER PRIMARY KEY,
+    last_url TEXT NOT NULL,
+    edition TEXT NOT NULL,
+    last_query_time TEXT NOT NULL,
+    server_data TEXT
+);
+CREATE TABLE IF NOT EXISTS servers (
+    key TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    edition TEXT NOT NULL,
+    server_data TEXT NOT NULL,
+    stored_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refs (
+    ref TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    edition TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS updates (
+    update_id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,
+    lease_until REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+class SqliteStore:
+    backend = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("the SQLite store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, timeout=10.0)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA busy_timeout=10000")
+        await self._db.executescript(_SCHEMA)
+        await self._db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def ping(self) -> None:
+        await (await self.db.execute("SELECT 1")).close()
+
+    async def get_chat(self, chat_id: int) -> ChatState | None:
+        async with self.db.execute(
+            "SELECT last_url, edition, last_query_time, server_data FROM chats WHERE chat_id = ?", (chat_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        data = ServerStatus.model_validate_json(row[3]) if row[3] else None
+        return ChatState(chat_id, ServerRef(row[0], Edition(row[1])), parse_iso(row[2]), data)
+
+    async def save_chat(self, chat_id: int, server: ServerRef, status: ServerStatus | None) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO chats (chat_id, last_url, edition, last_query_time, server_data) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (chat_id, server.address, server.edition.value, iso(utc_now()), _json(status)),
+        )
+        await self.db.commit()
+
+    async def get_server(self, server: ServerRef) -> StoredServer | None:
+        async with self.db.execute(
+            "SELECT server_data, stored_at FROM servers WHERE key = ?", (server.key,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return StoredServer(server, ServerStatus.model_validate_json(row[0]), parse_iso(row[1]))
+
+    async def save_server(self, server: ServerRef, status: ServerStatus) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO servers (key, address, edition, server_data, stored_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (server.key, server.address, server.edition.value, status.model_dump_json(), iso(utc_now())),
+        )
+        await self.db.commit()
+
+    async def get_ref(self, ref: str) -> ServerRef | None:
+        async with self.db.execute("SELECT address, edition FROM refs WHERE ref = ?", (ref,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else ServerRef(row[0], Edition(row[1]))
+
+    async def put_ref(self, ref: str, server: ServerRef) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO refs (ref, address, edition) VALUES (?, ?, ?)",
+            (ref, server.address, server.edition.value),
+        )
+        await self.db.commit()
+
+    async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult:
+        now = time.time()
+        # One statement: insert, or take over an expired claim of another replica; atomic in SQLite.
+        cursor = await self.db.execute(
+            "INSERT INTO updates (update_id, status, lease_until, updated_at) VALUES (?, 'processing', ?, ?) "
+            "ON CONFLICT (update_id) DO UPDATE SET status = 'processing', "
+            "lease_until = excluded.lease_until, updated_at = excluded.updated_at "
+            "WHERE updates.status = 'processing' AND updates.lease_until < ?",
+            (update_id, now + lease_seconds, now, now),
+        )
+        claimed = cursor.rowcount == 1
+        await cursor.close()
+        await self.db.commit()
+        if claimed:
+            return ClaimResult.CLAIMED
+        async with self.db.execute("SELECT status FROM updates WHERE update_id = ?", (update_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:  # released in between: try once more
+            return await self.claim_update(update_id, lease_seconds)
+        return ClaimResult.DUPLICATE if row[0] == "done" else ClaimResult.BUSY
+
+    async def finish_update(self, update_id: int) -> None:
+        now = time.time()
+        await self.db.execute(
+            "UPDATE updates SET status = 'done', updated_at = ? WHERE update_id = ?", (now, update_id)
+        )
+        await self.db.execute("DELETE FROM updates WHERE updated_at < ?", (now - 86400,))
+        await self.db.commit()
+
+    async def release_update(self, update_id: int) -> None:
+        await self.db.execute(
+            "DELETE FROM updates WHERE update_id = ? AND status = 'processing'", (update_id,)
+        )
+        await self.db.commit()
+
+
+def _json(status: ServerStatus | None) -> str | None:
+    return status.model_dump_json() if status is not None else None

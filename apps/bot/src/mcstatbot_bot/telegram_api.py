@@ -1,0 +1,76 @@
+"""Building PTB's Application: the Bot API base URL, timeouts, the rate limiter that honours 429s,
+and a count of every failed Bot API call by kind (`mcstatbot_telegram_api_errors_total`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import AIORateLimiter, ApplicationBuilder
+from telegram.request import HTTPXRequest
+
+from mcstatbot_bot import metrics
+from mcstatbot_bot.updates import BotApplication
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+    from mcstatbot_bot.settings import BotSettings
+
+JSONDict = dict[str, Any]
+
+
+def classify(error: TelegramError) -> str | None:
+    """The `kind` label for a failed Bot API call; None for "message is not modified" (not an error)."""
+    if isinstance(error, RetryAfter):
+        return "rate_limited"
+    if isinstance(error, BadRequest):
+        return None if "not modified" in str(error).lower() else "bad_request"
+    if isinstance(error, NetworkError | TimedOut):
+        return "network"
+    return "other"
+
+
+class CountingRateLimiter(AIORateLimiter):
+    """AIORateLimiter (Telegram's flood limits, retries after `retry_after`) that counts failed calls."""
+
+    async def process_request(  # noqa: PLR0917 - the signature is PTB's
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        async def counted(*a: Any, **k: Any) -> bool | JSONDict | list[JSONDict]:
+            try:
+                return await callback(*a, **k)
+            except TelegramError as exc:
+                kind = classify(exc)
+                if kind is not None:
+                    metrics.TELEGRAM_API_ERRORS.labels(kind).inc()
+                raise
+
+        return await super().process_request(counted, args, kwargs, endpoint, data, rate_limit_args)
+
+
+def build_application(settings: BotSettings, *, webhook: bool) -> BotApplication:
+    root = settings.telegram_api_base_url
+    builder = (
+        ApplicationBuilder()
+        .application_class(BotApplication)
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .request(HTTPXRequest(connection_pool_size=64, connect_timeout=5.0, read_timeout=10.0))
+        .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40.0))
+        .rate_limiter(CountingRateLimiter(max_retries=3))
+        .concurrent_updates(64)
+    )
+    if webhook:
+        builder = builder.updater(None)
+    application = builder.build()
+    if not isinstance(application, BotApplication):  # pragma: no cover - the builder honours the class
+        raise TypeError("unexpected application class")
+    return application

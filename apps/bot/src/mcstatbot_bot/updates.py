@@ -1,0 +1,128 @@
+"""Running one Telegram update: a span, log context, the cross-replica claim, and the outcome.
+
+Both paths go through `UpdateRunner.run`: the webhook endpoint (which answers Telegram according to the
+outcome) and long polling (`BotApplication.process_update`). An update is claimed in the state store
+first (processing, with a lease), handled, then marked done; a duplicate is acknowledged without being
+handled again; an update another replica is handling right now is BUSY (Telegram retries it later);
+a failed handling releases the claim so the redelivery is handled afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from mcstatbot_common.logging import log_context
+from opentelemetry import trace
+from telegram import Update
+from telegram.ext import Application
+
+from mcstatbot_bot import metrics
+from mcstatbot_bot.state import ClaimResult
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mcstatbot_bot.state import ResilientStore
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("mcstatbot.bot")
+
+
+class Outcome(StrEnum):
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    BUSY = "busy"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class _Run:
+    failed: bool = False
+
+
+_CURRENT_RUN: ContextVar[_Run | None] = ContextVar("mcstatbot_current_update_run", default=None)
+
+
+def mark_current_update_failed() -> None:
+    """Called by the error handler: the update being run in this task failed."""
+    run = _CURRENT_RUN.get()
+    if run is not None:
+        run.failed = True
+
+
+def describe(update: Update) -> str:
+    """A label for the span and metrics: the command (`/status`), `callback:<action>` or the kind."""
+    message = update.effective_message if update.callback_query is None else None
+    if message is not None and message.text and message.text.startswith("/"):
+        return message.text.split(maxsplit=1)[0].split("@", 1)[0][:32]
+    if update.callback_query is not None:
+        data = update.callback_query.data or ""
+        parts = data.split("|")
+        return f"callback:{parts[1]}" if len(parts) > 1 else "callback"
+    return "message" if update.message is not None else "other"
+
+
+class UpdateRunner:
+    def __init__(self, store: ResilientStore, lease_seconds: float) -> None:
+        self._store = store
+        self._lease = lease_seconds
+
+    async def run(self, update: Update, process: Callable[[Update], Awaitable[None]]) -> Outcome:
+        update_id = update.update_id
+        command = describe(update)
+        with (
+            log_context(update_id=update_id),
+            tracer.start_as_current_span(
+                "telegram.update", attributes={"telegram.update_id": update_id, "telegram.command": command}
+            ) as span,
+        ):
+            claim = await self._store.claim_update(update_id, self._lease)
+            if claim is not ClaimResult.CLAIMED:
+                metrics.UPDATES.labels("duplicate").inc()
+                span.set_attribute("telegram.outcome", claim.value)
+                log.info("update %s: %s, not handled again", update_id, claim.value)
+                return Outcome.DUPLICATE if claim is ClaimResult.DUPLICATE else Outcome.BUSY
+            run = _Run()
+            token = _CURRENT_RUN.set(run)
+            try:
+                await process(update)
+            except Exception:
+                log.exception("update handling raised")
+                run.failed = True
+            except BaseException:  # cancelled (shutdown): let another delivery handle it
+                await self._store.release_update(update_id)
+                raise
+            finally:
+                _CURRENT_RUN.reset(token)
+            if run.failed:
+                await self._store.release_update(update_id)
+                metrics.UPDATES.labels("failed").inc()
+                span.set_attribute("telegram.outcome", "failed")
+                span.set_status(trace.StatusCode.ERROR, "handling failed")
+                return Outcome.FAILED
+            await self._store.finish_update(update_id)
+            metrics.UPDATES.labels("handled").inc()
+            span.set_attribute("telegram.outcome", "handled")
+            return Outcome.HANDLED
+
+
+class BotApplication(Application[Any, Any, Any, Any, Any, Any]):
+    """PTB's Application whose updates (also those from long polling) go through an UpdateRunner."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runner: UpdateRunner | None = None
+
+    async def process_update(self, update: object) -> None:
+        if isinstance(update, Update) and self.runner is not None:
+            await self.runner.run(update, self.process_update_directly)
+        else:
+            await super().process_update(update)
+
+    async def process_update_directly(self, update: Update) -> None:
+        """PTB's own dispatch to the handlers, without the runner (the runner calls this)."""
+        await super().process_update(update)

@@ -1,0 +1,152 @@
+"""Fixtures for the bot service's tests: real peers on loopback, started once per session.
+
+- `java_peer`: the npm `minecraft-protocol` Java server (mcstatbot_testkit.minecraft);
+- `query`: the real query service (`python -m mcstatbot_query`) allowed to probe loopback peers;
+- `dynamodb`: DynamoDB Local (the jar) with the `user_sessions` table made by `mcstatbot-bot create-table`;
+- `api`: a fresh Bot API test server per test (mcstatbot_testkit.telegram);
+- `bots`: starts bot service processes (`python -m mcstatbot_bot`) against those, stops them after the test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+from mcstatbot_testkit.dynamodb import DynamoDBLocal
+from mcstatbot_testkit.minecraft import JavaPeer
+from mcstatbot_testkit.net import LOOPBACK, free_port
+from mcstatbot_testkit.services import ServiceProcess, bot_service, query_service
+from mcstatbot_testkit.telegram import BotApiServer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+TABLE = "user_sessions"
+WEBHOOK_PATH = "/telegram/webhook"
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bot-logs")
+
+
+@pytest.fixture(scope="session")
+def java_peer(logs: Path) -> Iterator[JavaPeer]:
+    sample = [
+        {"name": n, "id": f"00000000-0000-0000-0000-00000000000{i}"}
+        for i, n in enumerate(["zed", "Alex", "<b>"])
+    ]
+    with JavaPeer(
+        logs / "java.log", motd="§aHello & <welcome>", online=3, max_players=20, sample=sample
+    ) as peer:
+        yield peer
+
+
+def _query_env(**extra: str) -> dict[str, str]:
+    return {
+        "DNS_NAMESERVERS": f"{LOOPBACK}:{free_port()}",  # nothing answers: no lookup leaves the machine
+        "MC_TIMEOUT": "2",
+        "CACHE_TTL_STATUS": "1",
+        "CACHE_TTL_PLAYERS": "1",
+        "CACHE_TTL_OFFLINE": "1",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def query(logs: Path) -> Iterator[ServiceProcess]:
+    service = query_service(logs / "query.log", _query_env(ALLOW_PRIVATE_ADDRESSES="true"))
+    with service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def strict_query(logs: Path) -> Iterator[ServiceProcess]:
+    """A query service with the default rule: loopback and private addresses are refused (403)."""
+    service = query_service(logs / "query-strict.log", _query_env(ALLOW_PRIVATE_ADDRESSES="false"))
+    with service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def dynamodb(logs: Path) -> Iterator[DynamoDBLocal]:
+    with DynamoDBLocal(logs / "dynamodb.log") as ddb:
+        create_table(ddb)
+        yield ddb
+
+
+def create_table(ddb: DynamoDBLocal) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "mcstatbot_bot", "create-table"],
+        env={**ddb.env(), "DYNAMODB_TABLE": TABLE, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+@pytest.fixture
+def api() -> Iterator[BotApiServer]:
+    with BotApiServer(redelivery_delay=0.2) as server:
+        yield server
+
+
+class Bots:
+    """Starts bot service processes; every one is stopped when the test ends."""
+
+    def __init__(self, logs: Path, api: BotApiServer, query: ServiceProcess, tmp_path: Path) -> None:
+        self.logs = logs
+        self.api = api
+        self.query = query
+        self.tmp_path = tmp_path
+        self.started: list[ServiceProcess] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "TELEGRAM_BOT_TOKEN": self.api.token,
+            "TELEGRAM_API_BASE_URL": self.api.base_url,
+            "QUERY_SERVICE_URL": self.query.url,
+            "BOT_MODE": "polling",
+            "STATE_BACKEND": "sqlite",
+            "SQLITE_PATH": str(self.tmp_path / "state.db"),
+            "LOG_LEVEL": "INFO",
+            "BREAKER_RESET_SECONDS": "2",
+            **extra,
+        }
+
+    def start(self, *, port: int = 0, webhook: bool = False, **extra: str) -> ServiceProcess:
+        port = port or free_port()
+        env = self.env(**extra)
+        if webhook:
+            env.setdefault("BOT_MODE", "webhook")
+            env["BOT_MODE"] = "webhook"
+            env.setdefault("WEBHOOK_URL", f"http://{LOOPBACK}:{port}{WEBHOOK_PATH}")
+        name = f"bot-{len(self.started) + 1}-{self.tmp_path.name}.log"
+        bot = bot_service(self.logs / name, env, port=port)
+        self.started.append(bot)
+        bot.start()
+        return bot
+
+    def stop_all(self) -> None:
+        for bot in self.started:
+            bot.stop()
+
+
+@pytest.fixture
+def bots(logs: Path, api: BotApiServer, query: ServiceProcess, tmp_path: Path) -> Iterator[Bots]:
+    manager = Bots(logs, api, query, tmp_path)
+    try:
+        yield manager
+    finally:
+        manager.stop_all()
+
+
+@pytest.fixture
+def start_bot(bots: Bots) -> Callable[..., ServiceProcess]:
+    """`start_bot(port=0, webhook=False, **ENV)`: a bot process (polling, SQLite in tmp_path by default)."""
+    return bots.start
