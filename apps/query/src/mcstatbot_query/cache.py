@@ -143,7 +143,7 @@ class RedisCache:
             raise CacheUnavailableError(str(exc)) from exc
         if self.degraded:
             self.degraded = False
-            log.warning("cache backend is back: using Redis again")
+            log.info("cache backend answers again: using Redis")
         CACHE_BACKEND_UP.set(1)
         return result
 

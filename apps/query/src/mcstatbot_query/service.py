@@ -83,24 +83,27 @@ class QueryService:
         base = key_base(address, edition)
         with tracer.start_as_current_span(f"mc.{kind}") as span:
             span.set_attributes({"mc.edition": edition.value, "server.address": address.host})
-            cached = await self._lookup(base, kind)
-            if cached is not None:
-                CACHE_REQUESTS.labels(kind, "hit").inc()
-                span.set_attributes({"mc.cache_hit": True, "mc.outcome": _outcome(cached.body)})
-                return cached
-            CACHE_REQUESTS.labels(kind, "miss").inc()
-            span.set_attribute("mc.cache_hit", False)  # noqa: FBT003 - an attribute value
             flight_key = f"{base}:{kind}"
             task = self._inflight.get(flight_key)
+            joined = task is not None
             if task is None:
-                task = asyncio.create_task(self._lead(address, edition, base, kind))
+                # One flight per key in this process: one cache look-up, and on a miss one probe (or one
+                # wait for the replica that holds the cluster lock), shared by every concurrent request.
+                task = asyncio.create_task(self._flight(address, edition, base, kind))
                 self._inflight[flight_key] = task
                 task.add_done_callback(lambda _: self._inflight.pop(flight_key, None))
-            else:
+            answer = await asyncio.shield(task)  # a caller that goes away does not cancel the shared work
+            CACHE_REQUESTS.labels(kind, "hit" if answer.hit else "miss").inc()
+            if joined and not answer.hit:
                 COALESCED_WAITS.labels("process").inc()
-            answer = await asyncio.shield(task)  # a caller that goes away does not cancel the shared probe
-            span.set_attribute("mc.outcome", _outcome(answer.body))
+            span.set_attributes({"mc.cache_hit": answer.hit, "mc.outcome": _outcome(answer.body)})
             return answer
+
+    async def _flight(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
+        cached = await self._lookup(base, kind)
+        if cached is not None:
+            return cached
+        return await self._lead(address, edition, base, kind)
 
     async def _lookup(self, base: str, kind: Kind) -> Answer | None:
         try:

@@ -58,7 +58,7 @@ class QuerySettings(ServiceSettings):
         default=10_000, ge=1, description="entries the in-process cache keeps (used when REDIS_URL is unset)"
     )
     redis_timeout: float = Field(
-        default=0.25, gt=0, description="seconds for one Redis call; a slower Redis counts as down"
+        default=0.5, gt=0, description="seconds for one Redis call; a slower Redis counts as down"
     )
     redis_backoff: float = Field(
         default=1.0, ge=0, description="seconds Redis is left alone after a failure before it is tried again"

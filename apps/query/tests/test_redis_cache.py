@@ -1,0 +1,110 @@
+"""The Redis cache: a real redis-server started, killed mid-run and restarted; answers never fail."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+import redis
+from mcstatbot_query.settings import QuerySettings
+from mcstatbot_testkit.redis import RedisServer
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mcstatbot_testkit.minecraft import JavaPeer
+
+SettingsFactory = Callable[..., QuerySettings]
+ClientFactory = Callable[[QuerySettings], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis.log") as server:
+        yield server
+
+
+async def test_keys_ttls_and_hits_in_redis(
+    redis_server: RedisServer,
+    java_peer: JavaPeer,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+) -> None:
+    settings = settings_factory(redis_url=redis_server.url)
+    async with client_factory(settings) as client:
+        first = await client.get(f"/api/v1/status/{java_peer.address}", params={"edition": "java"})
+        second = await client.get(f"/api/v1/status/{java_peer.address}", params={"edition": "java"})
+        players = await client.get(f"/api/v1/players/{java_peer.address}", params={"edition": "java"})
+        auto = await client.get(f"/api/v1/status/{java_peer.address}")
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert players.headers["Cache-Control"] == "max-age=30"
+    assert auto.headers["X-Cache"] == "MISS"  # auto has keys of its own
+    direct = redis.Redis.from_url(redis_server.url)
+    try:
+        keys = sorted(k.decode() for k in direct.keys("mc:server:*"))
+        base = f"mc:server:{java_peer.address}"
+        assert keys == sorted([f"{base}:status", f"{base}:players", f"{base}:auto:status"])
+        assert 55_000 < direct.pttl(f"{base}:status") <= 60_000
+        assert 25_000 < direct.pttl(f"{base}:players") <= 30_000
+        assert direct.keys("mc:lock:*") == []  # locks are released after the probe
+    finally:
+        direct.close()
+
+
+async def test_redis_killed_mid_run_then_back_by_itself(
+    redis_server: RedisServer,
+    java_peer: JavaPeer,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+) -> None:
+    settings = settings_factory(redis_url=redis_server.url, redis_backoff=0.2, cache_ttl_status=60)
+    url = f"/api/v1/status/{java_peer.address}"
+    async with client_factory(settings) as client:
+        assert (await client.get(url, params={"edition": "java"})).headers["X-Cache"] == "MISS"
+        assert (await client.get(url, params={"edition": "java"})).headers["X-Cache"] == "HIT"
+
+        redis_server.kill()
+        during = [await client.get(url, params={"edition": "java"}) for _ in range(5)]
+        ready = await client.get("/ready")
+        metrics = (await client.get("/metrics")).text
+        for response in during:
+            assert response.status_code == 200
+            assert response.json()["online"] is True
+            assert response.headers["X-Cache"] == "MISS"  # degraded: probed directly
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
+        assert "mcstatbot_cache_backend_up 0.0" in metrics
+
+        redis_server.start()  # the same port, empty
+        deadline = time.monotonic() + 10
+        hits = False
+        while time.monotonic() < deadline and not hits:
+            await asyncio.sleep(0.25)
+            response = await client.get(url, params={"edition": "java"})
+            assert response.status_code == 200
+            hits = response.headers["X-Cache"] == "HIT"
+        assert hits, "the cache did not come back after Redis restarted"
+        ready = await client.get("/ready")
+        assert ready.json()["status"] == "ready"
+        assert "mcstatbot_cache_backend_up 1.0" in (await client.get("/metrics")).text
+
+
+async def test_redis_down_from_the_start_still_answers(
+    tmp_path: Path, java_peer: JavaPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    dead = RedisServer(tmp_path / "never.log")  # never started: nothing listens on its port
+    settings = settings_factory(redis_url=dead.url)
+    async with client_factory(settings) as client:
+        started = time.monotonic()
+        responses = [await client.get(f"/api/v1/status/{java_peer.address}") for _ in range(3)]
+        elapsed = time.monotonic() - started
+        ready = await client.get("/ready")
+    assert all(r.status_code == 200 and r.json()["online"] for r in responses)
+    assert ready.status_code == 200
+    assert ready.json()["cache_up"] is False
+    assert elapsed < 3 * (settings.mc_timeout + 1)
