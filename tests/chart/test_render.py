@@ -1,0 +1,204 @@
+"""The chart and overlays render, lint and validate: helm lint --strict (helm 3 and 4), kubernetes-validate
+--strict against Kubernetes 1.29 and 1.34 (a WARN fails too), CRD objects against their own schemas, checkov.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonschema  # type: ignore[import-untyped]  # jsonschema ships no type information
+import pytest
+import yaml
+from kubernetes_validate import utils as kv
+
+if TYPE_CHECKING:
+    from tests.chart.conftest import Kit, Render
+
+KUBERNETES_VERSIONS = ["1.29.0", "1.34.0"]
+CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
+# Kinds kubernetes-validate cannot know (CustomResourceDefinitions of the Prometheus Operator): each is
+# validated against a schema in crd_schemas/ instead. Any other unknown kind or API version fails.
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+}
+MONITORING = {
+    "metrics.serviceMonitor.enabled": "true",
+    "metrics.prometheusRule.enabled": "true",
+    "metrics.grafanaDashboard.enabled": "true",
+}
+SAMPLE_RULES = """\
+- name: mcstatbot.rollback
+  rules:
+    - alert: McstatbotHighErrorRate
+      expr: >-
+        sum(rate(mcstatbot_http_requests_total{status=~"5.."}[5m]))
+        / sum(rate(mcstatbot_http_requests_total[5m])) > 0.05
+      for: 5m
+      labels: {severity: critical}
+      annotations: {summary: error rate over 5%}
+"""
+
+
+def validate_strict(docs: list[dict[str, Any]], where: str) -> list[str]:
+    """kubernetes-validate --strict over each object and version; a WARN (schema not found) is a problem."""
+    problems: list[str] = []
+    for doc in docs:
+        name = f"{where}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        crd_schema = CRD_KINDS.get((doc.get("apiVersion", ""), doc.get("kind", "")))
+        if crd_schema is not None:
+            schema = json.loads((CRD_SCHEMAS / crd_schema).read_text())
+            errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
+            problems += [f"ERROR {name} (CRD schema): {message}" for message in errors]
+            continue
+        for version in KUBERNETES_VERSIONS:
+            try:
+                kv.validate(doc, version, strict=True)
+            except kv.ValidationError as error:
+                path = ".".join(str(item) for item in error.path)
+                problems.append(f"ERROR {name} against {version}: {path}: {error.message}")
+            except (kv.SchemaNotFoundError, kv.InvalidSchemaError) as error:
+                problems.append(f"WARN {name} against {version}: {error.message}")
+    return problems
+
+
+@pytest.mark.parametrize("helm", ["helm", "helm4"])
+@pytest.mark.parametrize(
+    "values", ["charts/mcstatbot/ci/default-values.yaml", "charts/mcstatbot/ci/polling-values.yaml"]
+)
+def test_helm_lint_strict(kit: Kit, helm: str, values: str) -> None:
+    result = kit.run([kit.tool(helm), "lint", "--strict", str(kit.chart), "-f", str(kit.root / values)])
+    assert "0 chart(s) failed" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("helm", ["helm", "helm4"])
+def test_helm_lint_strict_overlay_values(kit: Kit, helm: str) -> None:
+    for overlay in ("kind", "eks"):
+        values = kit.root / "k8s" / "overlays" / overlay / "app" / "values.yaml"
+        result = kit.run([kit.tool(helm), "lint", "--strict", str(kit.chart), "-f", str(values)])
+        assert "0 chart(s) failed" in result.stdout, result.stdout
+
+
+def test_helm4_renders_the_same_objects(kit: Kit, renders: dict[str, Render]) -> None:
+    for name, files in kit.scenarios.items():
+        docs = kit.load_docs(kit.helm_template(*files, helm="helm4").stdout)
+        theirs = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
+        ours = sorted((d["kind"], d["metadata"]["name"]) for d in renders[name].docs)
+        assert theirs == ours, name
+
+
+@pytest.mark.parametrize("scenario", ["default", "kind", "eks", "polling"])
+def test_helm_template_validates_strictly(renders: dict[str, Render], scenario: str) -> None:
+    render = renders[scenario]
+    assert len(render.docs) > 10
+    problems = validate_strict(render.docs, scenario)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("overlay", ["kind", "eks"])
+def test_kustomize_overlay_validates_strictly(overlays: dict[str, Render], overlay: str) -> None:
+    render = overlays[overlay]
+    assert any(d["kind"] == "Namespace" for d in render.docs)
+    problems = validate_strict(render.docs, f"kustomize {overlay}")
+    assert not problems, "\n".join(problems)
+    # Everything of the product lands in the mcstatbot namespace; only metrics-server lives in kube-system.
+    for doc in render.docs:
+        namespace = doc["metadata"].get("namespace")
+        if doc["kind"] in {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService"}:
+            continue
+        assert namespace in {"mcstatbot", "kube-system"}, doc["metadata"]
+        assert namespace == "mcstatbot" or doc["metadata"]["name"].startswith(("metrics-server", "system:"))
+
+
+def test_the_validation_catches_a_misspelt_field_and_an_unknown_kind(default: Render) -> None:
+    """The validator is really strict: a typo in a field and an unknown API version are both reported."""
+    deployment = yaml.safe_load(yaml.safe_dump(default.of_kind("Deployment")[0]))
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    removed_api = {"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "metadata": {"name": "x"}}
+    problems = validate_strict([deployment, removed_api], "mutated")
+    assert any(p.startswith("ERROR") and "imagePullPolicyy" in p for p in problems), problems
+    assert any(p.startswith("WARN") and "PodSecurityPolicy" in p for p in problems), problems
+
+
+def copy_chart(kit: Kit, tmp_path: Path, *, with_files: bool) -> Path:
+    chart = tmp_path / "mcstatbot"
+    shutil.copytree(kit.chart, chart)
+    files = chart / "files"
+    for name in ("prometheus-rules.yaml", "grafana-dashboard.json"):
+        (files / name).unlink(missing_ok=True)
+    if with_files:
+        files.mkdir(exist_ok=True)
+        (files / "prometheus-rules.yaml").write_text(SAMPLE_RULES)
+        (files / "grafana-dashboard.json").write_text('{"title": "mcstatbot", "panels": []}')
+    return chart
+
+
+def test_monitoring_objects_validate(kit: Kit, tmp_path: Path) -> None:
+    """ServiceMonitor, PrometheusRule and the dashboard ConfigMap, with the repository's files when present
+    (the observability work writes them) and otherwise with stand-ins in a copy of the chart."""
+    files = kit.chart / "files"
+    have_files = (files / "prometheus-rules.yaml").is_file() and (files / "grafana-dashboard.json").is_file()
+    chart = kit.chart if have_files else copy_chart(kit, tmp_path, with_files=True)
+    result = kit.helm_template("charts/mcstatbot/ci/default-values.yaml", sets=MONITORING, chart=chart)
+    docs = kit.load_docs(result.stdout)
+    kinds = {d["kind"] for d in docs}
+    assert {"ServiceMonitor", "PrometheusRule"} <= kinds
+    problems = validate_strict(docs, "monitoring")
+    assert not problems, "\n".join(problems)
+    dashboard = next(
+        d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]
+    )
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(next(iter(dashboard["data"].values())))  # the JSON survives quoting
+    rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load((chart / "files" / "prometheus-rules.yaml").read_text())
+
+
+def test_monitoring_files_are_optional_until_enabled(kit: Kit, tmp_path: Path) -> None:
+    chart = copy_chart(kit, tmp_path, with_files=False)
+    plain = kit.helm_template("charts/mcstatbot/ci/default-values.yaml", chart=chart)
+    assert "PrometheusRule" not in plain.stdout
+    for key, missing in (
+        ("metrics.prometheusRule.enabled", "prometheus-rules.yaml is missing"),
+        ("metrics.grafanaDashboard.enabled", "grafana-dashboard.json is missing"),
+    ):
+        result = kit.helm_template(
+            "charts/mcstatbot/ci/default-values.yaml", sets={key: "true"}, chart=chart, check=False
+        )
+        assert result.returncode != 0
+        assert missing in result.stderr, result.stderr
+
+
+def test_checkov_passes_with_justified_skips(
+    kit: Kit, renders: dict[str, Render], overlays: dict[str, Render], tmp_path: Path
+) -> None:
+    """checkov (kubernetes framework, offline) over every render; skips live in checkov.yaml, each with its
+    reason, and per object as `checkov.io/skipN` annotations."""
+    for name, render in {**renders, **{f"kustomize-{k}": v for k, v in overlays.items()}}.items():
+        (tmp_path / f"{name}.yaml").write_text(render.text)
+    config = Path(__file__).parent / "checkov.yaml"
+    result = kit.run(
+        [
+            kit.tool("checkov"),
+            "--config-file",
+            str(config),
+            "--directory",
+            str(tmp_path),
+            "--output",
+            "json",
+        ],
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [
+        f"{check['check_id']} {check['resource']} ({check['file_path']})"
+        for item in reports
+        for check in item["results"]["failed_checks"]
+    ]
+    assert not failed, "\n".join(failed)
+    assert result.returncode == 0, result.stderr
+    assert sum(item["summary"]["passed"] for item in reports) > 500
