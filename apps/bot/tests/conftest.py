@@ -91,6 +91,12 @@ def create_table(ddb: DynamoDBLocal) -> str:
 
 
 @pytest.fixture
+def run_create_table() -> Callable[[DynamoDBLocal], str]:
+    """`mcstatbot-bot create-table` against a DynamoDB Local; returns its output."""
+    return create_table
+
+
+@pytest.fixture
 def api() -> Iterator[BotApiServer]:
     with BotApiServer(redelivery_delay=0.2) as server:
         yield server

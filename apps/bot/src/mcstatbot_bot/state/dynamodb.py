@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,11 @@ def _status_map(status: ServerStatus) -> AttributeValueTypeDef:
     return to_attribute(status.model_dump(mode="json"))
 
 
+def sdk_region() -> str | None:
+    """AWS_REGION (what EKS and SPEC.md set; botocore reads only AWS_DEFAULT_REGION), else the SDK's."""
+    return os.environ.get("AWS_REGION") or None
+
+
 def _conditional_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -116,7 +122,7 @@ class DynamoDBStore:
             max_pool_connections=50,
         )
         self._client = await self._stack.enter_async_context(
-            get_session().create_client("dynamodb", config=config)
+            get_session().create_client("dynamodb", region_name=sdk_region(), config=config)
         )
 
     async def close(self) -> None:
@@ -242,7 +248,7 @@ class DynamoDBStore:
 async def create_table(table: str, *, wait_seconds: float = 60.0) -> bool:
     """Create `table` (partition key chat_id S, on demand) with TTL on `ttl`; False if it existed."""
     created = True
-    async with get_session().create_client("dynamodb") as client:
+    async with get_session().create_client("dynamodb", region_name=sdk_region()) as client:
         try:
             await client.create_table(
                 TableName=table,

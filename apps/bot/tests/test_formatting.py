@@ -1,0 +1,145 @@
+"""Reply texts: escaping of everything from users and servers, the 4096 limit, the player list."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+from mcstatbot_bot import formatting
+from mcstatbot_bot.formatting import Problem
+from mcstatbot_common.models import (
+    ErrorCode,
+    Motd,
+    PlayerCount,
+    PlayerEntry,
+    PlayerList,
+    Players,
+    ProbeError,
+    ServerStatus,
+    SrvRecord,
+    Version,
+)
+
+ALLOWED_TAGS = {"b", "i", "code"}
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+class TagChecker(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.bad: list[str] = []
+
+    def handle_starttag(self, tag: str, _attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ALLOWED_TAGS:
+            self.bad.append(tag)
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.bad.append(f"/{tag}")
+
+
+def assert_safe_html(text: str) -> None:
+    checker = TagChecker()
+    checker.feed(text)
+    checker.close()
+    assert checker.bad == []
+    assert checker.stack == []
+    assert len(text) <= 4096
+
+
+def online(**changes: object) -> ServerStatus:
+    base = ServerStatus(
+        address="play.example.com:25565",
+        host="play.example.com",
+        port=25565,
+        edition="java",
+        online=True,
+        version=Version(name="1.21.1 <script>", protocol=767),
+        motd=Motd(raw="§a<b>Hi</b> & bye", clean="<b>Hi</b> & bye", html=""),
+        players=Players(online=3, max=20, sample=[PlayerEntry(name="Steve")]),
+        latency_ms=42.4,
+        srv=SrvRecord(target="mc<1>.example.com", port=25566),
+        retrieved_at=NOW,
+    )
+    return base.model_copy(update=changes)
+
+
+def test_status_card_escapes_and_shows_everything() -> None:
+    text = formatting.status_card(online(), now=NOW)
+    assert_safe_html(text)
+    assert "🟢 <b>Online</b>" in text
+    assert "&lt;b&gt;Hi&lt;/b&gt; &amp; bye" in text
+    assert "1.21.1 &lt;script&gt;" in text
+    assert "SRV: <code>mc&lt;1&gt;.example.com:25566</code>" in text
+    assert "Edition: Java" in text
+    assert "🟢 42 ms" in text
+    assert "3/20 (15% full)" in text
+    assert "2026-11-28 09:00:00 UTC" in text
+
+
+def test_latency_colours() -> None:
+    assert formatting.latency_badge(99).startswith("🟢")
+    assert formatting.latency_badge(100).startswith("🟡")
+    assert formatting.latency_badge(299).startswith("🟡")
+    assert formatting.latency_badge(300).startswith("🔴")
+    assert formatting.latency_badge(None).startswith("⚪")
+
+
+def test_offline_card_names_the_reason_and_what_to_do() -> None:
+    status = online(online=False, error=ProbeError(code=ErrorCode.REFUSED, message="x"), srv=None)
+    text = formatting.status_card(status, now=NOW)
+    assert_safe_html(text)
+    assert "🔴 <b>Offline</b>" in text
+    assert "refused" in text
+    assert "Check the address and port" in text
+
+
+def test_stale_note_gives_the_age() -> None:
+    text = formatting.status_card(online(), stored_at=NOW - timedelta(minutes=5), now=NOW)
+    assert "from 5 minutes ago" in text
+    assert_safe_html(text)
+
+
+def test_players_sorted_case_insensitively_and_sample_noted() -> None:
+    players = PlayerList(
+        address="a:1",
+        online=True,
+        players=PlayerCount(online=5, max=10),
+        names=["zed", "Alex", "bob", "<img>"],
+        source="sample",
+        retrieved_at=NOW,
+    )
+    text = formatting.players_card(players, now=NOW)
+    assert_safe_html(text)
+    names = re.findall(r"• (.+)", text)
+    assert names == ["&lt;img&gt;", "Alex", "bob", "zed"]
+    assert "…and 1 more" in text
+    assert "only a sample" in text
+
+
+def test_huge_player_list_stays_within_the_limit() -> None:
+    names = [f"player_{i:05d}_with_a_long_name" for i in range(5000)]
+    players = PlayerList(
+        address="a:1", online=True, players=PlayerCount(online=5000, max=10000), names=names, source="query"
+    )
+    text = formatting.players_card(players, now=NOW)
+    assert_safe_html(text)
+    shown = len(re.findall(r"^• ", text, flags=re.MULTILINE))
+    assert 50 < shown < 5000
+    assert f"…and {5000 - shown} more" in text
+
+
+def test_every_problem_has_a_text_that_says_what_to_do() -> None:
+    fields = {"address": "<x>", "detail": "a & b", "command": "status", "limit": 5, "window": 10}
+    for kind in Problem:
+        text = formatting.problem(kind, **fields)
+        assert_safe_html(text)
+        assert "<x>" not in text
+    assert "private" in formatting.problem(Problem.FORBIDDEN_ADDRESS, address="x")
+    assert "/status host" in formatting.problem(Problem.MISSING_ARGUMENT, command="status")
+    assert formatting.problem_plain(Problem.BUTTON_EXPIRED).startswith(
+        "⌛ This button has expired. Send /status"
+    )

@@ -1,0 +1,196 @@
+"""The three chat-state backends behind one interface; DynamoDB against DynamoDB Local (the real jar)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+from aiobotocore.session import get_session
+from mcstatbot_bot.state import ClaimResult, ResilientStore, ServerRef
+from mcstatbot_bot.state.dynamodb import DynamoDBStore, from_attribute
+from mcstatbot_bot.state.memory import MemoryStore
+from mcstatbot_bot.state.sqlite import SqliteStore
+from mcstatbot_common.models import Edition, ServerStatus
+from mcstatbot_testkit.net import LOOPBACK, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
+
+    from mcstatbot_bot.state import StateStore
+    from mcstatbot_testkit.dynamodb import DynamoDBLocal
+
+TABLE = "user_sessions"
+STATUS = ServerStatus.model_validate(
+    {
+        "address": "play.example.com:25565",
+        "host": "play.example.com",
+        "port": 25565,
+        "edition": "java",
+        "online": True,
+        "version": {"name": "1.21.1", "protocol": 767},
+        "motd": {"raw": "§aHi", "clean": "Hi", "html": "<span>Hi</span>"},
+        "players": {"online": 2, "max": 20, "sample": [{"name": "Steve", "id": "x"}]},
+        "latency_ms": 12.25,
+        "retrieved_at": "2026-11-28T09:00:00Z",
+    }
+)
+SERVER = ServerRef("play.example.com", Edition.AUTO)
+
+
+@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[StateStore]:
+    backend: StateStore
+    if request.param == "memory":
+        backend = MemoryStore()
+    elif request.param == "sqlite":
+        backend = SqliteStore(str(tmp_path / "state.db"))
+    else:
+        ddb: DynamoDBLocal = request.getfixturevalue("dynamodb")
+        ddb.apply_env(monkeypatch)
+        backend = DynamoDBStore(TABLE)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+def _chat() -> int:
+    return uuid.uuid4().int % 10**12
+
+
+async def test_chat_state_round_trip(store: StateStore) -> None:
+    chat = _chat()
+    assert await store.get_chat(chat) is None
+    await store.save_chat(chat, SERVER, STATUS)
+    state = await store.get_chat(chat)
+    assert state is not None
+    assert state.server == SERVER
+    assert state.server_data == STATUS
+    assert abs(time.time() - state.last_query_time.timestamp()) < 60
+    await store.save_chat(chat, ServerRef("other.example:1", Edition.BEDROCK), None)
+    state = await store.get_chat(chat)
+    assert state is not None
+    assert state.server == ServerRef("other.example:1", Edition.BEDROCK)
+
+
+async def test_server_and_refs(store: StateStore) -> None:
+    server = ServerRef(f"{uuid.uuid4().hex}.example", Edition.JAVA)
+    assert await store.get_server(server) is None
+    await store.save_server(server, STATUS)
+    stored = await store.get_server(server)
+    assert stored is not None
+    assert stored.status == STATUS
+    assert await store.get_server(ServerRef(server.address, Edition.BEDROCK)) is None
+    ref = uuid.uuid4().hex[:12]
+    assert await store.get_ref(ref) is None
+    await store.put_ref(ref, server)
+    assert await store.get_ref(ref) == server
+
+
+async def test_update_claims(store: StateStore) -> None:
+    update_id = _chat()
+    assert await store.claim_update(update_id, 60) is ClaimResult.CLAIMED
+    assert await store.claim_update(update_id, 60) is ClaimResult.BUSY
+    await store.finish_update(update_id)
+    assert await store.claim_update(update_id, 60) is ClaimResult.DUPLICATE
+    failed = update_id + 1
+    assert await store.claim_update(failed, 60) is ClaimResult.CLAIMED
+    await store.release_update(failed)
+    assert await store.claim_update(failed, 60) is ClaimResult.CLAIMED
+    expired = update_id + 2
+    assert await store.claim_update(expired, 0.0) is ClaimResult.CLAIMED  # a replica that died at once
+    assert await store.claim_update(expired, 60) is ClaimResult.CLAIMED  # its lease ran out: taken over
+
+
+async def test_dynamodb_items_have_the_spec_shape(
+    dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dynamodb.apply_env(monkeypatch)
+    store = DynamoDBStore(TABLE)
+    await store.open()
+    chat = _chat()
+    try:
+        await store.save_chat(chat, SERVER, STATUS)
+        await store.save_server(SERVER, STATUS)
+        item = (await store.client.get_item(TableName=TABLE, Key={"chat_id": {"S": str(chat)}}))["Item"]
+        ttl_description = await store.client.describe_time_to_live(TableName=TABLE)
+    finally:
+        await store.close()
+    assert item["chat_id"] == {"S": str(chat)}
+    assert item["last_url"] == {"S": "play.example.com"}
+    last = item["last_query_time"]["S"]
+    assert last.endswith("Z")
+    assert len(last) == len("2026-11-28T09:00:00Z")
+    ttl = int(item["ttl"]["N"])
+    assert abs(ttl - (time.time() + 7 * 86400)) < 120
+    assert "M" in item["server_data"]
+    assert item["server_data"]["M"]["latency_ms"] == {"N": "12.25"}
+    assert ServerStatus.model_validate(from_attribute(item["server_data"])) == STATUS
+    assert ttl_description["TimeToLiveDescription"]["AttributeName"] == "ttl"
+    assert ttl_description["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
+
+
+async def test_create_table_is_idempotent(
+    dynamodb: DynamoDBLocal, run_create_table: Callable[[DynamoDBLocal], str]
+) -> None:
+    assert "already exists" in run_create_table(dynamodb)
+    session = get_session()
+    async with session.create_client(
+        "dynamodb",
+        endpoint_url=dynamodb.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - DynamoDB Local accepts any credentials
+    ) as client:
+        table = (await client.describe_table(TableName=TABLE))["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "chat_id", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "chat_id", "AttributeType": "S"}]
+
+
+async def test_unreachable_dynamodb_degrades_to_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://{LOOPBACK}:{free_port()}")  # nothing listens
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    store = ResilientStore(DynamoDBStore(TABLE, timeout=0.5), retries=3, backoff_base=0.01)
+    await store.open()
+    try:
+        assert await store.get_chat(1) is None
+        await store.save_chat(1, SERVER, STATUS)  # logged, not raised
+        assert await store.claim_update(5, 60) is ClaimResult.CLAIMED  # handle rather than drop
+        assert not await store.healthy()
+    finally:
+        await store.close()
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose next `failures` calls raise (an injected error, e.g. throttling)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.calls = 0
+
+    async def get_chat(self, chat_id: int):  # type: ignore[no-untyped-def]  # same signature as the parent
+        self.calls += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return await super().get_chat(chat_id)
+
+
+async def test_retries_three_times_then_gives_up() -> None:
+    flaky = FlakyStore(failures=3)
+    await flaky.save_chat(7, SERVER, STATUS)
+    store = ResilientStore(flaky, retries=3, backoff_base=0.001)
+    assert (await store.get_chat(7)) is not None  # 3 failures, the 4th attempt works
+    assert flaky.calls == 4
+    flaky.failures, flaky.calls = 10, 0
+    assert await store.get_chat(7) is None
+    assert flaky.calls == 4
