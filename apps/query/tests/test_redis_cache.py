@@ -46,7 +46,7 @@ async def test_keys_ttls_and_hits_in_redis(
     assert auto.headers["X-Cache"] == "MISS"  # auto has keys of its own
     direct = redis.Redis.from_url(redis_server.url)
     try:
-        keys = sorted(k.decode() for k in direct.keys("mc:server:*"))
+        keys = sorted(k.decode() if isinstance(k, bytes) else k for k in direct.keys("mc:server:*"))
         base = f"mc:server:{java_peer.address}"
         assert keys == sorted([f"{base}:status", f"{base}:players", f"{base}:auto:status"])
         assert 55_000 < direct.pttl(f"{base}:status") <= 60_000

@@ -120,12 +120,12 @@ def _parse_port(text: str) -> int:
 def _normalise_host(host: str) -> str:  # noqa: C901 - one check per rule, each with its own message
     if not host:
         raise InvalidAddressError("the host name is missing")
+    if "%" in host:  # checked first: ipaddress accepts scoped IPv6 addresses (fe80::1%eth0)
+        raise InvalidAddressError("scoped IPv6 addresses are not supported")
     try:
         return ipaddress.ip_address(host).compressed
     except ValueError:
         pass
-    if "%" in host:
-        raise InvalidAddressError("scoped IPv6 addresses are not supported")
     name = host.rstrip(".") if host.endswith(".") and not host.endswith("..") else host
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii") if not name.isascii() else name.lower()

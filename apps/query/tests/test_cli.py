@@ -1,0 +1,87 @@
+"""`mcstatbot status`: exit 0 online, 1 offline, 2 bad input; --json prints a ServerStatus."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from mcstatbot_common.models import ServerStatus
+from mcstatbot_testkit.net import free_port
+
+if TYPE_CHECKING:
+    from mcstatbot_testkit.minecraft import BedrockPeer, JavaPeer
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "ALLOW_PRIVATE_ADDRESSES"}
+    environment.update({"MC_TIMEOUT": "2", "MC_QUERY_TIMEOUT": "0.5", "DNS_SRV": "false", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "mcstatbot_query.cli", "status", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_online_summary_exit_0(java_peer: JavaPeer) -> None:
+    result = run_cli(java_peer.address)
+    assert result.returncode == 0, result.stderr
+    assert f"{java_peer.address} is online (java)" in result.stdout
+    assert "A Minecraft Server" in result.stdout
+    assert "second line" in result.stdout
+    assert "2/20" in result.stdout
+    assert "Steve, Alex" in result.stdout
+
+
+def test_json_parses_as_server_status(java_peer: JavaPeer) -> None:
+    result = run_cli(java_peer.address, "--edition", "java", "--json")
+    assert result.returncode == 0, result.stderr
+    status = ServerStatus.model_validate_json(result.stdout)
+    assert status.online
+    assert status.motd is not None
+    assert status.motd.clean == "A Minecraft Server\nsecond line"
+
+
+def test_bedrock_json(bedrock_peer: BedrockPeer) -> None:
+    result = run_cli(bedrock_peer.address, "--edition", "bedrock", "--json")
+    assert result.returncode == 0, result.stderr
+    assert ServerStatus.model_validate_json(result.stdout).edition == "bedrock"
+
+
+def test_offline_exit_1() -> None:
+    port = free_port()
+    result = run_cli(f"127.0.0.1:{port}", "--edition", "java", "--json")
+    assert result.returncode == 1
+    status = ServerStatus.model_validate_json(result.stdout)
+    assert not status.online
+    assert status.error is not None
+    assert status.error.code == "refused"
+    plain = run_cli(f"127.0.0.1:{port}")
+    assert plain.returncode == 1
+    assert "offline (refused" in plain.stdout
+
+
+def test_bad_input_exit_2() -> None:
+    for bad in ("bad host", "example.com:99999", "[::1"):
+        result = run_cli(bad)
+        assert result.returncode == 2, bad
+        assert result.stderr.startswith("mcstatbot: ")
+    usage = subprocess.run(
+        [sys.executable, "-m", "mcstatbot_query.cli", "status", "x.test", "--edition", "pocket"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert usage.returncode == 2
+
+
+def test_private_addresses_refused_on_request(java_peer: JavaPeer) -> None:
+    flag = run_cli(java_peer.address, "--no-private")
+    assert flag.returncode == 2
+    assert "loopback" in flag.stderr
+    env = run_cli(java_peer.address, ALLOW_PRIVATE_ADDRESSES="false")
+    assert env.returncode == 2
