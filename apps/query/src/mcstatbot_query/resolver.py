@@ -149,18 +149,18 @@ class Resolver:
         return result
 
     async def srv(self, host: str, timeout: float) -> SrvTarget | None:  # noqa: ASYNC109 - a deadline share
-        """The `_minecraft._tcp.<host>` SRV record, or None when there is none (or for IPs and localhost)."""
+        """The `_minecraft._tcp.<host>` SRV record, or None when there is none (or for IPs and localhost).
+
+        Like the game's own client, a failed or slow SRV lookup (at most half of `timeout`) falls back to
+        the name itself.
+        """
         if _is_literal(host) or host == _LOCAL_NAMES[0] or host.endswith(_LOCAL_NAMES[1]):
             return None
         resolver = self._dns_resolver()
         try:
             answer = await resolver.resolve(
-                f"_minecraft._tcp.{host}", dns.rdatatype.SRV, lifetime=timeout, raise_on_no_answer=False
+                f"_minecraft._tcp.{host}", dns.rdatatype.SRV, lifetime=timeout / 2, raise_on_no_answer=False
             )
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
-            return None
-        except dns.exception.Timeout as exc:
-            raise ProbeFailedError(ErrorCode.TIMEOUT, "the DNS lookup did not finish in time") from exc
         except dns.exception.DNSException:
             return None
         records = sorted(answer, key=lambda r: (r.priority, -r.weight)) if answer.rrset else []
