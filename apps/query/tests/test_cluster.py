@@ -13,11 +13,11 @@ from mcstatbot_testkit.services import ServiceProcess, query_service
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[JavaPeer, list[ServiceProcess]]]:
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[JavaPeer, list[ServiceProcess]]]:
+    tmp_path = tmp_path_factory.mktemp("cluster")
     with RedisServer(tmp_path / "redis.log") as redis_server, JavaPeer(tmp_path / "java.log") as peer:
         env = {
             "REDIS_URL": redis_server.url,

@@ -12,12 +12,12 @@ import httpx
 import pytest
 import redis
 from mcstatbot_query.settings import QuerySettings
+from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.redis import RedisServer
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from mcstatbot_testkit.minecraft import JavaPeer
 
 SettingsFactory = Callable[..., QuerySettings]
 ClientFactory = Callable[[QuerySettings], AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -68,7 +68,20 @@ async def test_redis_killed_mid_run_then_back_by_itself(
         assert (await client.get(url, params={"edition": "java"})).headers["X-Cache"] == "MISS"
         assert (await client.get(url, params={"edition": "java"})).headers["X-Cache"] == "HIT"
 
+        # Requests keep flowing (several servers, so some are misses) while Redis dies.
+        stop = asyncio.Event()
+        flowing: list[httpx.Response] = []
+
+        async def traffic() -> None:
+            while not stop.is_set():
+                targets = (url, f"/api/v1/status/localhost:{java_peer.port}")
+                flowing.extend([await client.get(target, params={"edition": "java"}) for target in targets])
+                await asyncio.sleep(0.02)
+
+        background = asyncio.create_task(traffic())
+        await asyncio.sleep(0.2)
         redis_server.kill()
+        await asyncio.sleep(0.5)
         during = [await client.get(url, params={"edition": "java"}) for _ in range(5)]
         ready = await client.get("/ready")
         metrics = (await client.get("/metrics")).text
@@ -81,6 +94,11 @@ async def test_redis_killed_mid_run_then_back_by_itself(
         assert "mcstatbot_cache_backend_up 0.0" in metrics
 
         redis_server.start()  # the same port, empty
+        await asyncio.sleep(0.3)
+        stop.set()
+        await background
+        assert len(flowing) > 10
+        assert all(r.status_code == 200 and r.json()["online"] for r in flowing)
         deadline = time.monotonic() + 10
         hits = False
         while time.monotonic() < deadline and not hits:
@@ -108,3 +126,29 @@ async def test_redis_down_from_the_start_still_answers(
     assert ready.status_code == 200
     assert ready.json()["cache_up"] is False
     assert elapsed < 3 * (settings.mc_timeout + 1)
+
+
+async def test_lock_of_a_dead_holder_expires_and_another_replica_probes(
+    redis_server: RedisServer,
+    tmp_path: Path,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+) -> None:
+    with JavaPeer(tmp_path / "java.log") as peer:
+        direct = redis.Redis.from_url(redis_server.url)
+        try:
+            # A replica took the lock and died before writing anything.
+            assert direct.set(f"mc:lock:mc:server:{peer.address}:status", "dead-holder", nx=True, px=1200)
+            settings = settings_factory(redis_url=redis_server.url)
+            async with client_factory(settings) as client:
+                started = time.monotonic()
+                response = await client.get(f"/api/v1/status/{peer.address}", params={"edition": "java"})
+                elapsed = time.monotonic() - started
+                metrics = (await client.get("/metrics")).text
+        finally:
+            direct.close()
+        assert response.status_code == 200
+        assert response.json()["online"] is True
+        assert elapsed >= 1.0  # it waited for the lock instead of probing at once
+        assert peer.status_connections == 1
+    assert 'mcstatbot_coalesced_waits_total{scope="cluster"}' in metrics
