@@ -129,3 +129,44 @@ async def test_offline_server_is_refused_not_an_error(
     assert not status.online
     assert status.error is not None
     assert status.error.code == "refused"
+
+
+async def test_hostile_markup_from_a_real_server_stays_data(
+    java_peer: JavaPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    original = dict(java_peer.config)
+    evil_name = "<script>alert('x')</script>"
+    java_peer.configure(
+        motd="§c<script>alert(1)</script>\n§a<b>bold?</b> & more",
+        sample=[{"name": evil_name, "id": "00000000-0000-0000-0000-000000000001"}],
+        version={"name": '<img src=x onerror="alert(1)">', "protocol": 767},
+    )
+    try:
+        async with client_factory(settings_factory()) as client:
+            response = await client.get(f"/api/v1/status/{java_peer.address}", params={"edition": "java"})
+    finally:
+        java_peer.configure(motd=original["motd"], sample=original["sample"], version=original["version"])
+    status = ServerStatus.model_validate(response.json())
+    assert status.motd is not None
+    assert "<script" not in status.motd.html
+    assert "<b>" not in status.motd.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in status.motd.html
+    assert "&amp; more" in status.motd.html
+    assert status.motd.clean == "<script>alert(1)</script>\n<b>bold?</b> & more"
+    assert status.players is not None
+    assert status.players.sample[0].name == evil_name  # data, exactly as sent, in a JSON string
+    assert status.version is not None
+    assert status.version.name == '<img src=x onerror="alert(1)">'
+    assert response.headers["content-type"] == "application/json"
+
+
+async def test_bedrock_peer_counts_the_ping(
+    bedrock_peer: BedrockPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    before = bedrock_peer.status_requests
+    async with client_factory(settings_factory()) as client:
+        first = await client.get(f"/api/v1/status/{bedrock_peer.address}", params={"edition": "bedrock"})
+        cached = await client.get(f"/api/v1/status/{bedrock_peer.address}", params={"edition": "bedrock"})
+    assert first.json()["online"] is True
+    assert cached.headers["X-Cache"] == "HIT"
+    assert bedrock_peer.status_requests == before + 1
