@@ -111,7 +111,7 @@ class MemoryCache:
 
 
 class RedisCache:
-    """Redis with short timeouts, no client-side retries, and a back-off after each failure."""
+    """Redis with short timeouts, one immediate reconnect, and a back-off after each failure."""
 
     kind = "redis"
 
@@ -124,7 +124,9 @@ class RedisCache:
             settings.redis_url,
             socket_timeout=settings.redis_timeout,
             socket_connect_timeout=settings.redis_timeout,
-            retry=Retry(NoBackoff(), 0),
+            # One immediate retry replaces a pooled connection that died with a restarted Redis; the
+            # asyncio.timeout around every call still bounds the whole call to REDIS_TIMEOUT.
+            retry=Retry(NoBackoff(), 1),
             health_check_interval=0,
         )
         self._down_until = 0.0
