@@ -3,8 +3,9 @@
 Telegram's side is the test kit's Bot API test server (`BotApiServer`, uvicorn in a thread of this process),
 extended here so that each reply the bot sends wakes the virtual user waiting for it: no polling, and the
 arrival time is taken the moment the test server records the call. Virtual users post updates to the bot's
-`POST /telegram/webhook` as Telegram would (aiohttp, kept-alive connections), each in its own chat, one
-update at a time (a closed loop): throughput is what the bot sustains, latency is from the POST to the
+`POST /telegram/webhook` as Telegram would (aiohttp, kept-alive connections), one update at a time (a
+closed loop); every update comes from a chat of its own, as from many different users (the bot limits
+how often one chat may ask): throughput is what the bot sustains, latency is from the POST to the
 reply arriving.
 """
 
@@ -30,6 +31,8 @@ class TimedBotApiServer(BotApiServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.waiters: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[tuple[float, str]]]] = {}
+        self.update_ids = itertools.count(1)
+        """Update ids (and chats) for the load generator: never reused while this server lives."""
 
     def _record(self, method: str, params: dict[str, Any], ok: bool, result: Any, code: int | None) -> None:  # noqa: FBT001 - the base class's signature
         arrived = time.perf_counter()
@@ -72,6 +75,8 @@ class LoadResult:
     errors: int = 0
     timeouts: int = 0
     sample_reply: str = ""
+    all_replies: int = 0
+    """Replies including the warm-up's (for CPU per update over the whole drive)."""
 
     @property
     def updates_per_s(self) -> float:
@@ -87,16 +92,18 @@ class _Driver:
     headers: dict[str, str]
     address: str
     reply_timeout: float
-    update_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    replies: int = 0
 
     async def user(self, user: int, deadline: float, result: LoadResult | None) -> None:
-        """One virtual user in its own chat: post /status, wait for the reply, repeat until `deadline`."""
+        """One virtual user: post /status, wait for the reply, repeat until `deadline`."""
+        del user
         loop = asyncio.get_running_loop()
-        chat_id = CHAT_BASE + user
         while time.perf_counter() < deadline:
+            update_id = next(self.api.update_ids)
+            chat_id = CHAT_BASE + update_id  # a new chat each time: the bot's per-chat flood limit stays out
             future: asyncio.Future[tuple[float, str]] = loop.create_future()
             self.api.waiters[chat_id] = (loop, future)
-            body = status_update(next(self.update_ids), chat_id, self.address)
+            body = status_update(update_id, chat_id, self.address)
             sent = time.perf_counter()
             try:
                 async with self.session.post(self.webhook_url, json=body, headers=self.headers) as response:
@@ -114,6 +121,7 @@ class _Driver:
                 continue
             finally:
                 self.api.waiters.pop(chat_id, None)
+            self.replies += 1
             if result is not None and arrived <= deadline:
                 result.latencies_ms.append((arrived - sent) * 1000)
                 result.sample_reply = result.sample_reply or text
@@ -144,6 +152,7 @@ async def drive(
             result.started = time.perf_counter()
             result.finished = result.started + duration_s
             await asyncio.gather(*(driver.user(u, result.finished, result) for u in range(concurrency)))
+            result.all_replies = driver.replies
             return result
     finally:
         sys.setswitchinterval(previous)
