@@ -30,7 +30,7 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("behaviour", list(Behaviour))
+@pytest.mark.parametrize("behaviour", [b for b in Behaviour if b is not Behaviour.LEGACY])
 async def test_hostile_server_gets_typed_error_in_time(
     behaviour: Behaviour, settings_factory: SettingsFactory, client_factory: ClientFactory
 ) -> None:
@@ -82,3 +82,19 @@ async def test_auto_edition_against_silent_server_is_bounded_too(
     assert body["online"] is False
     assert body["error"]["code"] == "timeout"
     assert elapsed < 1.0 + MARGIN
+
+
+async def test_pre_1_7_server_answers_through_the_legacy_ping(
+    settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    async with HostileServer(Behaviour.LEGACY) as server, client_factory(settings_factory()) as client:
+        response = await client.get(f"/api/v1/status/127.0.0.1:{server.port}", params={"edition": "java"})
+    status = ServerStatus.model_validate(response.json())
+    assert status.online, status.error
+    assert status.version is not None
+    assert (status.version.name, status.version.protocol) == ("1.6.4", 127)
+    assert status.motd is not None
+    assert status.motd.clean == "A legacy server"
+    assert status.players is not None
+    assert (status.players.online, status.players.max) == (3, 20)
+    assert server.connections == 2  # the modern ping (closed by the server), then the legacy ping

@@ -11,6 +11,8 @@ Behaviours:
 - BAD_JSON: a well-framed status response whose JSON is broken.
 - WRONG_SHAPE: well-framed, valid JSON, but not a status object (`players` is a string).
 - CLOSE: accepts and closes at once without a byte.
+- LEGACY: behaves like a pre-1.7 server: answers the legacy ping (0xFE 0x01) with a kick packet
+  (1.6.4, "A legacy server", 3/20 players) and closes the connection on a modern handshake.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Behaviour(enum.StrEnum):
     BAD_JSON = "bad_json"
     WRONG_SHAPE = "wrong_shape"
     CLOSE = "close"
+    LEGACY = "legacy"
 
 
 def varint(value: int) -> bytes:
@@ -49,6 +52,16 @@ def varint(value: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+
+LEGACY_FIELDS = ("127", "1.6.4", "A legacy server", "3", "20")
+"""Protocol, version, MOTD, players online, max players: what the LEGACY behaviour reports."""
+
+
+def legacy_kick(fields: tuple[str, ...]) -> bytes:
+    """The pre-1.7 server-list answer: a kick packet (0xFF) with `§1`-prefixed, NUL-separated fields."""
+    text = "\0".join(("§1", *fields))
+    return b"\xff" + len(text).to_bytes(2, "big") + text.encode("utf-16-be")
 
 
 def status_packet(payload: bytes) -> bytes:
@@ -142,7 +155,11 @@ class HostileServer:
             while await reader.read(4096):
                 pass
             return
-        await reader.read(1024)  # the handshake and status request (usually in one or two segments)
+        first = await reader.read(1024)  # the handshake and status request (usually in one or two segments)
+        if behaviour is Behaviour.LEGACY:
+            if first[:1] == b"\xfe":
+                await self._send(writer, legacy_kick(LEGACY_FIELDS))
+            return
         if behaviour is Behaviour.TRICKLE:
             packet = status_packet(_PLAUSIBLE_STATUS)
             for index in range(len(packet)):
