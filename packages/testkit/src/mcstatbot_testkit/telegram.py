@@ -207,7 +207,14 @@ class BotApiServer:
         }
 
     def start(self) -> Self:
-        config = uvicorn.Config(self.app, host=LOOPBACK, port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app,
+            host=LOOPBACK,
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="bot-api-test-server", daemon=True)
         self._thread.start()
@@ -644,7 +651,8 @@ class BotApiServer:
                         self._state.pending.remove(update)
                         self._state.acknowledged.add(update["update_id"])
                 batch = self._state.pending[:limit]
-            if batch or time.monotonic() >= deadline or self._wakeup is None:
+            closing = self._server is None or self._server.should_exit
+            if batch or closing or time.monotonic() >= deadline or self._wakeup is None:
                 return batch
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
