@@ -123,7 +123,7 @@ def test_hook_jobs_and_local_jobs_set_only_variables_the_bot_reads(
         assert not unknown, f"{workload['metadata']['name']}: {sorted(unknown)}"
         assert required_env(BotSettings) <= set(env)
     assert kit.pod_spec(job)["containers"][0]["args"] == ["set-webhook"]
-    assert kit.pod_spec(create_table)["containers"][0]["args"] == ["create-table"]
+    assert kit.pod_spec(create_table)["containers"][0]["command"] == ["mcstatbot-bot", "create-table"]
 
 
 # --- probes vs the apps -------------------------------------------------------------------------------

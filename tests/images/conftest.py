@@ -1,0 +1,219 @@
+"""A private Docker engine and a debootstrapped Python base image for the image tests.
+
+No image can be pulled on the test machines, so the `python:3.12-slim` base of the Dockerfiles is replaced
+by a stand-in: Debian bookworm from `debootstrap --variant=minbase` with Debian's python3 and python3-venv
+(`python` linked to python3), imported with `docker import`. Its root filesystem tarball is cached in
+`.tools/images/` (debootstrap takes about a minute). The stand-in trusts the host's CA bundle, so `pip` and
+`uv` in the builder stage reach PyPI through the same TLS setup the host uses.
+
+The engine is our own dockerd (root needed) with its own data root, exec root and socket in a temporary
+directory, no bridge and no iptables rules; it is stopped and its directory removed afterwards. When Docker
+cannot run here the tests FAIL with the reason: they never skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".tools" / "images"
+BASE_TARBALL = CACHE / "debian-bookworm-minbase-python3.tar"
+BASE_IMAGE = "mcstatbot-test/python:bookworm"
+MIRROR = os.environ.get("MCSTATBOT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+STAND_IN_DOCKERFILE = """\
+FROM mcstatbot-test/debian-minbase:bookworm
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+ENV LANG=C.UTF-8 \\
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \\
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+CMD ["python"]
+"""
+
+
+def need(condition: bool, reason: str) -> None:
+    if not condition:
+        pytest.fail(f"the image tests cannot run: {reason}")
+
+
+def docker_cli() -> str:
+    # The Debian docker.io client matches the Debian dockerd the tests start.
+    for candidate in ("/usr/bin/docker", shutil.which("docker")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail(
+        "the image tests cannot run: no docker client (install docker.io: scripts/install-test-deps.sh)"
+    )
+
+
+@dataclass
+class DockerEngine:
+    """Our own dockerd; `docker(...)` runs the client against it."""
+
+    workdir: Path
+    process: subprocess.Popen[bytes]
+    client: str
+    log: Path
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.workdir / 'docker.sock'}"
+
+    def docker(
+        self, *args: str, check: bool = True, timeout: float = 900, cwd: Path = ROOT
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "DOCKER_HOST": self.host,
+            "DOCKER_BUILDKIT": "0",
+            "DOCKER_CONFIG": str(self.workdir / "cli"),
+        }
+        result = subprocess.run(
+            [self.client, *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"`docker {' '.join(args)}` failed ({result.returncode}):\n"
+                f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+            )
+        return result
+
+
+def start_engine(workdir: Path) -> DockerEngine:
+    need(os.geteuid() == 0, "dockerd needs root and this test run is not root")
+    dockerd = shutil.which("dockerd", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    need(dockerd is not None, "dockerd is missing (install docker.io: scripts/install-test-deps.sh)")
+    assert dockerd is not None
+    log = workdir / "dockerd.log"
+    args = [
+        dockerd,
+        "--bridge=none",
+        "--iptables=false",
+        "--ip6tables=false",
+        "--ip-masq=false",
+        f"--data-root={workdir / 'data'}",
+        f"--exec-root={workdir / 'exec'}",
+        f"--pidfile={workdir / 'docker.pid'}",
+        f"--host=unix://{workdir / 'docker.sock'}",
+        "--log-level=warn",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    engine = DockerEngine(workdir, process, docker_cli(), log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"the image tests cannot run: dockerd exited ({process.returncode}):\n"
+                f"{log.read_text()[-3000:]}"
+            )
+        if engine.docker("version", check=False, timeout=10).returncode == 0:
+            return engine
+        time.sleep(0.5)
+    stop_engine(engine)
+    pytest.fail(f"the image tests cannot run: dockerd did not answer within 60 s:\n{log.read_text()[-3000:]}")
+
+
+def stop_engine(engine: DockerEngine) -> None:
+    with contextlib.suppress(Exception):
+        running = engine.docker("ps", "-aq", check=False, timeout=30).stdout.split()
+        if running:
+            engine.docker("rm", "-f", *running, check=False, timeout=60)
+    if engine.process.poll() is None:
+        engine.process.send_signal(signal.SIGTERM)
+        try:
+            engine.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(engine.process.pid, signal.SIGKILL)
+            engine.process.wait(timeout=10)
+    # dockerd unmounts its layers on shutdown; unmount anything it left under our directory, deepest first.
+    mounts = [
+        line.split()[1]
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if line.split()[1].startswith(str(engine.workdir))
+    ]
+    for mount in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+    shutil.rmtree(engine.workdir, ignore_errors=True)
+
+
+def base_tarball(workdir: Path) -> Path:
+    """The debootstrapped root filesystem as a tarball, built once and cached under .tools/images/."""
+    if BASE_TARBALL.is_file():
+        return BASE_TARBALL
+    debootstrap = shutil.which("debootstrap") or (
+        "/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None
+    )
+    need(debootstrap is not None, "debootstrap is missing (scripts/install-test-deps.sh installs it)")
+    assert debootstrap is not None
+    rootfs = workdir / "rootfs"
+    result = subprocess.run(
+        [
+            debootstrap,
+            "--variant=minbase",
+            "--include=python3,python3-venv,ca-certificates",
+            "bookworm",
+            str(rootfs),
+            MIRROR,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    need(result.returncode == 0, f"debootstrap failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    (rootfs / "usr" / "bin" / "python").symlink_to("python3")
+    for cache in (rootfs / "var" / "cache" / "apt" / "archives", rootfs / "var" / "lib" / "apt" / "lists"):
+        for item in cache.glob("*"):
+            if item.is_file():
+                item.unlink()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = BASE_TARBALL.with_suffix(".partial")
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True)
+    partial.rename(BASE_TARBALL)
+    shutil.rmtree(rootfs, ignore_errors=True)
+    return BASE_TARBALL
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[DockerEngine]:
+    # A short path: the socket path must stay under the 108-byte limit of unix sockets.
+    workdir = Path(tempfile.mkdtemp(prefix="mcsb-docker-", dir="/tmp"))
+    engine = start_engine(workdir)
+    try:
+        yield engine
+    finally:
+        stop_engine(engine)
+
+
+@pytest.fixture(scope="session")
+def base_image(engine: DockerEngine) -> str:
+    """The python:3.12-slim stand-in: debootstrapped bookworm + python3/venv, trusting the host's CAs."""
+    tarball = base_tarball(engine.workdir)
+    engine.docker("import", str(tarball), "mcstatbot-test/debian-minbase:bookworm")
+    context = engine.workdir / "base-context"
+    context.mkdir()
+    shutil.copy(HOST_CA_BUNDLE, context / "ca-certificates.crt")
+    (context / "Dockerfile").write_text(STAND_IN_DOCKERFILE)
+    engine.docker("build", "--network", "host", "-t", BASE_IMAGE, str(context))
+    return BASE_IMAGE

@@ -1,0 +1,183 @@
+"""Both images build (repository root as context, BASE_IMAGE set) and run read-only as UID 10001.
+
+Each image is built once per session; the containers run with `--read-only --tmpfs /tmp --user 10001
+--network host`, like the chart runs them (readOnlyRootFilesystem, an emptyDir on /tmp, non-root). The bot
+container talks to the Bot API test server on loopback, and to the query container, so one `/status`
+crosses both images.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from mcstatbot_testkit.net import free_port
+from mcstatbot_testkit.telegram import BotApiServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.images.conftest import DockerEngine
+
+# Building takes minutes on a fresh machine (debootstrap, then both images): more than the suite's default.
+pytestmark = pytest.mark.timeout(1800)
+
+SERVICES = {"query": 8081, "bot": 8080}
+TMP = "/tmp"  # noqa: S108 - the containers' tmpfs mount point
+WEBHOOK_SECRET = "image-test-secret"  # noqa: S105 - a made-up secret
+
+
+@pytest.fixture(scope="session")
+def images(engine: DockerEngine, base_image: str) -> dict[str, str]:
+    """Builds apps/<service>/Dockerfile for both services; prints the time and size of each."""
+    built: dict[str, str] = {}
+    for service in SERVICES:
+        tag = f"mcstatbot-{service}:test"
+        started = time.monotonic()
+        engine.docker(
+            "build",
+            "--network",
+            "host",
+            "--build-arg",
+            f"BASE_IMAGE={base_image}",
+            "-f",
+            f"apps/{service}/Dockerfile",
+            "-t",
+            tag,
+            ".",
+            timeout=1200,
+        )
+        size = int(engine.docker("image", "inspect", "-f", "{{.Size}}", tag).stdout.strip())
+        print(f"{tag}: built in {time.monotonic() - started:.0f} s, {size / 1e6:.0f} MB")  # noqa: T201 - a measurement for the log
+        built[service] = tag
+    return built
+
+
+def run_container(engine: DockerEngine, image: str, name: str, env: dict[str, str]) -> str:
+    args = [
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--read-only",
+        "--tmpfs",
+        TMP,
+        "--user",
+        "10001:10001",
+        "--network",
+        "host",
+    ]
+    for key, value in env.items():
+        args += ["-e", f"{key}={value}"]
+    return engine.docker(*args, image).stdout.strip()
+
+
+def wait_for_health(engine: DockerEngine, name: str, port: int, timeout: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        state = json.loads(engine.docker("inspect", "-f", "{{json .State}}", name).stdout)
+        if not state["Running"]:
+            logs = engine.docker("logs", name, check=False)
+            pytest.fail(f"{name} exited ({state['ExitCode']}):\n{logs.stdout[-3000:]}\n{logs.stderr[-3000:]}")
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError as error:
+            last = error
+        time.sleep(0.3)
+    logs = engine.docker("logs", name, check=False)
+    pytest.fail(f"{name} did not answer /health within {timeout} s ({last}):\n{logs.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def bot_api() -> Iterator[BotApiServer]:
+    with BotApiServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def running(engine: DockerEngine, images: dict[str, str], bot_api: BotApiServer) -> dict[str, int]:
+    """Both containers, started like the chart starts them; service -> port on loopback."""
+    ports = {service: free_port() for service in SERVICES}
+    common = {"HOST": "127.0.0.1", "LOG_FORMAT": "text", "OTEL_TRACES_EXPORTER": "none"}
+    run_container(engine, images["query"], "query", {**common, "PORT": str(ports["query"])})
+    run_container(
+        engine,
+        images["bot"],
+        "bot",
+        {
+            **common,
+            "PORT": str(ports["bot"]),
+            "TELEGRAM_BOT_TOKEN": bot_api.token,
+            "TELEGRAM_API_BASE_URL": bot_api.base_url,
+            "BOT_MODE": "webhook",
+            "WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "QUERY_SERVICE_URL": f"http://127.0.0.1:{ports['query']}",
+            "STATE_BACKEND": "memory",
+        },
+    )
+    for service, port in ports.items():
+        wait_for_health(engine, service, port)
+    return ports
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_image_answers_health_read_only_as_non_root(
+    engine: DockerEngine, running: dict[str, int], service: str
+) -> None:
+    response = httpx.get(f"http://127.0.0.1:{running[service]}/health", timeout=5)
+    assert response.status_code == 200
+    # The main process runs as 10001, not root, on a read-only root filesystem.
+    inspect = json.loads(engine.docker("inspect", service).stdout)[0]
+    assert inspect["HostConfig"]["ReadonlyRootfs"] is True
+    pid = inspect["State"]["Pid"]
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    assert status["Uid"].split()[:2] == ["10001", "10001"]
+    probe = engine.docker("exec", service, "python", "-c", "open('/app/x', 'w')", check=False)
+    assert probe.returncode != 0
+    assert "Read-only file system" in probe.stderr
+    tmp = engine.docker("exec", service, "python", "-c", "open('/tmp/x', 'w').write('ok')", check=False)
+    assert tmp.returncode == 0, tmp.stderr
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_image_is_built_as_documented(engine: DockerEngine, images: dict[str, str], service: str) -> None:
+    config = json.loads(engine.docker("image", "inspect", images[service]).stdout)[0]["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == [f"mcstatbot-{service}"]
+    assert f"{SERVICES[service]}/tcp" in config["ExposedPorts"]
+    # The runtime stage ships the virtual environment only: no uv, no sources, no build tools.
+    script = (
+        "import json, os, shutil, sys; print(json.dumps([os.path.exists('/opt/uv'),"
+        " os.path.exists('/app/apps'), shutil.which('uv'), shutil.which(sys.argv[1]) is not None]))"
+    )
+    check = engine.docker(
+        "run", "--rm", "--entrypoint", "python", images[service], "-c", script, f"mcstatbot-{service}"
+    )
+    assert json.loads(check.stdout) == [False, False, None, True]
+
+
+def test_status_crosses_both_images(running: dict[str, int], bot_api: BotApiServer) -> None:
+    """A webhook update reaches the bot container, which asks the query container and answers the chat."""
+    bot_api.set_webhook(f"http://127.0.0.1:{running['bot']}/telegram/webhook", secret_token=WEBHOOK_SECRET)
+    since = bot_api.last_seq
+    bot_api.send_text(4242, "/status 127.0.0.1:25565")
+    reply = bot_api.wait_for_call_sync(
+        "sendMessage", lambda call: str(call.chat_id) == "4242", since=since, timeout=30
+    )
+    assert reply.text  # the bot answered the chat; 127.0.0.1 is refused by the private-address rule
+    forbidden = httpx.post(
+        f"http://127.0.0.1:{running['query']}/api/v1/status",
+        json={"server_url": "127.0.0.1:25565"},
+        timeout=10,
+    )
+    assert forbidden.status_code == 403
+    assert forbidden.json()["detail"]["code"] == "forbidden_address"
