@@ -21,7 +21,7 @@ class BenchConfig:
     """CPUs the measured service runs on (taskset -c); None runs everything unpinned."""
     load_cpus: str | None = "1"
     """CPUs the load generators (wrk, the webhook client) and the peers run on."""
-    wrk_duration_s: float = 10.0
+    wrk_duration_s: float = 8.0
     wrk_warmup_s: float = 2.0
     wrk_connections: int = 50
     wrk_threads: int = 1
@@ -30,7 +30,7 @@ class BenchConfig:
     protection_clients: int = 200
     protection_ttl_s: int = 5
     protection_runs: int = 3
-    bot_duration_s: float = 10.0
+    bot_duration_s: float = 8.0
     bot_concurrency: int = 16
     footprint_idle_s: float = 3.0
     startup_runs: int = 3
