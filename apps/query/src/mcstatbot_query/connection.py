@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from mcstatbot_common.models import ErrorCode
 from mcstatus._protocol.io.connection import BaseAsyncConnection
@@ -67,3 +67,67 @@ class BoundedTCPConnection(BaseAsyncConnection):
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.transport.abort()  # no lingering: unread data from a hostile server is dropped
+
+
+class _DatagramQueue(asyncio.DatagramProtocol):
+    """Datagrams and socket errors (e.g. ICMP port unreachable) in arrival order."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(maxsize=64)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        del addr
+        with contextlib.suppress(asyncio.QueueFull):  # a flood is dropped, not buffered
+            self.queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(exc or ConnectionAbortedError("the UDP socket was closed"))
+
+
+class UDPConnection(BaseAsyncConnection):
+    """A connected UDP socket to `ip`:`port` for mcstatus's Query client and the Bedrock ping.
+
+    Unlike mcstatus's own UDP connection, an ICMP "port unreachable" surfaces at once as
+    ConnectionRefusedError instead of waiting for the timeout. The caller's deadline bounds reads.
+    """
+
+    remaining = 65535
+    """What mcstatus's Query client passes to read(): one whole datagram."""
+
+    def __init__(self, ip: IPAddress, port: int) -> None:
+        self.ip = ip
+        self.port = port
+        self._transport: asyncio.DatagramTransport | None = None
+        self._protocol: _DatagramQueue | None = None
+
+    async def connect(self) -> Self:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            _DatagramQueue, remote_addr=(str(self.ip), self.port)
+        )
+        self._transport, self._protocol = transport, protocol
+        return self
+
+    async def read(self, length: int, /) -> bytes:
+        del length
+        if self._protocol is None:
+            raise RuntimeError("not connected")
+        item = await self._protocol.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def write(self, data: bytes | bytearray, /) -> None:
+        if self._transport is None:
+            raise RuntimeError("not connected")
+        self._transport.sendto(bytes(data))
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None

@@ -36,13 +36,12 @@ from mcstatbot_common.models import (
 )
 from mcstatus._net.address import Address
 from mcstatus._protocol.bedrock_client import BedrockClient
-from mcstatus._protocol.io.connection import UDPAsyncSocketConnection
 from mcstatus._protocol.java_client import AsyncJavaClient
 from mcstatus._protocol.legacy_client import AsyncLegacyClient
 from mcstatus._protocol.query_client import AsyncQueryClient
 from opentelemetry import trace
 
-from mcstatbot_query.connection import BoundedTCPConnection
+from mcstatbot_query.connection import BoundedTCPConnection, UDPConnection
 from mcstatbot_query.errors import ForbiddenAddressError, ProbeFailedError, classify
 from mcstatbot_query.metrics import PROBE_DURATION, PROBES
 from mcstatbot_query.motd import parse_motd, render_motd
@@ -50,8 +49,13 @@ from mcstatbot_query.motd import parse_motd, render_motd
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from mcstatus._protocol.io.connection import TCPAsyncSocketConnection
-    from mcstatus.responses import JavaStatusResponse, LegacyStatusResponse, QueryResponse
+    from mcstatus._protocol.io.connection import TCPAsyncSocketConnection, UDPAsyncSocketConnection
+    from mcstatus.responses import (
+        BedrockStatusResponse,
+        JavaStatusResponse,
+        LegacyStatusResponse,
+        QueryResponse,
+    )
 
     from mcstatbot_query.resolver import IPAddress, Resolver
     from mcstatbot_query.settings import QuerySettings
@@ -303,21 +307,20 @@ class Prober:
             per_try = left / (tries - attempt)
             try:
                 async with asyncio.timeout(per_try):
-                    response = await self._query_once(target.ips[0], target.port, per_try)
+                    response = await self._query_once(target.ips[0], target.port)
             except (TimeoutError, OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
                 continue
             return [str(name) for name in response.players.list[:_MAX_PLAYER_NAMES]]
         return None
 
-    async def _query_once(self, ip: IPAddress, port: int, timeout: float) -> QueryResponse:  # noqa: ASYNC109
-        connection = UDPAsyncSocketConnection(Address(str(ip), port), timeout)
-        await connection.connect()
+    async def _query_once(self, ip: IPAddress, port: int) -> QueryResponse:
+        connection = await UDPConnection(ip, port).connect()
         try:
-            client = AsyncQueryClient(connection)
+            client = AsyncQueryClient(cast("UDPAsyncSocketConnection", connection))
             await client.handshake()
             return await client.read_query()
         finally:
-            connection.close()
+            await connection.close()
 
     # -- Bedrock ------------------------------------------------------------------------------------
 
@@ -359,6 +362,18 @@ class Prober:
             span.set_attribute("mc.outcome", "online")
             return status
 
+    async def _bedrock_ping_once(self, ip: IPAddress, port: int) -> BedrockStatusResponse:
+        """One RakNet unconnected ping (mcstatus builds the request and parses the answer)."""
+        connection = await UDPConnection(ip, port).connect()
+        try:
+            started = time.perf_counter()
+            await connection.write(BedrockClient.request_status_data)
+            data = await connection.read(UDPConnection.remaining)
+            latency_ms = (time.perf_counter() - started) * 1000
+        finally:
+            await connection.close()
+        return BedrockClient.parse_response(data, latency_ms)
+
     async def _bedrock_ping(
         self, address: ServerAddress, ip: IPAddress, port: int, deadline: Deadline
     ) -> ServerStatus:
@@ -368,7 +383,7 @@ class Prober:
             per_try = deadline.left() / (tries - attempt)
             try:
                 async with asyncio.timeout(per_try):
-                    response = await BedrockClient(Address(str(ip), port), per_try).read_status_async()
+                    response = await self._bedrock_ping_once(ip, port)
             except TimeoutError as exc:
                 last = exc
                 continue

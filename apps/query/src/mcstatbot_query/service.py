@@ -135,6 +135,11 @@ class QueryService:
             got = await self.cache.try_lock(lock_key, token, lock_ttl)
             if got is None or got:
                 try:
+                    if got:
+                        # Another replica may have stored a result between our miss and our lock.
+                        fresh = await self._lookup(base, kind)
+                        if fresh is not None:
+                            return fresh
                     return await self._probe_and_store(address, edition, base, kind)
                 finally:
                     if got:
