@@ -170,3 +170,16 @@ async def test_bedrock_peer_counts_the_ping(
     assert first.json()["online"] is True
     assert cached.headers["X-Cache"] == "HIT"
     assert bedrock_peer.status_requests == before + 1
+
+
+async def test_bedrock_port_without_server_is_refused(
+    settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    import socket  # noqa: PLC0415 - only this test needs a UDP port
+
+    port = free_port(socket.SOCK_DGRAM)
+    async with client_factory(settings_factory()) as client:
+        response = await client.get(f"/api/v1/status/127.0.0.1:{port}", params={"edition": "bedrock"})
+    body = response.json()
+    assert body["online"] is False
+    assert body["error"]["code"] == "refused"  # the ICMP port-unreachable answer, not a timeout
