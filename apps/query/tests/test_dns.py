@@ -92,3 +92,5 @@ async def test_unknown_name_is_dns_error(
         body = response.json()
         assert body["online"] is False
         assert body["error"]["code"] == "dns"
+    assert status.json()["edition"] == "java"
+    assert auto.json()["edition"] == "auto"  # none answered: the requested edition

@@ -117,7 +117,7 @@ class Prober:
             java=lambda: self._java_status_only(address),
             bedrock=lambda: self._bedrock(address),
             online=lambda s: s.online,
-            offline_from_java=lambda s: s,
+            offline_from_java=lambda s: s.model_copy(update={"edition": Edition.AUTO}),
         )
 
     async def players(self, address: ServerAddress, edition: Edition) -> tuple[PlayerList, ServerStatus]:
@@ -138,7 +138,11 @@ class Prober:
             return _bedrock_players(status), status
 
         return await self._auto(
-            address, java=java, bedrock=bedrock, online=lambda r: r[1].online, offline_from_java=lambda r: r
+            address,
+            java=java,
+            bedrock=bedrock,
+            online=lambda r: r[1].online,
+            offline_from_java=lambda r: (r[0], r[1].model_copy(update={"edition": Edition.AUTO})),
         )
 
     # -- auto ---------------------------------------------------------------------------------------
