@@ -124,6 +124,7 @@ def markdown(results: dict[str, Any], png_name: str | None) -> str:
         lines += [f"> {results['busy_note']}", ""]
     if png_name:
         lines += [f"![benchmark chart](../bench/results/{png_name})", ""]
+    lines += _how_to_run()
     lines += ["## Targets", "", "| benchmark | target | goal | measured | |", "|---|---|---|---|---|"]
     for bench in results["benchmarks"].values():
         for target in bench.get("targets", []):
@@ -151,6 +152,27 @@ def markdown(results: dict[str, Any], png_name: str | None) -> str:
         if bench["notes"]:
             lines.append("")
     return "\n".join(lines)
+
+
+HOW_TO_RUN = """\
+## Running it
+
+- `make bench`: every benchmark, about 8-9 minutes on 2 cores; `BENCH_QUICK=1 make bench`: about 2.
+- `BENCH_ONLY=cached_status,protection` runs some of them (cached_status, uncached_status, protection,
+  bot_throughput, footprint).
+- Parameters: `BENCH_RUNS` (runs per figure, default 3), `BENCH_DURATION` (seconds per wrk run),
+  `BENCH_BOT_DURATION`, `BENCH_PROTECTION_SECONDS` (default 60), `BENCH_PROTECTION_CLIENTS` (default 200),
+  `BENCH_PROTECTION_TTL` (default 5), `BENCH_CONNECTIONS`, `BENCH_BOT_CONCURRENCY`, `BENCH_NO_PIN=1` (no
+  taskset), `BENCH_WORK_DIR` (keeps the processes' logs), `BENCH_RESULTS_DIR`, `BENCH_DOCS` (this page's
+  path, or `none`). See `bench/config.py`.
+- Needs what `make test` installs: wrk, redis-server, node with the peers in `tests/peers`.
+- `tests/bench/test_bench_smoke.py` runs every benchmark for a second or two in CI and checks the result
+  files' structure (never speed).
+"""
+
+
+def _how_to_run() -> list[str]:
+    return [*HOW_TO_RUN.splitlines(), ""]
 
 
 def _pinning(config: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ def _say(message: str) -> None:
 def run_benchmark(name: str, context: BenchContext) -> BenchmarkResult:
     title, function = SCENARIOS[name]
     _say(f"{name}: starting")
+    load_before = load_average()
     started = time.perf_counter()
     try:
         result = function(context)
@@ -48,6 +49,7 @@ def run_benchmark(name: str, context: BenchContext) -> BenchmarkResult:
             name, title, "", status="failed", notes=[f"Failed: {type(error).__name__}: {error}"]
         )
     result.details["elapsed_s"] = round(time.perf_counter() - started, 1)
+    result.details["load_average_before"] = load_before
     _say(f"{name}: {result.status} in {result.details['elapsed_s']} s")
     return result
 
