@@ -165,6 +165,7 @@ async def test_ops_endpoints(settings_factory: SettingsFactory, client_factory: 
     ):
         assert name in text, name
     assert 'mcstatbot_errors_total{service="query",type="invalid_address"}' in text
+    assert "mcstatbot_cache_backend_up 1.0" in text
     paths = openapi.json()["paths"]
     for path in ("/api/v1/status", "/api/v1/players", "/api/v1/status/{server_url}", "/health", "/ready"):
         assert path in paths, sorted(paths)

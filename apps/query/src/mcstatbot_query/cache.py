@@ -67,6 +67,7 @@ class MemoryCache:
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        CACHE_BACKEND_UP.set(1)  # the in-process cache is always there
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         now = time.monotonic()
