@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -98,3 +99,19 @@ async def test_pre_1_7_server_answers_through_the_legacy_ping(
     assert status.players is not None
     assert (status.players.online, status.players.max) == (3, 20)
     assert server.connections == 2  # the modern ping (closed by the server), then the legacy ping
+
+
+async def test_probe_slots_bound_concurrency_and_excess_times_out(
+    settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    settings = settings_factory(mc_timeout=1.0, mc_max_concurrent_probes=2)
+    async with HostileServer(Behaviour.SILENT) as silent, client_factory(settings) as client:
+        # Three different cache keys for the same silent server: three probes wanted, two slots.
+        hosts = ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"]
+        urls = [f"/api/v1/status/{host}:{silent.port}?edition=java" for host in hosts]
+        started = time.monotonic()
+        responses = await asyncio.gather(*(client.get(url) for url in urls))
+        elapsed = time.monotonic() - started
+    assert all(r.status_code == 200 and r.json()["error"]["code"] == "timeout" for r in responses)
+    assert silent.connections == 2  # the third probe never got a slot before its deadline
+    assert elapsed < 1.0 + MARGIN

@@ -103,6 +103,7 @@ class Prober:
     def __init__(self, settings: QuerySettings, resolver: Resolver) -> None:
         self.settings = settings
         self.resolver = resolver
+        self._slots = asyncio.Semaphore(settings.mc_max_concurrent_probes)
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -208,7 +209,7 @@ class Prober:
             )
             query_task: asyncio.Task[list[str] | None] | None = None
             try:
-                async with asyncio.timeout(self.settings.mc_timeout):
+                async with asyncio.timeout(self.settings.mc_timeout), self._slots:
                     target = await self._java_target(address, deadline)
                     if with_query:
                         query_task = asyncio.create_task(self._query_names(target, deadline))
@@ -342,7 +343,7 @@ class Prober:
                 }
             )
             try:
-                async with asyncio.timeout(self.settings.mc_timeout):
+                async with asyncio.timeout(self.settings.mc_timeout), self._slots:
                     ips = await self.resolver.resolve(address.host, deadline.left())
                     status = await self._bedrock_ping(address, ips[0], port, deadline)
             except ForbiddenAddressError:

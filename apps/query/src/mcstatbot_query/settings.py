@@ -36,6 +36,11 @@ class QuerySettings(ServiceSettings):
         gt=0,
         description="seconds to wait for the Query protocol (full player list) before using the sample",
     )
+    mc_max_concurrent_probes: int = Field(
+        default=512,
+        ge=1,
+        description="probes (per edition) at once in one process; more wait for a slot within MC_TIMEOUT",
+    )
     mc_max_status_bytes: int = Field(
         default=256 * 1024,
         ge=1024,
