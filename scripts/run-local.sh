@@ -13,8 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\033[1mmcstatbot:\033[0m %s\n' "$*"; }
-fail() { printf '\033[1;31mmcstatbot:\033[0m %s\n' "$*" >&2; exit "${2:-1}"; }
+if [ -t 1 ]; then bold=$'\033[1m' red=$'\033[1;31m' plain=$'\033[0m'; else bold="" red="" plain=""; fi
+say() { printf '%smcstatbot:%s %s\n' "$bold" "$plain" "$*"; }
+fail() { printf '%smcstatbot:%s %s\n' "$red" "$plain" "$*" >&2; exit "${2:-1}"; }
 
 # --- what it needs: uv and the workspace --------------------------------------------------------
 if ! command -v uv >/dev/null 2>&1; then
@@ -80,7 +81,7 @@ stop_all() {
   done
   say "stopped"
 }
-trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 0' INT  # Ctrl-C is how a developer stops it: a clean stop, not an error
 trap 'stop_all; exit 143' TERM
 trap 'stop_all' EXIT
 

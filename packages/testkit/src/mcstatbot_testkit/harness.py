@@ -162,12 +162,10 @@ class System:
             **self.query_env,
         }
         self.query = [query_service(self.log_dir / f"query-{n}.log", query_env) for n in (1, 2)]
-        bot_port = free_port()
         self.bot_env = {
             "TELEGRAM_BOT_TOKEN": self.api.token,
             "TELEGRAM_API_BASE_URL": self.api.base_url,
             "BOT_MODE": "webhook",
-            "WEBHOOK_URL": f"http://{LOOPBACK}:{bot_port}{WEBHOOK_PATH}",
             "WEBHOOK_SECRET": self.webhook_secret,
             "QUERY_SERVICE_URL": self.query[0].url,
             "STATE_BACKEND": "dynamodb",
@@ -177,7 +175,7 @@ class System:
             **self.dynamodb.env(),
             **self.bot_env,
         }
-        self.bot = bot_service(self.log_dir / "bot-1.log", self.bot_env, port=bot_port)
+        self.bot = self._bot_instance("bot-1.log")
         self._extra: list[ServiceProcess] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -199,7 +197,7 @@ class System:
             _start_together(self.redis.start, self.dynamodb.start, self.java.start, self.bedrock.start)
             self.create_table()
             _start_together(*(replica.start for replica in self.query))
-            self.bot.start()
+            self.bot = self._start_bot_instance("bot-1.log")
             self.wait_for_webhook()
         except BaseException:
             self.stop()
@@ -272,13 +270,27 @@ class System:
             time.sleep(0.05)
 
     def new_bot_instance(self) -> ServiceProcess:
-        """A second bot process (a new pod in a rolling update): same configuration, its own port and
-        webhook URL, which it registers on start. `heal()` stops it."""
-        port = free_port()
-        env = {**self.bot_env, "WEBHOOK_URL": f"http://{LOOPBACK}:{port}{WEBHOOK_PATH}"}
-        instance = bot_service(self.log_dir / f"bot-{len(self._extra) + 2}.log", env, port=port)
+        """A second bot process (a new pod in a rolling update), started: same configuration, its own
+        port and webhook URL, which it registers on start. `heal()` stops it."""
+        instance = self._start_bot_instance(f"bot-{len(self._extra) + 2}.log")
         self._extra.append(instance)
         return instance
+
+    def _bot_instance(self, log_name: str) -> ServiceProcess:
+        port = free_port()
+        env = {"WEBHOOK_URL": f"http://{LOOPBACK}:{port}{WEBHOOK_PATH}", **self.bot_env}
+        return bot_service(self.log_dir / log_name, env, port=port)
+
+    def _start_bot_instance(self, log_name: str, attempts: int = 3) -> ServiceProcess:
+        """A bot on a port picked just now; another pick when something took the port meanwhile."""
+        for attempt in range(attempts):
+            instance = self._bot_instance(log_name)
+            try:
+                return instance.start()
+            except RuntimeError:
+                if attempt == attempts - 1 or "address already in use" not in instance.log_text():
+                    raise
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ looking inside
     def processes(self) -> dict[str, int]:
@@ -349,8 +361,9 @@ def _expect(step: str, call: ApiCall, *needles: str) -> str:
 
 
 def run_session(system: System, user: TelegramUser) -> SessionReport:
-    """/start, /status Java, /status Bedrock, Players, About, Status again (from the cache: the Java
-    peer sees no new status request), /status with no argument (the chat's last server).
+    """/start, /status Java, /status Bedrock, then the Java card's buttons Players, About and Status
+    (from the cache: the Java peer sees no new status request), then /status with no argument, which
+    answers for the chat's last server: the Java one, which the Status button asked about last.
 
     Raises ScenarioError naming the step whose reply is missing something or leaks internals.
     """
@@ -382,7 +395,8 @@ def run_session(system: System, user: TelegramUser) -> SessionReport:
             f"({report.java_status_before_cached_press} -> {report.java_status_after_cached_press}); "
             "the answer should have come from the cache"
         )
-    step("/status (last server)", lambda: user.send("/status"), bedrock)
+    # The last server this chat asked about is the Java one (the Status button above asked again).
+    step("/status (last server)", lambda: user.send("/status"), java, "1.21.1")
     return report
 
 
