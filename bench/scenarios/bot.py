@@ -168,6 +168,12 @@ def _figures(result: BenchmarkResult, runs: dict[str, list[dict[str, float]]]) -
             [r["cpu_ms_per_update"] for r in series],
         )
         result.add(
+            f"{key}_capacity_per_core",
+            f"{label}: updates/s one core could do (1000 / CPU ms per update)",
+            "updates/s",
+            [1000 / r["cpu_ms_per_update"] for r in series if r["cpu_ms_per_update"] > 0],
+        )
+        result.add(
             f"{key}_driver_cpu",
             f"{label}: load generator + Bot API test server CPU",
             "cores",

@@ -156,6 +156,17 @@ def _figures(result: BenchmarkResult, runs: dict[str, list[WrkResult]]) -> None:
         "Cost ratio = plain requests/s divided by cached requests/s in the same round (CPU time per request, "
         "as the server is CPU-bound on one core)."
     )
+    observed = result.median("observability_cost_ratio")
+    for key in ("memory", "redis"):
+        ratios = [o.rps / c.rps for o, c in zip(runs["observability"], runs[key], strict=True) if c.rps]
+        result.add(f"{key}_vs_observability", f"{names[key]}: cost vs plain + observability", "x", ratios)
+    over_observed = result.median("redis_vs_observability")
+    if observed is not None and over_observed is not None:
+        result.notes.append(
+            f"Of the gap, the shared observability stack alone (metrics middleware, OpenTelemetry server "
+            f"spans) makes a constant endpoint {observed:.1f}x as costly; the query service's own work on a "
+            f"Redis cache hit then costs {over_observed:.2f}x that instrumented endpoint."
+        )
     result.charts = [
         Chart("Cached status: throughput", "requests/s", [f"{k}_rps" for k in names]),
         Chart(
