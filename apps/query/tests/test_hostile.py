@@ -110,8 +110,11 @@ async def test_probe_slots_bound_concurrency_and_excess_times_out(
         hosts = ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"]
         urls = [f"/api/v1/status/{host}:{silent.port}?edition=java" for host in hosts]
         started = time.monotonic()
-        responses = await asyncio.gather(*(client.get(url) for url in urls))
+        pending = asyncio.gather(*(client.get(url) for url in urls))
+        await asyncio.sleep(0.5)
+        in_flight = silent.connections  # two probes hold the slots, the third waits for one
+        responses = await pending
         elapsed = time.monotonic() - started
+    assert in_flight == 2
     assert all(r.status_code == 200 and r.json()["error"]["code"] == "timeout" for r in responses)
-    assert silent.connections == 2  # the third probe never got a slot before its deadline
     assert elapsed < 1.0 + MARGIN
