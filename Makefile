@@ -31,7 +31,7 @@ format: ## apply ruff's fixes and formatting
 test: test-deps lint ## install what the tests need, lint, and run the whole suite
 	$(UV) run pytest $(PYTEST_ARGS)
 
-bench: setup ## the benchmarks (minutes): writes bench/results/latest.json and docs/benchmarks.md
+bench: test-deps ## the benchmarks (~9 min; BENCH_QUICK=1: ~2): bench/results/latest.json, .png, docs/benchmarks.md
 	$(UV) run python -m bench
 
 soak: setup ## the session scenario in a loop for a bounded time (SOAK_SECONDS, default 600)
