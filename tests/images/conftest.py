@@ -79,7 +79,7 @@ class DockerEngine:
         env = {
             **os.environ,
             "DOCKER_HOST": self.host,
-            "DOCKER_BUILDKIT": "0",
+            "DOCKER_BUILDKIT": "1",  # built-in BuildKit: skips the unused `dev` stage
             "DOCKER_CONFIG": str(self.workdir / "cli"),
         }
         result = subprocess.run(
@@ -111,6 +111,9 @@ def start_engine(workdir: Path) -> DockerEngine:
         "--iptables=false",
         "--ip6tables=false",
         "--ip-masq=false",
+        # Never share state with a system Docker that may use the same containerd.
+        "--containerd-namespace=mcstatbot-test",
+        "--containerd-plugins-namespace=mcstatbot-test-plugins",
         f"--data-root={workdir / 'data'}",
         f"--exec-root={workdir / 'exec'}",
         f"--pidfile={workdir / 'docker.pid'}",

@@ -102,7 +102,7 @@ def bot_api() -> Iterator[BotApiServer]:
 
 
 @pytest.fixture(scope="session")
-def running(engine: DockerEngine, images: dict[str, str], bot_api: BotApiServer) -> dict[str, int]:
+def running(engine: DockerEngine, images: dict[str, str], bot_api: BotApiServer) -> Iterator[dict[str, int]]:
     """Both containers, started like the chart starts them; service -> port on loopback."""
     ports = {service: free_port() for service in SERVICES}
     common = {"HOST": "127.0.0.1", "LOG_FORMAT": "text", "OTEL_TRACES_EXPORTER": "none"}
@@ -122,9 +122,13 @@ def running(engine: DockerEngine, images: dict[str, str], bot_api: BotApiServer)
             "STATE_BACKEND": "memory",
         },
     )
-    for service, port in ports.items():
-        wait_for_health(engine, service, port)
-    return ports
+    try:
+        for service, port in ports.items():
+            wait_for_health(engine, service, port)
+        yield ports
+    finally:
+        # Before the Bot API test server stops: the bot keeps connections to it open.
+        engine.docker("rm", "-f", *SERVICES, check=False)
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
