@@ -95,17 +95,19 @@ async def test_server_and_refs(store: StateStore) -> None:
 
 async def test_update_claims(store: StateStore) -> None:
     update_id = _chat()
-    assert await store.claim_update(update_id, 60) is ClaimResult.CLAIMED
-    assert await store.claim_update(update_id, 60) is ClaimResult.BUSY
+    assert await store.claim_update(update_id, 60, "a") is ClaimResult.CLAIMED
+    assert await store.claim_update(update_id, 60, "b") is ClaimResult.BUSY  # another replica, meanwhile
+    assert await store.claim_update(update_id, 60, "a") is ClaimResult.CLAIMED  # a retry of the same claim
     await store.finish_update(update_id)
-    assert await store.claim_update(update_id, 60) is ClaimResult.DUPLICATE
+    assert await store.claim_update(update_id, 60, "c") is ClaimResult.DUPLICATE
+    assert await store.claim_update(update_id, 60, "a") is ClaimResult.DUPLICATE
     failed = update_id + 1
-    assert await store.claim_update(failed, 60) is ClaimResult.CLAIMED
+    assert await store.claim_update(failed, 60, "a") is ClaimResult.CLAIMED
     await store.release_update(failed)
-    assert await store.claim_update(failed, 60) is ClaimResult.CLAIMED
+    assert await store.claim_update(failed, 60, "b") is ClaimResult.CLAIMED
     expired = update_id + 2
-    assert await store.claim_update(expired, 0.0) is ClaimResult.CLAIMED  # a replica that died at once
-    assert await store.claim_update(expired, 60) is ClaimResult.CLAIMED  # its lease ran out: taken over
+    assert await store.claim_update(expired, 0.0, "a") is ClaimResult.CLAIMED  # a replica that died at once
+    assert await store.claim_update(expired, 60, "b") is ClaimResult.CLAIMED  # its lease ran out: taken over
 
 
 async def test_dynamodb_items_have_the_spec_shape(

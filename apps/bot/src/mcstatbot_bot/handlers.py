@@ -177,9 +177,9 @@ class BotHandlers:
         markup, ref = buttons.keyboard(server)
         if ref is not None:
             await self.store.put_ref(ref, server)
-        await self._send(context, chat.id, text, markup)
-        if remember:
+        if remember:  # before replying: a "/status" sent right after the answer must find this server
             await self._remember(chat.id, server)
+        await self._send(context, chat.id, text, markup)
 
     def _slow_down_text(self) -> str:
         window = f"{self.flood.window:g}"
@@ -287,6 +287,8 @@ class BotHandlers:
         markup, ref = buttons.keyboard(server)
         if ref is not None:
             await self.store.put_ref(ref, server)
+        if remember and chat_id is not None:
+            await self._remember(chat_id, server)
         try:
             await query.edit_message_text(
                 text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
@@ -294,8 +296,6 @@ class BotHandlers:
         except BadRequest as exc:
             if not _is_not_modified(exc):
                 raise
-        if remember and chat_id is not None:
-            await self._remember(chat_id, server)
 
     # ------------------------------------------------------------------ errors
     async def on_error(self, update: object, context: Context) -> None:

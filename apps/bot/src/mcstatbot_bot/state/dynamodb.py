@@ -200,7 +200,7 @@ class DynamoDBStore:
             },
         )
 
-    async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult:
+    async def claim_update(self, update_id: int, lease_seconds: float, token: str) -> ClaimResult:
         now = time.time()
         key = f"update#{update_id}"
         try:
@@ -210,21 +210,27 @@ class DynamoDBStore:
                     "chat_id": {"S": key},
                     "status": {"S": "processing"},
                     "lease_until": {"N": str(now + lease_seconds)},
+                    "owner": {"S": token},
                     "ttl": _ttl(UPDATE_TTL),
                 },
                 # new, or another replica's claim whose lease ran out (it crashed mid-update)
                 ConditionExpression=(
-                    "attribute_not_exists(chat_id) OR (#s = :processing AND lease_until < :now)"
+                    "attribute_not_exists(chat_id) OR "
+                    "(#s = :processing AND (lease_until < :now OR #o = :token))"
                 ),
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":processing": {"S": "processing"}, ":now": {"N": str(now)}},
+                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
+                ExpressionAttributeValues={
+                    ":processing": {"S": "processing"},
+                    ":now": {"N": str(now)},
+                    ":token": {"S": token},
+                },
             )
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
             item = await self._get(key)
             if item is None:
-                return await self.claim_update(update_id, lease_seconds)
+                return await self.claim_update(update_id, lease_seconds, token)
             return ClaimResult.DUPLICATE if item["status"]["S"] == "done" else ClaimResult.BUSY
         return ClaimResult.CLAIMED
 

@@ -20,7 +20,7 @@ class MemoryStore:
         self._chats: dict[int, ChatState] = {}
         self._servers: dict[str, StoredServer] = {}
         self._refs: dict[str, ServerRef] = {}
-        self._updates: dict[int, tuple[str, float]] = {}
+        self._updates: dict[int, tuple[str, float, str]] = {}
 
     async def open(self) -> None:
         return None
@@ -49,20 +49,20 @@ class MemoryStore:
     async def put_ref(self, ref: str, server: ServerRef) -> None:
         self._refs[ref] = server
 
-    async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult:
+    async def claim_update(self, update_id: int, lease_seconds: float, token: str) -> ClaimResult:
         now = time.time()
         existing = self._updates.get(update_id)
         if existing is not None:
-            status, lease_until = existing
+            status, lease_until, owner = existing
             if status == "done":
                 return ClaimResult.DUPLICATE
-            if lease_until > now:
+            if lease_until > now and owner != token:
                 return ClaimResult.BUSY
-        self._updates[update_id] = ("processing", now + lease_seconds)
+        self._updates[update_id] = ("processing", now + lease_seconds, token)
         return ClaimResult.CLAIMED
 
     async def finish_update(self, update_id: int) -> None:
-        self._updates[update_id] = ("done", float("inf"))
+        self._updates[update_id] = ("done", float("inf"), "")
         if len(self._updates) > _MAX_UPDATES:  # forget the oldest half; Telegram redelivers within hours
             for old in list(self._updates)[: _MAX_UPDATES // 2]:
                 del self._updates[old]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import trace
@@ -124,8 +125,11 @@ class ResilientStore:
             return
 
     async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult:
+        token = uuid.uuid4().hex  # one per claim, the same for its retries
         try:
-            return await self._call("claim_update", lambda: self.inner.claim_update(update_id, lease_seconds))
+            return await self._call(
+                "claim_update", lambda: self.inner.claim_update(update_id, lease_seconds, token)
+            )
         except StoreFailedError:
             return ClaimResult.CLAIMED
 

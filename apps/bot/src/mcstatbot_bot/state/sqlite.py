@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS updates (
     update_id INTEGER PRIMARY KEY,
     status TEXT NOT NULL,
     lease_until REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    owner TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -68,6 +69,10 @@ class SqliteStore:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA busy_timeout=10000")
         await self._db.executescript(_SCHEMA)
+        async with self._db.execute("PRAGMA table_info(updates)") as cursor:
+            columns = {row[1] for row in await cursor.fetchall()}
+        if "owner" not in columns:  # a file from before update claims named their owner
+            await self._db.execute("ALTER TABLE updates ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
         await self._db.commit()
 
     async def close(self) -> None:
@@ -125,15 +130,17 @@ class SqliteStore:
         )
         await self.db.commit()
 
-    async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult:
+    async def claim_update(self, update_id: int, lease_seconds: float, token: str) -> ClaimResult:
         now = time.time()
-        # One statement: insert, or take over an expired claim of another replica; atomic in SQLite.
+        # One statement: insert, or take over an expired claim (its replica died), or find our own
+        # claim again (a retried call); atomic in SQLite, also across processes sharing the file.
         cursor = await self.db.execute(
-            "INSERT INTO updates (update_id, status, lease_until, updated_at) VALUES (?, 'processing', ?, ?) "
+            "INSERT INTO updates (update_id, status, lease_until, updated_at, owner) "
+            "VALUES (?, 'processing', ?, ?, ?) "
             "ON CONFLICT (update_id) DO UPDATE SET status = 'processing', "
-            "lease_until = excluded.lease_until, updated_at = excluded.updated_at "
-            "WHERE updates.status = 'processing' AND updates.lease_until < ?",
-            (update_id, now + lease_seconds, now, now),
+            "lease_until = excluded.lease_until, updated_at = excluded.updated_at, owner = excluded.owner "
+            "WHERE updates.status = 'processing' AND (updates.lease_until < ? OR updates.owner = ?)",
+            (update_id, now + lease_seconds, now, token, now, token),
         )
         claimed = cursor.rowcount == 1
         await cursor.close()
@@ -143,7 +150,7 @@ class SqliteStore:
         async with self.db.execute("SELECT status FROM updates WHERE update_id = ?", (update_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:  # released in between: try once more
-            return await self.claim_update(update_id, lease_seconds)
+            return await self.claim_update(update_id, lease_seconds, token)
         return ClaimResult.DUPLICATE if row[0] == "done" else ClaimResult.BUSY
 
     async def finish_update(self, update_id: int) -> None:
