@@ -136,22 +136,33 @@ def markdown(results: dict[str, Any], png_name: str | None) -> str:
             )
     lines.append("")
     for bench in results["benchmarks"].values():
-        lines += [f"## {bench['title']}", ""]
-        if bench["status"] != "ok":
-            lines += [f"**{bench['status']}**", ""]
-        lines += [bench["method"], ""]
-        if bench["figures"]:
-            lines += ["| figure | median | min | max | unit | runs |", "|---|---|---|---|---|---|"]
-            for figure in bench["figures"].values():
-                lines.append(
-                    f"| {figure['label']} | {_number(figure['median'])} | {_number(figure['min'])} | "
-                    f"{_number(figure['max'])} | {figure['unit']} | {len(figure['runs'])} |"
-                )
-            lines.append("")
-        lines += [f"- {note}" for note in bench["notes"]]
-        if bench["notes"]:
-            lines.append("")
+        lines += _section(bench)
     return "\n".join(lines)
+
+
+def _section(bench: dict[str, Any]) -> list[str]:
+    lines = [f"## {bench['title']}", ""]
+    details = bench["details"]
+    others = details.get("other_processes_cpu_cores")
+    if others is not None:
+        load = (details.get("load_average_before") or ["?"])[0]
+        busy = f"Other processes on the machine used {others} cores on average while this ran "
+        lines += [f"{busy}(1-minute load average before it: {load}).", ""]
+    if bench["status"] != "ok":
+        lines += [f"**{bench['status']}**", ""]
+    lines += [bench["method"], ""]
+    if bench["figures"]:
+        lines += ["| figure | median | min | max | unit | runs |", "|---|---|---|---|---|---|"]
+        for figure in bench["figures"].values():
+            lines.append(
+                f"| {figure['label']} | {_number(figure['median'])} | {_number(figure['min'])} | "
+                f"{_number(figure['max'])} | {figure['unit']} | {len(figure['runs'])} |"
+            )
+        lines.append("")
+    lines += [f"- {note}" for note in bench["notes"]]
+    if bench["notes"]:
+        lines.append("")
+    return lines
 
 
 HOW_TO_RUN = """\

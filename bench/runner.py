@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bench import report
 from bench.core import BenchContext, BenchmarkResult, BenchmarkSkippedError
 from bench.machine import load_average, machine_info
+from bench.procstat import machine_busy_seconds, own_cpu_seconds
 from bench.scenarios import bot, cached, footprint, protection, uncached
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def run_benchmark(name: str, context: BenchContext) -> BenchmarkResult:
     title, function = SCENARIOS[name]
     _say(f"{name}: starting")
     load_before = load_average()
+    busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
     started = time.perf_counter()
     try:
         result = function(context)
@@ -48,8 +50,11 @@ def run_benchmark(name: str, context: BenchContext) -> BenchmarkResult:
         result = BenchmarkResult(
             name, title, "", status="failed", notes=[f"Failed: {type(error).__name__}: {error}"]
         )
-    result.details["elapsed_s"] = round(time.perf_counter() - started, 1)
+    elapsed = time.perf_counter() - started
+    others = (machine_busy_seconds() - busy_before) - (own_cpu_seconds() - own_before)
+    result.details["elapsed_s"] = round(elapsed, 1)
     result.details["load_average_before"] = load_before
+    result.details["other_processes_cpu_cores"] = round(max(others, 0.0) / elapsed, 2) if elapsed else None
     _say(f"{name}: {result.status} in {result.details['elapsed_s']} s")
     return result
 
