@@ -9,12 +9,16 @@ crosses both images.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import yaml
+from aiobotocore.session import get_session
+from mcstatbot_testkit.dynamodb import DynamoDBLocal
 from mcstatbot_testkit.net import free_port
 from mcstatbot_testkit.telegram import BotApiServer
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 # Building takes minutes on a fresh machine (debootstrap, then both images): more than the suite's default.
 pytestmark = pytest.mark.timeout(1800)
 
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"query": 8081, "bot": 8080}
 TMP = "/tmp"  # noqa: S108 - the containers' tmpfs mount point
 WEBHOOK_SECRET = "image-test-secret"  # noqa: S105 - a made-up secret
@@ -185,3 +190,94 @@ def test_status_crosses_both_images(running: dict[str, int], bot_api: BotApiServ
     )
     assert forbidden.status_code == 403
     assert forbidden.json()["detail"]["code"] == "forbidden_address"
+
+
+def pod_env(workload: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
+    """A rendered Job's container environment, secret references resolved from `secrets` (by key)."""
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+        else:
+            env[item["name"]] = secrets[item["valueFrom"]["secretKeyRef"]["key"]]
+    return env
+
+
+def test_the_webhook_hook_job_runs_from_the_image(
+    engine: DockerEngine, images: dict[str, str], bot_api: BotApiServer
+) -> None:
+    """The chart's post-install Job, as rendered (its env and args), registers the webhook."""
+    helm = ROOT / ".tools" / "bin" / "helm"
+    rendered = subprocess.run(
+        [
+            str(helm),
+            "template",
+            "mcstatbot",
+            str(ROOT / "charts" / "mcstatbot"),
+            "-n",
+            "mcstatbot",
+            "-f",
+            str(ROOT / "charts" / "mcstatbot" / "ci" / "default-values.yaml"),
+            "--set",
+            "ingress.enabled=true",
+            "--set",
+            "ingress.className=nginx",
+            "--set",
+            "ingress.hosts[0].host=bot.example.com",
+            "--set",
+            f"telegram.apiBaseUrl={bot_api.base_url}",
+            "--show-only",
+            "templates/bot/webhook-job.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    job = yaml.safe_load(rendered.stdout)
+    env = pod_env(job, {"telegram-bot-token": bot_api.token, "webhook-secret": WEBHOOK_SECRET})
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    run = ["run", "--rm", "--read-only", "--tmpfs", TMP, "--user", "10001:10001", "--network", "host"]
+    for key, value in env.items():
+        run += ["-e", f"{key}={value}"]
+    try:
+        result = engine.docker(*run, images["bot"], *args, check=False, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert bot_api.webhook_url == "https://bot.example.com/telegram/webhook"
+        assert any(c.params.get("secret_token") == WEBHOOK_SECRET for c in bot_api.calls_to("setWebhook"))
+    finally:
+        bot_api.delete_webhook()
+
+
+async def test_the_kind_table_job_runs_from_the_image(
+    engine: DockerEngine, images: dict[str, str], tmp_path: Path
+) -> None:
+    """The kind overlay's create-table Job (its command and env) makes the table, TTL on `ttl`."""
+    job = yaml.safe_load((ROOT / "k8s/overlays/kind/dynamodb-local/create-table-job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    with DynamoDBLocal(tmp_path / "dynamodb.log") as dynamodb:
+        env = pod_env(job, {"telegram-bot-token": "1:unused"})
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb.endpoint_url  # the in-cluster Service, here on loopback
+        run = ["run", "--rm", "--read-only", "--tmpfs", TMP, "--user", "10001:10001", "--network", "host"]
+        for key, value in env.items():
+            run += ["-e", f"{key}={value}"]
+        command = container["command"]
+        result = engine.docker(*run, "--entrypoint", command[0], images["bot"], *command[1:], check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        session = get_session()
+        async with session.create_client(
+            "dynamodb",
+            region_name=env["AWS_REGION"],
+            endpoint_url=dynamodb.endpoint_url,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - DynamoDB Local accepts any credentials
+        ) as client:
+            table = (await client.describe_table(TableName=env["DYNAMODB_TABLE"]))["Table"]
+            ttl = (await client.describe_time_to_live(TableName=env["DYNAMODB_TABLE"]))[
+                "TimeToLiveDescription"
+            ]
+        assert table["KeySchema"] == [{"AttributeName": "chat_id", "KeyType": "HASH"}]
+        assert ttl.get("AttributeName") == "ttl"
+        # Running it again is harmless (the Job retries until DynamoDB Local answers).
+        again = engine.docker(*run, "--entrypoint", command[0], images["bot"], *command[1:], check=False)
+        assert again.returncode == 0, again.stdout + again.stderr
