@@ -29,6 +29,8 @@ SCENARIOS: dict[str, tuple[str, Callable[[BenchContext], BenchmarkResult]]] = {
 }
 BUSY_LOAD_PER_CORE = 0.5
 """A 1-minute load average above this many runnable processes per core before the run counts as busy."""
+BUSY_OTHER_CORES = 0.25
+"""Other processes using more than this many cores while a benchmark runs make the run busy."""
 
 
 def _say(message: str) -> None:
@@ -59,14 +61,21 @@ def run_benchmark(name: str, context: BenchContext) -> BenchmarkResult:
     return result
 
 
-def _busy_note(start: list[float], cores: int | None) -> str | None:
-    if not start or not cores:
-        return None
-    if start[0] > BUSY_LOAD_PER_CORE * cores:
+def _busy_note(results: dict[str, Any]) -> str | None:
+    machine = results["machine"]
+    start, cores = machine["load_average_at_start"], machine["cores"]
+    others = [
+        bench["details"]["other_processes_cpu_cores"]
+        for bench in results["benchmarks"].values()
+        if bench["details"].get("other_processes_cpu_cores") is not None
+    ]
+    busiest = max(others, default=0.0)
+    if (start and cores and start[0] > BUSY_LOAD_PER_CORE * cores) or busiest > BUSY_OTHER_CORES:
         return (
-            f"The machine was busy when this run started: 1-minute load average {start[0]} on {cores} cores "
-            "(other processes were running), so absolute figures are pessimistic; the side-by-side "
-            "ratios are what to read."
+            f"The machine was busy during this run: 1-minute load average {start[0] if start else '?'} on "
+            f"{cores} cores when it started, and other processes used up to {busiest} cores while a "
+            "benchmark ran (see each section). Absolute figures are pessimistic; the side-by-side "
+            "comparisons, measured in the same rounds, are what to read."
         )
     return None
 
@@ -108,7 +117,7 @@ def _run(config: BenchConfig, machine: dict[str, Any]) -> dict[str, Any]:
             if name in config.benchmarks:
                 results["benchmarks"][name] = run_benchmark(name, context).as_dict()
     results["load_average_at_end"] = load_average()
-    results["busy_note"] = _busy_note(machine["load_average_at_start"], machine["cores"])
+    results["busy_note"] = _busy_note(results)
     json_path = report.write_json(results, config.results_dir)
     png_path = report.write_png(results, config.results_dir)
     _say(f"wrote {json_path}" + (f" and {png_path}" if png_path else ""))
