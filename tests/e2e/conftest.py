@@ -5,13 +5,15 @@ replicas sharing one Redis, DynamoDB Local, Java and Bedrock peers, the Bot API 
 gets it healed first: anything an earlier test stopped is back. `new_user()` gives a chat of its own.
 
 Logs go to test-logs/e2e/<time>/ (one file per process). When a test fails, the last lines of every log
-are added to its report; the folder is kept when anything failed and removed otherwise.
+are added to its report; the folder is kept when anything failed (or E2E_KEEP_LOGS is set) and removed
+otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 import time
 from pathlib import Path
@@ -42,7 +44,7 @@ def running_system(e2e_log_dir: Path) -> Iterator[System]:
         yield system
     finally:
         system.stop()
-        if not _failed:
+        if not _failed and not os.environ.get("E2E_KEEP_LOGS"):
             shutil.rmtree(e2e_log_dir, ignore_errors=True)
         else:
             print(f"\ne2e logs kept in {e2e_log_dir} (failed: {', '.join(_failed)})")  # noqa: T201

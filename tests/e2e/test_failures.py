@@ -67,6 +67,7 @@ def to_chat(chat_id: int) -> Callable[[ApiCall], bool]:
 
 def test_query_service_killed_mid_session(system: System, new_user: Callable[[], TelegramUser]) -> None:
     java, bedrock = system.java.address, system.bedrock.address
+    bot_pid = system.bot.pid
     user = new_user()
     first = user.send(f"/status {java}").text
     assert "1.21.1" in first
@@ -104,6 +105,7 @@ def test_query_service_killed_mid_session(system: System, new_user: Callable[[],
     assert "1.21.1" in fresh
     assert metric(system.bot.url, "mcstatbot_circuit_breaker_state") == 0
     assert is_fresh(stranger.send(f"/status {bedrock}").text)
+    assert system.bot.pid == bot_pid  # the same bot process all along
 
 
 def test_query_service_hangs(system: System, new_user: Callable[[], TelegramUser]) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from mcstatbot_testkit.dynamodb import DynamoDBLocal
 from mcstatbot_testkit.harness import TelegramUser
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
 from mcstatbot_testkit.process import ManagedProcess
+from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_testkit.telegram import BotApiServer
 
 pytestmark = pytest.mark.e2e
@@ -40,8 +43,6 @@ def alive(pid: int) -> bool:
 
 
 def port_open(port: int) -> bool:
-    import socket  # noqa: PLC0415
-
     with socket.socket() as sock:
         return sock.connect_ex((LOOPBACK, port)) == 0
 
@@ -62,6 +63,32 @@ def test_without_a_token_it_stops_at_once_and_says_why() -> None:
     assert "starting" not in result.stdout  # nothing was started
 
 
+def start_make_run(log: Path, env: dict[str, str]) -> ManagedProcess:
+    """`make run` in its own process group (as in a terminal); returns once it says it is running."""
+    run = ManagedProcess(["make", "run"], log, env=env, cwd=REPO_ROOT)
+    run.start()
+    deadline = time.monotonic() + 240
+    while "mcstatbot is running" not in run.log_text():
+        if not run.running or time.monotonic() > deadline:
+            run.stop()
+            raise AssertionError(f"make run did not start:\n{run.log_text()}")
+        time.sleep(0.2)
+    return run
+
+
+def ctrl_c(run: ManagedProcess) -> None:
+    """What Ctrl-C in the terminal does: SIGINT to the whole foreground process group."""
+    run.send_signal(signal.SIGINT)
+    assert run.proc is not None
+    run.proc.wait(timeout=60)
+
+
+def redis_keys(redis: RedisServer) -> int:
+    with socket.create_connection((LOOPBACK, redis.port), timeout=2) as sock:
+        sock.sendall(b"DBSIZE\r\n")
+        return int(sock.recv(64).decode().strip().lstrip(":"))
+
+
 @pytest.mark.timeout(300)
 def test_it_serves_a_chat_and_ctrl_c_stops_both_services(tmp_path: Path) -> None:
     query_port, bot_port = free_port(), free_port()
@@ -75,17 +102,13 @@ def test_it_serves_a_chat_and_ctrl_c_stops_both_services(tmp_path: Path) -> None
             ALLOW_PRIVATE_ADDRESSES="true",  # the peer is on loopback
             DNS_NAMESERVERS=f"{LOOPBACK}:{free_port()}",  # nothing resolves off this machine
         )
-        run = ManagedProcess(["make", "run"], tmp_path / "make-run.log", env=env, cwd=REPO_ROOT)
-        run.start()
+        run = start_make_run(tmp_path / "make-run.log", env)
         try:
-            deadline = time.monotonic() + 240
-            while "mcstatbot is running" not in run.log_text():
-                assert run.running, f"make run exited:\n{run.log_text()}"
-                assert time.monotonic() < deadline, f"make run did not start:\n{run.log_text()}"
-                time.sleep(0.2)
             log = run.log_text()
             assert f"http://127.0.0.1:{query_port}" in log
             assert f"http://127.0.0.1:{bot_port}" in log
+            assert "in-process cache" in log
+            assert "polling, sqlite state" in log
             assert "Ctrl-C" in log
             pids = [int(p) for p in re.findall(r"\(pid (\d+)", log)]
             assert len(pids) == 2
@@ -95,12 +118,46 @@ def test_it_serves_a_chat_and_ctrl_c_stops_both_services(tmp_path: Path) -> None
             assert "1.21.1" in reply.text
             assert (tmp_path / "state.db").exists()  # SQLite state, the make run default
 
-            run.send_signal(signal.SIGINT)  # Ctrl-C: the terminal signals the whole foreground group
-            assert run.proc is not None
-            run.proc.wait(timeout=60)
+            ctrl_c(run)
         finally:
             run.stop()
         assert "stopped" in run.log_text()
         assert not any(alive(pid) for pid in pids)
         assert not port_open(query_port)
         assert not port_open(bot_port)
+
+
+@pytest.mark.timeout(300)
+def test_it_uses_redis_and_dynamodb_when_configured(tmp_path: Path) -> None:
+    with (
+        BotApiServer() as api,
+        JavaPeer(tmp_path / "java.log") as java,
+        RedisServer(tmp_path / "redis.log") as redis,
+        DynamoDBLocal(tmp_path / "dynamodb.log") as dynamodb,
+    ):
+        env = clean_env(
+            TELEGRAM_BOT_TOKEN=api.token,
+            TELEGRAM_API_BASE_URL=api.base_url,
+            QUERY_PORT=str(free_port()),
+            BOT_PORT=str(free_port()),
+            REDIS_URL=redis.url,
+            STATE_BACKEND="dynamodb",
+            DYNAMODB_TABLE="make_run_sessions",
+            ALLOW_PRIVATE_ADDRESSES="true",
+            DNS_NAMESERVERS=f"{LOOPBACK}:{free_port()}",
+            **dynamodb.env(),
+        )
+        run = start_make_run(tmp_path / "make-run.log", env)
+        try:
+            log = run.log_text()
+            assert "Redis cache" in log
+            assert "creating the DynamoDB table make_run_sessions" in log  # a local endpoint starts empty
+            assert "polling, dynamodb state" in log
+            reply = TelegramUser(api, 4343).send(f"/status {java.address}", timeout=30)
+            assert "1.21.1" in reply.text
+            assert redis_keys(redis) >= 1  # the answer is cached in Redis
+            ctrl_c(run)
+        finally:
+            run.stop()
+        assert "stopped" in run.log_text()
+        assert not (tmp_path / "mcstatbot.db").exists()

@@ -27,8 +27,8 @@ def test_a_users_session(
 
     assert report.steps == 7
     # The first /status reached the Java peer; the Status button later was answered from the cache.
-    assert report.java_status_before_cached_press >= 1
-    assert report.java_status_after_cached_press == report.java_status_before_cached_press
+    assert report.java_connections_before_cached_press >= 1
+    assert report.java_connections_after_cached_press == report.java_connections_before_cached_press
     # /status without an argument answered for the chat's last server (Java, asked by the Status button).
     assert system.java.address in report.replies["/status (last server)"]
     assert system.bedrock.address not in report.replies["/status (last server)"]

@@ -344,8 +344,8 @@ class SessionReport:
     """What one run of the session scenario saw: each step's reply and the peers' counters."""
 
     replies: dict[str, str] = field(default_factory=dict)
-    java_status_before_cached_press: int = 0
-    java_status_after_cached_press: int = 0
+    java_connections_before_cached_press: int = 0
+    java_connections_after_cached_press: int = 0
     steps: int = 0
 
 
@@ -362,7 +362,7 @@ def _expect(step: str, call: ApiCall, *needles: str) -> str:
 
 def run_session(system: System, user: TelegramUser) -> SessionReport:
     """/start, /status Java, /status Bedrock, then the Java card's buttons Players, About and Status
-    (from the cache: the Java peer sees no new status request), then /status with no argument, which
+    (from the cache: the Java peer sees no new connection), then /status with no argument, which
     answers for the chat's last server: the Java one, which the Status button asked about last.
 
     Raises ScenarioError naming the step whose reply is missing something or leaks internals.
@@ -386,13 +386,13 @@ def run_session(system: System, user: TelegramUser) -> SessionReport:
     step("/status bedrock", lambda: user.send(f"/status {bedrock}"), bedrock, "mcstatbot bedrock peer")
     step("players", lambda: user.press(java_reply, "Players"), "Steve", "Alex")
     step("about", lambda: user.press(java_reply, "About"), "mcstatbot")
-    report.java_status_before_cached_press = system.java.status_requests
+    report.java_connections_before_cached_press = system.java.stats()["connections"]
     step("status again", lambda: user.press(java_reply, "Status"), java, "1.21.1")
-    report.java_status_after_cached_press = system.java.status_requests
-    if report.java_status_after_cached_press != report.java_status_before_cached_press:
+    report.java_connections_after_cached_press = system.java.stats()["connections"]
+    before, after = report.java_connections_before_cached_press, report.java_connections_after_cached_press
+    if after != before:
         raise ScenarioError(
-            "status again: the Java peer saw a new status request "
-            f"({report.java_status_before_cached_press} -> {report.java_status_after_cached_press}); "
+            f"status again: the Java peer saw a new connection ({before} -> {after}); "
             "the answer should have come from the cache"
         )
     # The last server this chat asked about is the Java one (the Status button above asked again).
