@@ -8,16 +8,18 @@ import json
 import re
 import shutil
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import mcstatbot_common
+import opentelemetry.environment_variables as otel_api_env
+import opentelemetry.sdk.environment_variables as otel_sdk_env
 import pytest
 import yaml
 from mcstatbot_bot.settings import BotSettings
 from mcstatbot_query.settings import QuerySettings
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from pydantic_settings import BaseSettings
 
     from tests.chart.conftest import Kit, Render
@@ -49,8 +51,27 @@ def container(render: Render, kind: str, name: str) -> dict[str, Any]:
     return containers[0]
 
 
+def _otel_env() -> set[str]:
+    """OTEL_* variables something in the apps reads: the OpenTelemetry SDK's own, and the ones
+    mcstatbot_common's tracing setup reads. OTEL_METRICS_EXPORTER/OTEL_LOGS_EXPORTER are only read by the
+    `opentelemetry-instrument` launcher, which the images do not use."""
+    names = {
+        value
+        for module in (otel_api_env, otel_sdk_env)
+        for key, value in vars(module).items()
+        if key.startswith("OTEL_") and isinstance(value, str)
+    }
+    common = Path(mcstatbot_common.__file__).parent
+    for source in common.rglob("*.py"):
+        names |= set(re.findall(r"OTEL_[A-Z_]+", source.read_text()))
+    return names - {"OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"}
+
+
+OTEL_ENV = _otel_env()
+
+
 def library_env(name: str) -> bool:
-    return name.startswith("OTEL_")
+    return name in OTEL_ENV
 
 
 # --- environment vs settings -------------------------------------------------------------------------
@@ -67,6 +88,27 @@ def test_every_variable_the_chart_sets_is_read_by_the_app(
         assert not unknown, f"{scenario}/{name} sets variables the app does not read: {sorted(unknown)}"
         missing = required_env(settings) - set(env)
         assert not missing, f"{scenario}/{name} leaves required variables unset: {sorted(missing)}"
+
+
+def unread_variables(kit: Kit, render: Render, name: str) -> set[str]:
+    settings, aws = (BotSettings, BOTOCORE_ENV) if name == BOT else (QuerySettings, set())
+    env = kit.container_env(container(render, "Deployment", name), render)
+    return {k for k in env if k not in env_names(settings) and not library_env(k) and k not in aws}
+
+
+def test_an_unread_variable_is_caught(kit: Kit) -> None:
+    render = kit.render(
+        "extra",
+        DEFAULT,
+        sets={
+            "bot.extraEnv[0].name": "QUERY_TIMEOUTS",
+            "bot.extraEnv[0].value": "3",
+            "query.extraEnv[0].name": "AWS_REGION",  # botocore's, but the query service has no AWS client
+            "query.extraEnv[0].value": "eu-west-1",
+        },
+    )
+    assert unread_variables(kit, render, BOT) == {"QUERY_TIMEOUTS"}
+    assert unread_variables(kit, render, QUERY) == {"AWS_REGION"}
 
 
 @pytest.mark.parametrize("scenario", ["default", "kind", "eks", "polling"])

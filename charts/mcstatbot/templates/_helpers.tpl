@@ -197,10 +197,6 @@ livenessProbe:
 - name: OTEL_TRACES_EXPORTER
   value: none
 {{- end }}
-- name: OTEL_METRICS_EXPORTER
-  value: none
-- name: OTEL_LOGS_EXPORTER
-  value: none
 - name: OTEL_RESOURCE_ATTRIBUTES
   value: {{ printf "service.namespace=mcstatbot,k8s.namespace.name=%s%s" .ctx.Release.Namespace (ternary (printf ",%s" .ctx.Values.otel.resourceAttributes) "" (ne .ctx.Values.otel.resourceAttributes "")) | quote }}
 {{- end -}}
