@@ -66,6 +66,8 @@ async def test_secret_bad_bodies_and_redelivery(
     assert (await http.post(url, content="{not json", headers=good)).status_code == 400
     assert (await http.post(url, content="[1, 2]", headers=good)).status_code == 400
     assert (await http.post(url, content=json.dumps({"update_id": "x"}), headers=good)).status_code == 400
+    for broken in ({"update_id": 9, "message": "x"}, {"update_id": 9, "message": {"chat": 1}}):
+        assert (await http.post(url, content=json.dumps(broken), headers=good)).status_code == 400
     oversize = b'{"update_id": 5, "pad": "' + b"x" * (1024 * 1024) + b'"}'
     assert (await http.post(url, content=oversize, headers=good)).status_code == 413
 
@@ -94,7 +96,7 @@ async def test_secret_bad_bodies_and_redelivery(
     assert [c.ok for c in api.calls_to("sendMessage", 902)] == [False, True]
 
     metrics = (await http.get(f"{bot.url}/metrics")).text
-    assert 'mcstatbot_updates_total{outcome="rejected"} 7.0' in metrics
+    assert 'mcstatbot_updates_total{outcome="rejected"} 9.0' in metrics
     assert 'mcstatbot_updates_total{outcome="failed"} 1.0' in metrics
     assert SECRET not in bot.log_text()
 

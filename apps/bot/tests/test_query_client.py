@@ -49,7 +49,7 @@ class StandIn:
             self.bodies.append(await request.json())
             step = self.script.pop(0) if self.script else 200
             if step == "hang":
-                await asyncio.sleep(30)
+                await asyncio.sleep(2)  # longer than the client's timeout in the test
             if step == 403:
                 return JSONResponse({"detail": {"code": "forbidden_address", "message": "loopback"}}, 403)
             if step == 400:
@@ -67,7 +67,10 @@ class StandIn:
 async def stand_in() -> AsyncIterator[tuple[StandIn, str]]:
     server_app = StandIn()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(server_app.app, host=LOOPBACK, port=port, log_level="warning"))
+    config = uvicorn.Config(
+        server_app.app, host=LOOPBACK, port=port, log_level="warning", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await async_wait_for_tcp(port)
     try:

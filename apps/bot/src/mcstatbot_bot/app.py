@@ -168,7 +168,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             return JSONResponse({"ok": False, "detail": "not ready"}, status_code=503)
         try:
             update = Update.de_json(payload, application.bot)
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             return reject(400, "not a Telegram update")
         outcome = await application.runner.run(update, application.process_update_directly)
         if outcome in {Outcome.HANDLED, Outcome.DUPLICATE}:

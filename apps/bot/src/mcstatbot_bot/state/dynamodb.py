@@ -116,7 +116,7 @@ class DynamoDBStore:
 
     async def open(self) -> None:
         config = AioConfig(
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},  # ResilientStore retries
             connect_timeout=self._timeout,
             read_timeout=self._timeout,
             max_pool_connections=50,
