@@ -281,3 +281,39 @@ async def test_the_kind_table_job_runs_from_the_image(
         # Running it again is harmless (the Job retries until DynamoDB Local answers).
         again = engine.docker(*run, "--entrypoint", command[0], images["bot"], *command[1:], check=False)
         assert again.returncode == 0, again.stdout + again.stderr
+
+
+@pytest.mark.parametrize("service", ["query"])
+def test_the_dev_stage_serves_synced_sources(engine: DockerEngine, base_image: str, service: str) -> None:
+    """skaffold's kind profile builds `--target dev`: sources editable under /app, writable by the app user
+    (file sync), the service started by watchfiles. One service is enough: both Dockerfiles share the
+    stage's recipe."""
+    tag = f"mcstatbot-{service}:dev-test"
+    engine.docker(
+        "build",
+        "--network",
+        "host",
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--target",
+        "dev",
+        "-f",
+        f"apps/{service}/Dockerfile",
+        "-t",
+        tag,
+        ".",
+        timeout=1200,
+    )
+    config = json.loads(engine.docker("image", "inspect", tag).stdout)[0]["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"][0] == "watchfiles"
+    assert f"mcstatbot-{service}" in config["Entrypoint"]
+    package = f"mcstatbot_{service}"
+    script = (
+        f"import json, os, {package} as p; d = os.path.dirname(p.__file__);"
+        " print(json.dumps([d, os.access(d, os.W_OK)]))"
+    )
+    where = engine.docker("run", "--rm", "--user", "10001:10001", "--entrypoint", "python", tag, "-c", script)
+    directory, writable = json.loads(where.stdout)
+    assert directory == f"/app/apps/{service}/src/{package}"  # where skaffold syncs apps/<service>/src/**
+    assert writable is True
