@@ -82,6 +82,11 @@ if [ ${#images_missing[@]} -gt 0 ]; then
   log "apt-get install ${images_missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${images_missing[@]}" >/dev/null
+  # Where systemd runs, the package starts a system dockerd (docker0 bridge, iptables rules); the tests do
+  # not need it, so a daemon this script brought in is stopped again.
+  if [[ " ${images_missing[*]} " == *" docker.io "* ]] && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
+  fi
 fi
 
 log "test dependencies ready (tools in $TOOLS/bin)"
