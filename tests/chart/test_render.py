@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,3 +203,21 @@ def test_checkov_passes_with_justified_skips(
     assert not failed, "\n".join(failed)
     assert result.returncode == 0, result.stderr
     assert sum(item["summary"]["passed"] for item in reports) > 500
+
+
+def test_the_kubernetes_validate_command_agrees(
+    kit: Kit, renders: dict[str, Render], overlays: dict[str, Render], tmp_path: Path
+) -> None:
+    """The same check through the `kubernetes-validate` command line (as an operator would run it): exit 0
+    and no WARN line for every render (none of these holds a CRD object)."""
+    files = []
+    for name, render in {**renders, **{f"kustomize-{k}": v for k, v in overlays.items()}}.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(render.text)
+        files.append(str(path))
+    command = Path(sys.executable).parent / "kubernetes-validate"
+    args = [str(command), "--strict", "--quiet", *(f"-k{v}" for v in KUBERNETES_VERSIONS), *files]
+    result = kit.run(args, check=False)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert not [line for line in lines if line.startswith(("WARN", "ERROR", "FATAL"))], result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
