@@ -136,7 +136,7 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 
 {{/* Pod-level pieces shared by bot and query ------------------------------------------------------ */}}
 {{- define "mcstatbot.topologySpread" -}}
-{{- if .ctx.Values.topologySpread.enabled }}
+{{- if .ctx.Values.topologySpread.enabled -}}
 topologySpreadConstraints:
   {{- range $key := list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
   - maxSkew: {{ $.ctx.Values.topologySpread.maxSkew }}
