@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -143,23 +145,38 @@ async def test_duplicate_update_handled_once_across_two_instances(  # noqa: PLR0
 async def test_sigterm_during_a_burst_loses_nothing(
     api: BotApiServer, start_bot: Callable[..., ServiceProcess], java_peer: JavaPeer
 ) -> None:
+    # A listener that accepts connections and never answers: probes of it take the query service's whole
+    # MC_TIMEOUT, so those updates are surely in flight when SIGTERM arrives.
+    silent = socket.socket()
+    silent.bind((LOOPBACK, 0))
+    silent.listen(64)
+    slow = f"{LOOPBACK}:{silent.getsockname()[1]}"
     port = free_port()
-    bot = start_bot(port=port, webhook=True, WEBHOOK_SECRET=SECRET, GRACEFUL_SHUTDOWN_SECONDS="20")
-    chats = list(range(8000, 8030))
-    for chat in chats:
-        api.send_text(chat, f"/status {java_peer.address}")
-    await api.wait_for_call("sendMessage", lambda c: c.ok and c.chat_id in chats, timeout=15)
-    bot.stop()  # SIGTERM in the middle of the burst; in-flight updates finish, the rest are refused
-    assert bot.proc is not None
-    assert bot.proc.returncode in {0, -15}  # uvicorn exits by re-raising SIGTERM after a clean shutdown
-    answered_before = {c.chat_id for c in api.calls_to("sendMessage") if c.ok}
-    start_bot(port=port, webhook=True, WEBHOOK_SECRET=SECRET)  # the replacement (same URL)
-    for _ in range(600):
-        if not api.pending_update_ids:
-            break
-        await asyncio.sleep(0.05)
-    assert api.pending_update_ids == []
-    replies = [int(c.chat_id or 0) for c in api.calls_to("sendMessage") if c.ok]
-    assert sorted(replies) == chats  # every chat answered exactly once
-    assert answered_before <= set(chats)
-    assert f"http://{LOOPBACK}:{port}{HOOK}" == api.webhook_url
+    try:
+        bot = start_bot(port=port, webhook=True, WEBHOOK_SECRET=SECRET, GRACEFUL_SHUTDOWN_SECONDS="20")
+        slow_chats = list(range(8000, 8010))
+        fast_chats = list(range(8100, 8120))
+        for chat in slow_chats:
+            api.send_text(chat, f"/status {slow}")
+        for chat in fast_chats:
+            api.send_text(chat, f"/status {java_peer.address}")
+        await api.wait_for_call("sendMessage", lambda c: c.ok and c.chat_id in fast_chats, timeout=15)
+        sigterm_at = time.time()
+        bot.stop()  # SIGTERM mid-burst: in-flight updates finish, then it exits; new deliveries are refused
+        assert bot.proc is not None
+        assert bot.proc.returncode in {0, -15}  # uvicorn re-raises SIGTERM after a clean shutdown
+        finished_after_sigterm = [c for c in api.calls_to("sendMessage") if c.ok and c.at > sigterm_at]
+        assert finished_after_sigterm  # the slow ones were in flight and were still answered
+        start_bot(port=port, webhook=True, WEBHOOK_SECRET=SECRET)  # the replacement, same URL
+        for _ in range(600):
+            if not api.pending_update_ids:
+                break
+            await asyncio.sleep(0.05)
+        assert api.pending_update_ids == []
+        replies = [int(c.chat_id or 0) for c in api.calls_to("sendMessage") if c.ok]
+        assert sorted(replies) == slow_chats + fast_chats  # every chat answered exactly once
+        slow_replies = [c.text for c in api.calls_to("sendMessage") if c.chat_id in slow_chats]
+        assert all("Offline" in text for text in slow_replies)
+        assert f"http://{LOOPBACK}:{port}{HOOK}" == api.webhook_url
+    finally:
+        silent.close()

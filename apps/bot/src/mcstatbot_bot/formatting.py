@@ -245,7 +245,7 @@ def about_text(server: ServerRef | None = None) -> str:
             "<b>mcstatbot</b> checks Minecraft Java and Bedrock servers: online or not, version, MOTD, "
             "latency and players. Answers are cached for up to a minute, so a refresh may show the same time."
         ),
-        "It remembers the last server each chat asked about (for 7 days) and nothing else.",
+        "It keeps, for 7 days, the last server each chat asked about and the last answer for each server.",
     ]
     if server is not None:
         lines.append(f"\nServer on this card: <code>{escape(server.address)}</code>")
