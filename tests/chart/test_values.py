@@ -544,6 +544,17 @@ def egress_ports(spec: dict[str, Any]) -> set[tuple[str, int | None]]:
     }
 
 
+def internet_except(spec: dict[str, Any]) -> set[str]:
+    """The addresses cut out of the 0.0.0.0/0 egress rules of a NetworkPolicy."""
+    return {
+        cidr
+        for rule in spec["egress"]
+        for peer in rule.get("to", [])
+        if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"
+        for cidr in peer["ipBlock"].get("except", [])
+    }
+
+
 def test_egress_is_limited_to_what_each_service_needs(kit: Kit, default: Render) -> None:
     bot = default.get("NetworkPolicy", BOT)["spec"]
     assert egress_ports(bot) == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 8081), ("TCP", 4318)}
@@ -562,6 +573,13 @@ def test_egress_is_limited_to_what_each_service_needs(kit: Kit, default: Render)
             for peer in rule.get("to", []):
                 if "ipBlock" in peer and peer["ipBlock"]["cidr"] == "0.0.0.0/0":
                     assert "169.254.169.254/32" in peer["ipBlock"]["except"]
+    # The query service may not probe private ranges (SSRF), unless it is told to allow private addresses;
+    # the bot's 443 rule keeps them open (VPC endpoints for DynamoDB and STS have private addresses).
+    assert "10.0.0.0/8" in internet_except(query)
+    assert "10.0.0.0/8" not in internet_except(bot)
+    private = kit.render("private", DEFAULT, sets={"query.allowPrivateAddresses": "true"})
+    assert "10.0.0.0/8" not in internet_except(private.get("NetworkPolicy", QUERY)["spec"])
+    assert "169.254.169.254/32" in internet_except(private.get("NetworkPolicy", QUERY)["spec"])
     strict = kit.render("strict", DEFAULT, sets={"networkPolicy.minecraft.allowAnyPort": "false"})
     assert {("TCP", 25565), ("UDP", 19132)} <= egress_ports(strict.get("NetworkPolicy", QUERY)["spec"])
     assert ("TCP", None) not in egress_ports(strict.get("NetworkPolicy", QUERY)["spec"])

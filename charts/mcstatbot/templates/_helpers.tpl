@@ -228,15 +228,18 @@ livenessProbe:
       protocol: TCP
 {{- end -}}
 
+{{- /* Egress to addresses outside the cluster: (dict "root" $ "ports" list ["cidrs" list] ["except" list]).
+Defaults: networkPolicy.httpsCidrs, each 0.0.0.0/0 minus networkPolicy.blockedCidrs. */ -}}
 {{- define "mcstatbot.np.internet" -}}
 {{- $root := .root -}}
+{{- $except := .except | default $root.Values.networkPolicy.blockedCidrs -}}
 - to:
-    {{- range $root.Values.networkPolicy.httpsCidrs }}
+    {{- range (.cidrs | default $root.Values.networkPolicy.httpsCidrs) }}
     - ipBlock:
         cidr: {{ . }}
         {{- if eq . "0.0.0.0/0" }}
         except:
-          {{- toYaml $root.Values.networkPolicy.blockedCidrs | nindent 10 }}
+          {{- toYaml $except | nindent 10 }}
         {{- end }}
     {{- end }}
   ports:
