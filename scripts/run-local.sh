@@ -21,11 +21,16 @@ fail() { printf '%smcstatbot:%s %s\n' "$red" "$plain" "$*" >&2; exit "${2:-1}"; 
 if ! command -v uv >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
   if ! command -v uv >/dev/null 2>&1; then
-    say "installing uv"
-    python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv \
-      || fail "could not install uv; install it (https://docs.astral.sh/uv/) and run make run again"
+    say "installing uv (python3 -m pip install --user uv)"
+    # Debian/Ubuntu's own python3 refuses plain pip installs (PEP 668); uv is a single binary, so a user
+    # install next to the system packages is safe. Inside a virtualenv, --user is refused: install there.
+    python3 -m pip install --quiet --user uv 2>/dev/null \
+      || python3 -m pip install --quiet --user --break-system-packages uv 2>/dev/null \
+      || python3 -m pip install --quiet uv 2>/dev/null \
+      || fail "could not install uv with pip; install it (https://docs.astral.sh/uv/) and run make run again"
   fi
 fi
+[ -d .venv ] || say "setting up the Python environment (uv sync --all-packages; a minute the first time)"
 uv sync --all-packages --frozen --quiet 2>/dev/null || uv sync --all-packages --quiet \
   || fail "uv sync --all-packages failed (see above)"
 PY=$(uv run --no-sync python -c 'import sys; print(sys.executable)')

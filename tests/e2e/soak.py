@@ -4,7 +4,8 @@
 
 Starts the same system as the e2e tests (every part a real process on loopback), then runs the session
 (/start, /status Java, /status Bedrock, Players, About, Status from the cache, /status) over and over,
-each time as a new chat and with an empty cache (so every round also probes the peers). Every 10 s it
+each time as a new chat and with an empty cache (so every round also probes the peers), and asks the
+second query-service replica for the Java server (it must answer from the shared cache). Every 10 s it
 samples the resident memory (VmRSS) of each process. At the end it prints a summary: rounds, replies,
 errors by step, and each service's RSS at the start (after one warm-up round), at the end, its peak and
 its growth; the same summary is written as JSON to test-logs/soak/<time>/summary.json. Exits 1 when any
@@ -123,6 +124,13 @@ def soak(seconds: float, log_dir: Path) -> SoakSummary:
                 system.heal()
             else:
                 summary.replies += report.steps
+                # The second replica reads what the first one cached (and is measured with load too).
+                if (
+                    system.query_status(system.query_other, system.java.address).headers.get("X-Cache")
+                    != "HIT"
+                ):
+                    summary.failed_rounds += 1
+                    summary.errors["second replica"] += 1
             system.api.reset()  # keep the test server's call log from growing without bound
             if time.monotonic() - last_sample >= SAMPLE_EVERY:
                 summary.sample(system)

@@ -26,6 +26,8 @@ import contextlib
 import json
 import re
 import secrets
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,12 +45,13 @@ from mcstatbot_testkit.services import ServiceProcess, bot_service, query_servic
 from mcstatbot_testkit.telegram import ApiCall, BotApiServer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from types import TracebackType
+
+    from mcstatbot_testkit.process import ManagedProcess
 
 WEBHOOK_PATH = "/telegram/webhook"
 TABLE = "user_sessions"
-REPLY_METHODS = ("sendMessage", "editMessageText")
 
 LEAK_PATTERNS = re.compile(
     r"Traceback|File \"|\bline \d+, in\b|[A-Za-z_]+(?:Error|Exception)\b|<object at 0x|object at 0x[0-9a-f]+",
@@ -126,10 +129,6 @@ class TelegramUser:
             timeout=timeout or self.reply_timeout,
             since=since,
         )
-
-    def replies(self, *, since: int = 0) -> list[ApiCall]:
-        """Every message the bot sent or edited in this chat after `since`."""
-        return [c for m in REPLY_METHODS for c in self.api.calls_to(m, self.chat_id, since=since)]
 
 
 @dataclass
@@ -227,20 +226,17 @@ class System:
         for extra in self._extra:
             extra.stop()
         self._extra.clear()
-        if not self.redis.running:
-            self.redis.start()
         if not self.dynamodb.running:
             self.dynamodb.start()
         else:
             self.dynamodb.resume()
-        for peer in (self.java, self.bedrock):
-            if not peer.running:
-                peer.start()
-        for replica in self.query:
-            if not replica.running:
-                replica.start()
+        for service in (*self.query, self.bot):
+            service.send_signal(signal.SIGCONT)  # a test may have frozen one (SIGSTOP)
+        for part in (self.redis, self.java, self.bedrock, *self.query):
+            if not part.running:
+                part.start()
         if not self.bot.running:
-            self.bot.start()
+            self.bot = self._start_bot_instance("bot-1.log")
         self.api.reset()
         if self.api.webhook_url != self.webhook_url:
             self.api.set_webhook(self.webhook_url, self.webhook_secret)
@@ -283,19 +279,19 @@ class System:
 
     def _start_bot_instance(self, log_name: str, attempts: int = 3) -> ServiceProcess:
         """A bot on a port picked just now; another pick when something took the port meanwhile."""
-        for attempt in range(attempts):
+        for _ in range(attempts - 1):
             instance = self._bot_instance(log_name)
             try:
                 return instance.start()
             except RuntimeError:
-                if attempt == attempts - 1 or "address already in use" not in instance.log_text():
+                if "address already in use" not in instance.log_text():
                     raise
-        raise AssertionError("unreachable")
+        return self._bot_instance(log_name).start()
 
     # ------------------------------------------------------------------ looking inside
     def processes(self) -> dict[str, int]:
         """Name -> pid of every running service and peer process."""
-        named: dict[str, Any] = {
+        named: dict[str, ManagedProcess] = {
             "bot": self.bot,
             "query-1": self.query[0],
             "query-2": self.query[1],
@@ -308,8 +304,6 @@ class System:
 
     def flush_cache(self) -> None:
         """Empty the shared Redis cache (a raw RESP FLUSHALL; no client library needed)."""
-        import socket  # noqa: PLC0415 - only this helper speaks raw RESP
-
         with socket.create_connection((LOOPBACK, self.redis.port), timeout=2) as sock:
             sock.sendall(b"FLUSHALL\r\n")
             if not sock.recv(16).startswith(b"+OK"):
@@ -398,10 +392,3 @@ def run_session(system: System, user: TelegramUser) -> SessionReport:
     # The last server this chat asked about is the Java one (the Status button above asked again).
     step("/status (last server)", lambda: user.send("/status"), java, "1.21.1")
     return report
-
-
-@contextlib.contextmanager
-def system_on_loopback(log_dir: Path, **kwargs: Any) -> Iterator[System]:
-    """`with system_on_loopback(dir) as system:` starts everything and stops it all afterwards."""
-    with System(log_dir, **kwargs) as system:
-        yield system
