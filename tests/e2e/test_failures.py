@@ -69,9 +69,9 @@ def test_query_service_killed_mid_session(system: System, new_user: Callable[[],
     java, bedrock = system.java.address, system.bedrock.address
     bot_pid = system.bot.pid
     user = new_user()
-    first = user.send(f"/status {java}").text
-    assert "1.21.1" in first
-    assert is_fresh(first)
+    card = user.send(f"/status {java}")
+    assert "1.21.1" in card.text
+    assert is_fresh(card.text)
 
     system.query_for_bot.kill()
 
@@ -81,6 +81,10 @@ def test_query_service_killed_mid_session(system: System, new_user: Callable[[],
     assert "1.21.1" in text
     assert STALE in text.casefold()
     assert "ago" in text.casefold()
+    # The Players button on the earlier card: the stored player sample, marked as stored.
+    players = user.press(card, "Players").text
+    assert "Steve" in players
+    assert STALE in players.casefold()
     # A server nobody asked about: a friendly error, no internals.
     stranger = new_user()
     text, elapsed = timed_send(stranger, f"/status {bedrock}")
