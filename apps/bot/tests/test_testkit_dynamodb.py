@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 async def _tables(ddb: DynamoDBLocal) -> list[str]:
-    config = AioConfig(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2)
+    config = AioConfig(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=20)
     client_context = get_session().create_client(
         "dynamodb",
         region_name="us-east-1",
