@@ -34,7 +34,7 @@ test: test-deps lint ## install what the tests need, lint, and run the whole sui
 bench: test-deps ## the benchmarks (~9 min; BENCH_QUICK=1: ~2): bench/results/latest.json, .png, docs/benchmarks.md
 	$(UV) run python -m bench
 
-soak: setup ## the session scenario in a loop for a bounded time (SOAK_SECONDS, default 600)
+soak: test-deps ## the e2e session scenario in a loop (SOAK_SECONDS, default 600): replies, errors, RSS growth
 	$(UV) run python -m tests.e2e.soak
 
 clean: ## remove caches and local state
