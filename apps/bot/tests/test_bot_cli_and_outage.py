@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -95,6 +96,11 @@ async def test_dynamodb_outage_still_answers(
         assert 'outcome="error"' in metrics
 
         ddb.start()  # back, with the table (persistent storage)
+        async with httpx.AsyncClient() as http:  # /ready's ping is the store breaker's trial call
+            for _ in range(100):
+                if (await http.get(f"{bot.url}/ready")).json()["state_store"] == "ok":
+                    break
+                await asyncio.sleep(0.2)
         api.send_text(9101, "/status")  # the chat's last server was not saved in the outage...
         reply = await api.wait_for_call(
             "sendMessage", lambda c: to(9101)(c) and "Which server?" in c.text, timeout=20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -196,3 +197,20 @@ async def test_retries_three_times_then_gives_up() -> None:
     flaky.failures, flaky.calls = 10, 0
     assert await store.get_chat(7) is None
     assert flaky.calls == 4
+
+
+async def test_a_store_that_is_down_is_short_circuited() -> None:
+    flaky = FlakyStore(failures=1000)
+    store = ResilientStore(
+        flaky, retries=1, backoff_base=0.001, breaker_threshold=2, breaker_reset_seconds=0.2
+    )
+    assert await store.get_chat(1) is None
+    assert await store.get_chat(1) is None
+    assert flaky.calls == 4  # two calls, each with one retry; the breaker is open now
+    assert await store.get_chat(1) is None
+    assert flaky.calls == 4  # failed at once, the store was not asked
+    flaky.failures = 0
+    await asyncio.sleep(0.25)
+    await flaky.save_chat(1, SERVER, STATUS)
+    assert await store.get_chat(1) is not None  # the trial call works and closes the breaker
+    assert await store.get_chat(1) is not None

@@ -2,7 +2,9 @@
 
 A failing store never stops a reply: after `retries` retries with exponential backoff (and jitter), a
 read answers None, a write is logged and dropped, and an update claim counts as CLAIMED (handling an
-update twice in an outage beats dropping it).
+update twice in an outage beats dropping it). A circuit breaker of its own keeps a store that is down
+from costing every update its retries: after `breaker_threshold` failed calls in a row, calls fail at
+once (outcome `short_circuited`) until one trial call after `breaker_reset_seconds` succeeds.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from opentelemetry import trace
 
 from mcstatbot_bot import metrics
+from mcstatbot_bot.breaker import CircuitBreaker
 from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StateStore, StoredServer
 
 if TYPE_CHECKING:
@@ -40,8 +43,11 @@ class ResilientStore:
         retries: int = 3,
         backoff_base: float = 0.05,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        breaker_threshold: int = 3,
+        breaker_reset_seconds: float = 5.0,
     ) -> None:
         self.inner = inner
+        self.breaker = CircuitBreaker(breaker_threshold, breaker_reset_seconds)
         self.backend = inner.backend
         self._retries = retries
         self._backoff_base = backoff_base
@@ -64,12 +70,20 @@ class ResilientStore:
         with tracer.start_as_current_span(
             f"state.{operation}", attributes={"db.system": self.backend, "db.operation": operation}
         ) as span:
+            if not self.breaker.allow():
+                metrics.STATE_OPERATIONS.labels(self.backend, operation, "short_circuited").inc()
+                span.set_status(trace.StatusCode.ERROR, "short-circuited")
+                raise StoreFailedError(operation)
             attempt = 0
             while True:
                 try:
                     result = await call()
+                except asyncio.CancelledError:
+                    self.breaker.release()
+                    raise
                 except Exception as exc:
                     if attempt >= self._retries:
+                        self.breaker.record_failure()
                         metrics.STATE_OPERATIONS.labels(self.backend, operation, "error").inc()
                         span.record_exception(exc)
                         span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
@@ -85,6 +99,7 @@ class ResilientStore:
                     await self._sleep(self._backoff_base * (2**attempt) * (0.5 + random.random()))  # noqa: S311
                     attempt += 1
                     continue
+                self.breaker.record_success()
                 metrics.STATE_OPERATIONS.labels(self.backend, operation, "ok").inc()
                 return result
 
