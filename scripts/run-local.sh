@@ -90,27 +90,9 @@ trap 'stop_all; exit 0' INT  # Ctrl-C is how a developer stops it: a clean stop,
 trap 'stop_all; exit 143' TERM
 trap 'stop_all' EXIT
 
-# Waits until GET url/ready answers 200 while pid is alive; fails after 60 s.
+# Waits until GET url/ready answers 200 while pid is alive (scripts/wait_for_ready.py); fails after 60 s.
 wait_ready() {
-  local name=$1 pid=$2 url=$3
-  "$PY" - "$name" "$pid" "$url" <<'EOF' || fail "$name did not become ready (its output is above)"
-import os, sys, time, urllib.request
-name, pid, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        sys.exit(f"mcstatbot: {name} exited during start-up")
-    try:
-        with urllib.request.urlopen(f"{url}/ready", timeout=1) as response:
-            if response.status == 200:
-                sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.2)
-sys.exit(f"mcstatbot: {name} not ready after 60 s")
-EOF
+  "$PY" scripts/wait_for_ready.py "$1" "$2" "$3" 60 || fail "$1 did not become ready (its output is above)"
 }
 
 cache="in-process cache"
