@@ -35,7 +35,11 @@ def stream() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
     uvicorn_saved = {
-        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
+        name: (
+            logging.getLogger(name).handlers[:],
+            logging.getLogger(name).propagate,
+            logging.getLogger(name).level,
+        )
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
     }
     saved_secrets = set(mclogging._secrets)
@@ -43,9 +47,10 @@ def stream() -> Iterator[io.StringIO]:
     yield buffer
     root.handlers[:], level, sys.excepthook, threading.excepthook = saved
     root.setLevel(level)
-    for name, (handlers, propagate) in uvicorn_saved.items():
+    for name, (handlers, propagate, level) in uvicorn_saved.items():
         logging.getLogger(name).handlers[:] = handlers
         logging.getLogger(name).propagate = propagate
+        logging.getLogger(name).setLevel(level)
     logging.captureWarnings(capture=False)
     mclogging._secrets.clear()
     mclogging._secrets.update(saved_secrets)
@@ -201,6 +206,7 @@ async def test_httpx_request_lines_are_silenced(stream: io.StringIO) -> None:
 
 def test_uvicorn_loggers_go_through_the_same_handler_and_skip_probe_lines(stream: io.StringIO) -> None:
     logging.getLogger("uvicorn.access").addHandler(logging.StreamHandler(io.StringIO()))
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # as an earlier uvicorn.run may leave it
     configure_logging("INFO", "json", stream=stream)
     logging.config.dictConfig(UVICORN_LOG_CONFIG)
     access = logging.getLogger("uvicorn.access")

@@ -44,7 +44,13 @@ _BOT_TOKEN = re.compile(r"(?<![A-Za-z0-9])(bot)?\d{5,}(?::|%3[Aa])[A-Za-z0-9_-]{
 _MIN_SECRET_LENGTH = 8
 _secrets: set[str] = set()
 _LOG_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("mcstatbot_log_context", default=None)
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# `color_message` is uvicorn's copy of the message with terminal colour codes.
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _QUIET_PATHS = ("/health", "/ready", "/metrics")
 
@@ -208,7 +214,9 @@ def configure_logging(
     for name in _UVICORN_LOGGERS:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
+        uvicorn_logger.setLevel(logging.NOTSET)  # LOG_LEVEL (the root's level) decides
         uvicorn_logger.propagate = True
+        uvicorn_logger.disabled = False
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(existing, _QuietProbesFilter) for existing in access.filters):
         access.addFilter(_QuietProbesFilter())
