@@ -6,6 +6,7 @@ server address (unbounded cardinality, and personal data).
 
 from __future__ import annotations
 
+from mcstatbot_common.observability import ERRORS as SHARED_ERRORS
 from prometheus_client import Counter, Gauge
 
 COMMANDS = Counter("mcstatbot_commands", "Bot commands handled, by command", ["command"])
@@ -47,6 +48,7 @@ TELEGRAM_API_ERRORS = Counter(
     ["kind"],
 )
 FLOOD_LIMITED = Counter("mcstatbot_flood_limited", "Probes refused because a chat asked too fast")
-ERRORS = Counter("mcstatbot_errors", "Unexpected errors, by service and exception type", ["service", "type"])
+# `mcstatbot_errors_total{service,type}` is shared with the query service (defined in mcstatbot_common).
+ERRORS = SHARED_ERRORS
 
 BREAKER_STATE.set(0)

@@ -6,6 +6,7 @@ prometheus_client adds `_total` to counter names: `mcstatbot_probes` is exported
 
 from __future__ import annotations
 
+from mcstatbot_common.observability import ERRORS as SHARED_ERRORS
 from prometheus_client import Counter, Gauge, Histogram
 
 PROBES = Counter(
@@ -31,8 +32,5 @@ COALESCED_WAITS = Counter(
 )
 CACHE_BACKEND_UP = Gauge("mcstatbot_cache_backend_up", "1 when the cache backend answers, 0 in degraded mode")
 CACHE_BACKEND_ERRORS = Counter("mcstatbot_cache_backend_errors", "Failed calls to the cache backend (Redis)")
-ERRORS = Counter(
-    "mcstatbot_errors",
-    "Requests answered with an error, by service and type (invalid_address, forbidden_address, internal)",
-    ["service", "type"],
-)
+# `mcstatbot_errors_total{service,type}` is shared with the bot: one definition, in mcstatbot_common.
+ERRORS = SHARED_ERRORS

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILD_INFO",
+    "ERRORS",
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
     "TRACE_EXCLUDED_PATHS",
@@ -48,6 +49,14 @@ HTTP_LATENCY = Histogram(
     "Time to answer an HTTP request, by service, method and route template",
     ["service", "method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10),
+)
+# Shared: both services count their errors in this one family (`mcstatbot_errors_total{service,type}`);
+# two definitions of one name cannot live in one registry (e.g. one test process importing both apps).
+ERRORS = Counter(
+    "mcstatbot_errors",
+    "Errors by service and type: the query service's error codes (invalid_address, forbidden_address,"
+    " internal), the bot's unexpected exception class names",
+    ["service", "type"],
 )
 BUILD_INFO = Gauge(
     "mcstatbot_build_info",
