@@ -206,3 +206,27 @@ def test_dynamodb_stopped_and_back(
         assert time.monotonic() < deadline, f"state writes did not resume: {item}"
         time.sleep(1.0)
     assert bedrock in users[2].send("/status").text
+
+
+def test_dynamodb_hangs(system: System, new_user: Callable[[], TelegramUser]) -> None:
+    """A frozen DynamoDB (SIGSTOP): state calls time out instead of being refused; users still get
+    answers, and once it thaws the state is written again."""
+    java = system.java.address
+    user = new_user()
+    system.dynamodb.pause()
+    try:
+        start = time.monotonic()
+        text = user.send(f"/status {java}", timeout=60).text
+        print(f"reply with a frozen DynamoDB after {time.monotonic() - start:.1f} s")  # noqa: T201 - shown with -s
+        assert "1.21.1" in text
+        assert not leaks(text)
+    finally:
+        system.dynamodb.resume()
+    # The answer given while frozen could not be stored; ask again until the chat's last server sticks.
+    deadline = time.monotonic() + 60
+    while True:
+        user.send(f"/status {java}", timeout=30)
+        if java in user.send("/status", timeout=30).text:
+            break
+        assert time.monotonic() < deadline, "state writes did not resume after DynamoDB thawed"
+        time.sleep(1.0)
