@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
@@ -45,16 +46,16 @@ def write_png(results: dict[str, Any], results_dir: Path) -> Path | None:
         return None
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.6 * columns, 4.6 * rows), squeeze=False)
     for index, (title, unit, bars) in enumerate(panels):
         ax = axes[index // columns][index % columns]
-        labels = [bar["label"] for bar in bars]
+        labels = [textwrap.fill(bar["label"], 26) for bar in bars]
         medians = [bar["median"] for bar in bars]
         low = [bar["median"] - bar["min"] for bar in bars]
         high = [bar["max"] - bar["median"] for bar in bars]
         positions = list(range(len(bars)))
         ax.bar(positions, medians, yerr=[low, high], capsize=4, color="#4C72B0")
-        ax.set_xticks(positions, labels, rotation=20, ha="right", fontsize=8)
+        ax.set_xticks(positions, labels, rotation=30, ha="right", fontsize=7)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit)
         for x, y in zip(positions, medians, strict=True):

@@ -59,8 +59,8 @@ def _method(context: BenchContext) -> str:
 SINGLE = "single"
 """The shipped bot with one virtual user: latency without queueing."""
 VARIANTS = {
-    "shipped": (BOT_MODULE, "as shipped (Telegram's 30 msg/s limit kept)"),
-    "unlimited": ("bench.bot_unlimited", "flood limit lifted (capacity)"),
+    "shipped": (BOT_MODULE, "as shipped"),
+    "unlimited": ("bench.bot_unlimited", "flood limit lifted"),
 }
 
 
