@@ -350,6 +350,7 @@ def test_the_bot_token_is_in_no_log_line_and_no_span(
         text = path.read_text(errors="replace")
         assert token not in text, path.name
         assert secret_half not in text, path.name
+        assert system.webhook_secret not in text, path.name
     spans = otlp_receiver.snapshot()
     bot_api = [s for s in spans if "/bot<redacted>/" in str(s.attributes.get("http.url", ""))]
     assert bot_api, "the bot's Bot API calls are traced, with the token redacted"

@@ -163,13 +163,16 @@ def test_configured_token_is_redacted_even_when_it_looks_like_no_token(
     stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", SHORT_TOKEN)
+    monkeypatch.setenv("WEBHOOK_SECRET", "whsec-0123456789")
     configure_logging("INFO", "json", stream=stream)
     logging.getLogger("x").info("GET /bot%s/getMe", SHORT_TOKEN)
     logging.getLogger("x").info("secret half alone: shortsecret99")
+    logging.getLogger("x").info("header was %s", "whsec-0123456789")
     output = stream.getvalue()
     assert SHORT_TOKEN not in output
     assert "shortsecret99" not in output
-    assert output.count("<redacted>") == 2
+    assert "whsec-0123456789" not in output
+    assert output.count("<redacted>") == 3
 
 
 def test_redact_keeps_ordinary_text() -> None:

@@ -42,6 +42,7 @@ REDACTED = "<redacted>"
 # `<bot id>:<secret>`, also URL-encoded (`%3A`), with or without the `bot` prefix of Bot API URLs.
 _BOT_TOKEN = re.compile(r"(?<![A-Za-z0-9])(bot)?\d{5,}(?::|%3[Aa])[A-Za-z0-9_-]{20,}")
 _MIN_SECRET_LENGTH = 8
+_SECRET_VARIABLES = ("TELEGRAM_BOT_TOKEN", "WEBHOOK_SECRET")
 _secrets: set[str] = set()
 _LOG_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("mcstatbot_log_context", default=None)
 # `color_message` is uvicorn's copy of the message with terminal colour codes.
@@ -76,8 +77,8 @@ def log_context(**fields: Any) -> Iterator[None]:
 def register_secret(value: str | None) -> None:
     """Redact this exact value (and its URL-encoded form) from every log line from now on.
 
-    `configure_logging` registers `TELEGRAM_BOT_TOKEN` itself; the pattern catches real tokens anyway,
-    this also covers short test tokens and the secret half of a token on its own.
+    `configure_logging` registers `TELEGRAM_BOT_TOKEN` and `WEBHOOK_SECRET` itself. The pattern catches
+    real tokens anyway; this also covers short test tokens and the secret half of a token on its own.
     """
     if not value or len(value) < _MIN_SECRET_LENGTH:
         return
@@ -204,7 +205,8 @@ def configure_logging(
     threads) through the same handler, so a traceback is redacted like any other line. `service`, when
     given, is written into every JSON line; `stream` defaults to stderr.
     """
-    register_secret(os.environ.get("TELEGRAM_BOT_TOKEN"))
+    for variable in _SECRET_VARIABLES:
+        register_secret(os.environ.get(variable))
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter())
     handler.addFilter(RedactingFilter())
