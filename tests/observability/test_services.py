@@ -337,6 +337,45 @@ def test_a_redis_outage_shows_in_metrics_and_in_a_traced_warning(
     assert [s.parent_span_id for s in server] == [parent_id]
 
 
+def test_a_query_outage_moves_the_breaker_and_fallback_metrics(system: System, session: Session) -> None:
+    """Query service down: failed calls, the breaker opening (state 2), fallback replies; then it closes."""
+    del session
+    before = scrape(system.bot.url)
+    user = TelegramUser(system.api, 810_000_004)
+    card = user.send(f"/status {system.java.address}")
+    assert "1.21.1" in card.text
+    system.query_for_bot.kill()
+    try:
+        for _ in range(6):  # the breaker opens after 3 consecutive failed calls
+            user.send(f"/status {system.java.address}")
+            if scrape(system.bot.url).value("mcstatbot_circuit_breaker_state") == 2:
+                break
+        down = scrape(system.bot.url)
+    finally:
+        system.query_for_bot.start()
+    assert down.value("mcstatbot_circuit_breaker_state") == 2
+
+    def moved(after: Metrics, name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert moved(down, "mcstatbot_circuit_breaker_transitions_total", state="open") == 1
+    assert moved(down, "mcstatbot_query_requests_total", endpoint="status", outcome="unavailable") >= 3
+    # This chat asked before: every reply during the outage was its stored answer.
+    assert moved(down, "mcstatbot_fallback_replies_total", kind="stored") >= 3
+    assert moved(down, "mcstatbot_fallback_replies_total", kind="stored") == moved(
+        down, "mcstatbot_fallback_replies_total"
+    )
+    # Back: after the cool-down (3 s here) one trial call closes the breaker again.
+    deadline = time.monotonic() + 30
+    while scrape(system.bot.url).value("mcstatbot_circuit_breaker_state") != 0:
+        assert time.monotonic() < deadline, "the breaker did not close after the query service came back"
+        user.send(f"/status {system.java.address}")
+        time.sleep(0.5)
+    after = scrape(system.bot.url)
+    assert moved(after, "mcstatbot_circuit_breaker_transitions_total", state="half-open") >= 1
+    assert moved(after, "mcstatbot_circuit_breaker_transitions_total", state="closed") >= 1
+
+
 def test_the_bot_token_is_in_no_log_line_and_no_span(
     system: System, otlp_receiver: OtlpReceiver, session: Session
 ) -> None:
