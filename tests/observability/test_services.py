@@ -8,6 +8,7 @@ to a real receiver on loopback (conftest.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from mcstatbot_testkit.harness import System, TelegramUser, run_session
+from mcstatbot_testkit.hostile import Behaviour, HostileServer
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -201,6 +203,35 @@ def test_bad_input_and_telegram_429_are_counted(session: Session) -> None:
     assert moved == 1
 
 
+async def test_probe_outcomes_and_coalesced_waits_are_counted(system: System, session: Session) -> None:
+    """A silent server (timeout) asked 4 times at once: one probe, 3 coalesced waits; bad JSON: protocol."""
+    del session
+    query = system.query_other  # the bot's replica keeps its counters for the session test
+    before = scrape(query.url)
+    async with (
+        HostileServer(Behaviour.SILENT) as silent,
+        HostileServer(Behaviour.BAD_JSON) as garbled,
+        httpx.AsyncClient(base_url=query.url, timeout=20) as client,
+    ):
+        body = {"server_url": f"127.0.0.1:{silent.port}", "edition": "java"}
+        answers = await asyncio.gather(*(client.post("/api/v1/status", json=body) for _ in range(4)))
+        garbled_answer = await client.post(
+            "/api/v1/status", json={"server_url": f"127.0.0.1:{garbled.port}", "edition": "java"}
+        )
+    assert [a.json()["error"]["code"] for a in answers] == ["timeout"] * 4
+    assert garbled_answer.json()["error"]["code"] == "protocol"
+    after = scrape(query.url)
+
+    def moved(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert moved("mcstatbot_probes_total", edition="java", outcome="timeout") == 1
+    assert moved("mcstatbot_coalesced_waits_total") == 3
+    assert moved("mcstatbot_probes_total", edition="java", outcome="protocol") == 1
+    assert moved("mcstatbot_probe_duration_seconds_count", edition="java") == 2
+    assert moved("mcstatbot_cache_requests_total", kind="status", result="miss") >= 2
+
+
 def spans_by_id(spans: list[ReceivedSpan], trace_id: str) -> dict[str, ReceivedSpan]:
     return {span.span_id: span for span in spans if span.trace_id == trace_id}
 
@@ -223,6 +254,7 @@ def test_one_status_is_one_trace_from_the_webhook_to_the_minecraft_probe(
     del session  # runs after the session (shares the system)
     system.flush_cache()
     seen = {span.span_id for span in otlp_receiver.snapshot()}  # earlier spans stay for the log test
+    java_port = int(system.java.address.rsplit(":", 1)[1])
     user = TelegramUser(system.api, 810_000_003)
     reply = user.send(f"/status {system.java.address}")
     assert system.java.address in reply.text
@@ -231,7 +263,10 @@ def test_one_status_is_one_trace_from_the_webhook_to_the_minecraft_probe(
         return [
             s
             for s in spans
-            if s.span_id not in seen and s.name == "mc.probe" and s.attributes.get("mc.edition") == "java"
+            if s.span_id not in seen
+            and s.name == "mc.probe"
+            and s.attributes.get("mc.edition") == "java"
+            and s.attributes.get("server.port") == java_port
         ]
 
     [probe] = java_probes(otlp_receiver.wait_for(lambda got: bool(java_probes(got))))
