@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import pytest
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mcstatbot_testkit.telegram import ApiCall
 
 pytestmark = pytest.mark.e2e
+T = TypeVar("T")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 COMMANDS = ["/start", "/help", "/status", "/players", "/about", "/status@mcstatbot_test_bot", "/", "/x"]
@@ -50,6 +51,33 @@ command_strings = st.one_of(
     st.builds("/status 127.0.0.1:{}".format, st.sampled_from(["-1", "0", "65536", "99999", "x", ""])),
     TEXT,
 ).filter(stays_on_this_machine)
+
+
+callback_payloads = st.one_of(
+    st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=64),
+    # shaped like the bot's own callback data: fields joined by "|"
+    st.builds("|".join, st.lists(st.text(st.characters(codec="ascii"), max_size=20), max_size=6)),
+).filter(lambda d: 1 <= len(d.encode()) <= 64 and stays_on_this_machine(d.replace("|", " ")))
+
+
+def generate(strategy: st.SearchStrategy[T], count: int) -> list[T]:
+    """`count` examples of `strategy`, drawn by hypothesis before anything is sent (so the test server's
+    own work cannot disturb generation). Every example is kept: the checks run on all of them at once."""
+    examples: list[T] = []
+
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(example: T) -> None:
+        examples.append(example)
+
+    collect()
+    return examples
 
 
 def webhook(system: System, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -135,23 +163,14 @@ def test_a_thousand_random_commands(system: System, new_user: Callable[[], Teleg
     users = [new_user() for _ in range(20)]
     since = system.api.last_seq
     offsets = log_offsets(system)
-    sent: list[str] = []
+    messages = generate(st.tuples(command_strings, st.sampled_from(users)), 1000)
 
-    @settings(
-        max_examples=1000,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(text=command_strings, who=st.integers(0, len(users) - 1))
-    def send(text: str, who: int) -> None:
+    sent: list[str] = []
+    for text, user in messages:
         if text.strip():
             pace(system)
-            system.api.send_text(users[who].chat_id, text)
+            system.api.send_text(user.chat_id, text)
             sent.append(text)
-
-    send()
     wait_until_quiet(system)
 
     assert len(sent) >= 900
@@ -169,27 +188,13 @@ def test_random_callback_payloads(system: System, new_user: Callable[[], Telegra
     reply = user.send(f"/status {system.java.address}")
     since = system.api.last_seq
     offsets = log_offsets(system)
-    pressed: list[str] = []
+    payloads = generate(callback_payloads, 300)
 
-    @settings(
-        max_examples=300,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(
-        data=st.one_of(
-            st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=64),
-            st.builds("|".join, st.lists(st.text(st.characters(codec="ascii"), max_size=20), max_size=6)),
-        ).filter(lambda d: 1 <= len(d.encode()) <= 64 and stays_on_this_machine(d.replace("|", " ")))
-    )
-    def press(data: str) -> None:
+    pressed: list[str] = []
+    for data in payloads:
         pace(system)
         update = system.api.press_button(reply.result, data, check=False)
         pressed.append(update["callback_query"]["id"])
-
-    press()
     wait_until_quiet(system)
 
     calls = [c for c in system.api.calls if c.seq > since]
