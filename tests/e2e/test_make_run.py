@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from mcstatbot_testkit.dynamodb import DynamoDBLocal
-from mcstatbot_testkit.harness import TelegramUser
+from mcstatbot_testkit.harness import TelegramUser, redis_command
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
 from mcstatbot_testkit.process import ManagedProcess
@@ -83,12 +83,6 @@ def ctrl_c(run: ManagedProcess) -> None:
     run.proc.wait(timeout=60)
 
 
-def redis_keys(redis: RedisServer) -> int:
-    with socket.create_connection((LOOPBACK, redis.port), timeout=2) as sock:
-        sock.sendall(b"DBSIZE\r\n")
-        return int(sock.recv(64).decode().strip().lstrip(":"))
-
-
 @pytest.mark.timeout(300)
 def test_it_serves_a_chat_and_ctrl_c_stops_both_services(tmp_path: Path) -> None:
     query_port, bot_port = free_port(), free_port()
@@ -155,7 +149,7 @@ def test_it_uses_redis_and_dynamodb_when_configured(tmp_path: Path) -> None:
             assert "polling, dynamodb state" in log
             reply = TelegramUser(api, 4343).send(f"/status {java.address}", timeout=30)
             assert "1.21.1" in reply.text
-            assert redis_keys(redis) >= 1  # the answer is cached in Redis
+            assert int(redis_command(redis.port, "DBSIZE").lstrip(":")) >= 1  # the answer is cached in Redis
             ctrl_c(run)
         finally:
             run.stop()

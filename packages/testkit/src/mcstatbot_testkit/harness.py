@@ -74,6 +74,14 @@ def rss_kib(pid: int) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def redis_command(port: int, command: str) -> str:
+    """Send one inline command (e.g. `DBSIZE`) to the redis-server on 127.0.0.1:`port`; its one-line
+    RESP answer (`+OK`, `:3`, ...). Raw RESP, so the harness needs no Redis client."""
+    with socket.create_connection((LOOPBACK, port), timeout=2) as sock:
+        sock.sendall(f"{command}\r\n".encode())
+        return sock.recv(256).decode(errors="replace").strip()
+
+
 def button_data(call: ApiCall | dict[str, Any], label: str) -> str:
     """The callback_data of the inline button labelled `label` (case-insensitive, emoji ignored)."""
     if isinstance(call, ApiCall):
@@ -303,11 +311,9 @@ class System:
         return {name: part.pid for name, part in named.items() if part.running}
 
     def flush_cache(self) -> None:
-        """Empty the shared Redis cache (a raw RESP FLUSHALL; no client library needed)."""
-        with socket.create_connection((LOOPBACK, self.redis.port), timeout=2) as sock:
-            sock.sendall(b"FLUSHALL\r\n")
-            if not sock.recv(16).startswith(b"+OK"):
-                raise RuntimeError("redis did not accept FLUSHALL")
+        """Empty the shared Redis cache."""
+        if redis_command(self.redis.port, "FLUSHALL") != "+OK":
+            raise RuntimeError("redis did not accept FLUSHALL")
 
     def query_status(self, replica: ServiceProcess, address: str) -> httpx.Response:
         """Ask one query-service replica directly (what the bot does), for checks of the shared cache."""
