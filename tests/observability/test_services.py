@@ -104,12 +104,35 @@ class Session:
         return self.query_after.value(name, **labels) - self.query_before.value(name, **labels)
 
 
+def all_parts_up(system: System) -> bool:
+    """Every process still runs a moment after start (a peer whose port was taken meanwhile has died)."""
+    time.sleep(1.0)
+    expected = {"bot", "java-peer", "bedrock-peer", "redis", "dynamodb"}
+    running = system.processes()
+    return expected <= set(running) and all(replica.running for replica in system.query)
+
+
 @pytest.fixture(scope="module")
 def system(otlp_receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole system exporting traces to the receiver; started again on new ports if a part died at once.
+
+    Ports are picked free and bound a moment later by each process; another system running at the same
+    time (the e2e suite's) can take one in between, so a part may die right after start.
+    """
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-    running = System(tmp_path_factory.mktemp("observed-system"), query_env=otel, bot_env=otel)
-    running.start()
+    for attempt in range(3):
+        running = System(tmp_path_factory.mktemp("observed-system"), query_env=otel, bot_env=otel)
+        try:
+            running.start()  # stops whatever it started when it fails
+        except (RuntimeError, TimeoutError):
+            if attempt == 2:
+                raise
+            continue
+        if all_parts_up(running) or attempt == 2:
+            break
+        running.stop()
     try:
+        assert all_parts_up(running), running.log_tails()
         yield running
     finally:
         running.stop()
