@@ -4,10 +4,10 @@ export PATH := $(CURDIR)/.tools/bin:$(HOME)/.local/bin:$(PATH)
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help setup test-deps run test lint format typecheck unit e2e chart bench soak clean
+.PHONY: help setup test-deps run test lint format e2e chart bench soak clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 setup: ## install uv (if missing) and the Python workspace
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -30,6 +30,12 @@ format: ## apply ruff's fixes and formatting
 
 test: test-deps lint ## install what the tests need, lint, and run the whole suite
 	$(UV) run pytest $(PYTEST_ARGS)
+
+e2e: test-deps ## only the end-to-end suite (tests/e2e: every service as its own process, real peers)
+	$(UV) run pytest tests/e2e $(PYTEST_ARGS)
+
+chart: test-deps ## only the chart and image checks (helm lint, kubernetes-validate, checkov, chart and image tests)
+	$(UV) run pytest tests/chart tests/images $(PYTEST_ARGS)
 
 bench: test-deps ## the benchmarks (~9 min; BENCH_QUICK=1: ~2): bench/results/latest.json, .png, docs/benchmarks.md
 	$(UV) run python -m bench

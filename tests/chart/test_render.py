@@ -154,6 +154,9 @@ def test_monitoring_objects_validate(kit: Kit, tmp_path: Path) -> None:
     )
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(next(iter(dashboard["data"].values())))  # the JSON survives quoting
+    monitor = next(d for d in docs if d["kind"] == "ServiceMonitor")
+    # The rules and the dashboard group by the apps' own `service` label: the scrape must keep it.
+    assert all(endpoint["honorLabels"] is True for endpoint in monitor["spec"]["endpoints"])
     rule = next(d for d in docs if d["kind"] == "PrometheusRule")
     assert rule["spec"]["groups"] == yaml.safe_load((chart / "files" / "prometheus-rules.yaml").read_text())
 

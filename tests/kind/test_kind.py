@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "mcstatbot"
 CLUSTER = os.environ.get("KIND_CLUSTER", "mcstatbot-e2e")
 WEBHOOK_SECRET = "kind-e2e-webhook-secret"  # noqa: S105 - a made-up secret
