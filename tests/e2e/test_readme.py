@@ -63,7 +63,13 @@ def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
     with BotApiServer() as api, JavaPeer(tmp_path / "java.log") as java:
         # 1. make setup: uv and the workspace, in the clone.
         result = subprocess.run(
-            shlex.split(setup), cwd=clone, env=clean_env(), capture_output=True, text=True, timeout=400, check=False
+            shlex.split(setup),
+            cwd=clone,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=400,
+            check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert (clone / ".venv").is_dir()
