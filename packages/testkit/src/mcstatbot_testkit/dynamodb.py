@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from mcstatbot_testkit.net import LOOPBACK, free_port, wait_for_tcp
-from mcstatbot_testkit.process import ManagedProcess
+from mcstatbot_testkit.process import ManagedProcess, Started
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -48,7 +46,7 @@ class DynamoDBUnavailableError(RuntimeError):
     """java or the DynamoDB Local jar is missing (run `make test-deps`)."""
 
 
-class DynamoDBLocal:
+class DynamoDBLocal(Started):
     """One DynamoDB Local process on a fixed free port; start/stop/restart keep the port."""
 
     def __init__(
@@ -132,11 +130,3 @@ class DynamoDBLocal:
     @property
     def running(self) -> bool:
         return self.process.running
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -40,13 +40,13 @@ import httpx
 from mcstatbot_testkit.dynamodb import DynamoDBLocal
 from mcstatbot_testkit.minecraft import BedrockPeer, JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
+from mcstatbot_testkit.process import Started
 from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_testkit.services import ServiceProcess, bot_service, query_service
 from mcstatbot_testkit.telegram import ApiCall, BotApiServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
 
     from mcstatbot_testkit.process import ManagedProcess
 
@@ -140,7 +140,7 @@ class TelegramUser:
 
 
 @dataclass
-class System:
+class System(Started):
     """Every part of mcstatbot as its own process on loopback; see the module docstring.
 
     `log_dir` keeps one log per process. Use as a context manager; `heal()` brings back whatever a
@@ -220,14 +220,6 @@ class System:
             self.dynamodb.stop()
         with contextlib.suppress(Exception):
             self.api.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def heal(self) -> None:
         """Bring back every part a test stopped, killed or paused, and forget injected failures."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -13,7 +14,25 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 
-class ManagedProcess:
+class Started(abc.ABC):
+    """A part a test starts and must stop for sure: `with part:` starts it and stops it on the way out."""
+
+    @abc.abstractmethod
+    def start(self) -> Self: ...
+
+    @abc.abstractmethod
+    def stop(self) -> object: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class ManagedProcess(Started):
     """Start `argv` in its own process group, logging to `log_path`; `stop()` ends the whole group.
 
     Use as a context manager, or call `start()` and `stop()`; `restart()` starts it again with the
@@ -90,11 +109,3 @@ class ManagedProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -53,11 +53,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from mcstatbot_testkit.net import LOOPBACK, free_port, wait_for_tcp
+from mcstatbot_testkit.process import Started
 
 if TYPE_CHECKING:
     import concurrent.futures
     from collections.abc import Callable
-    from types import TracebackType
 
 DEFAULT_TOKEN = "123456789:TEST-token-abcdefghijklmnopqrstuvwxyz"  # noqa: S105 - a test server's token
 DEFAULT_BOT_ID = 123456789
@@ -163,7 +163,7 @@ class _State:
     commands: list[dict[str, Any]] = field(default_factory=list)
 
 
-class BotApiServer:
+class BotApiServer(Started):
     """The Bot API stand-in; see the module docstring. Use as a context manager or `start()`/`stop()`."""
 
     def __init__(
@@ -231,14 +231,6 @@ class BotApiServer:
             self._thread.join(timeout=10)
         self._server = None
         self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget calls, pending updates, deliveries and injected failures (messages and webhook stay)."""
