@@ -4,34 +4,25 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from mcstatbot_testkit.dynamodb import DynamoDBLocal
-from mcstatbot_testkit.harness import TelegramUser, redis_command
+from mcstatbot_testkit.harness import TelegramUser, ctrl_c, local_run_env, redis_command, start_local_run
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
-from mcstatbot_testkit.process import ManagedProcess
 from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_testkit.telegram import BotApiServer
+
+if TYPE_CHECKING:
+    from mcstatbot_testkit.process import ManagedProcess
 
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# What run-local.sh reads, removed so the developer's own shell cannot change what the test sees.
-RUN_VARIABLES = (
-    "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL", "REDIS_URL", "STATE_BACKEND", "SQLITE_PATH", "BOT_MODE",
-    "HOST", "PORT", "QUERY_PORT", "BOT_PORT", "WEBHOOK_URL", "WEBHOOK_SECRET", "QUERY_SERVICE_URL",
-)  # fmt: skip
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in RUN_VARIABLES}
-    return {**env, **extra}
 
 
 def alive(pid: int) -> bool:
@@ -51,7 +42,7 @@ def test_without_a_token_it_stops_at_once_and_says_why() -> None:
     result = subprocess.run(
         ["make", "run"],
         cwd=REPO_ROOT,
-        env=clean_env(),
+        env=local_run_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -64,30 +55,14 @@ def test_without_a_token_it_stops_at_once_and_says_why() -> None:
 
 
 def start_make_run(log: Path, env: dict[str, str]) -> ManagedProcess:
-    """`make run` in its own process group (as in a terminal); returns once it says it is running."""
-    run = ManagedProcess(["make", "run"], log, env=env, cwd=REPO_ROOT)
-    run.start()
-    deadline = time.monotonic() + 240
-    while "mcstatbot is running" not in run.log_text():
-        if not run.running or time.monotonic() > deadline:
-            run.stop()
-            raise AssertionError(f"make run did not start:\n{run.log_text()}")
-        time.sleep(0.2)
-    return run
-
-
-def ctrl_c(run: ManagedProcess) -> None:
-    """What Ctrl-C in the terminal does: SIGINT to the whole foreground process group."""
-    run.send_signal(signal.SIGINT)
-    assert run.proc is not None
-    run.proc.wait(timeout=60)
+    return start_local_run(["make", "run"], log, env, REPO_ROOT)
 
 
 @pytest.mark.timeout(300)
 def test_it_serves_a_chat_and_ctrl_c_stops_both_services(tmp_path: Path) -> None:
     query_port, bot_port = free_port(), free_port()
     with BotApiServer() as api, JavaPeer(tmp_path / "java.log") as java:
-        env = clean_env(
+        env = local_run_env(
             TELEGRAM_BOT_TOKEN=api.token,
             TELEGRAM_API_BASE_URL=api.base_url,
             QUERY_PORT=str(query_port),
@@ -129,7 +104,7 @@ def test_it_uses_redis_and_dynamodb_when_configured(tmp_path: Path) -> None:
         RedisServer(tmp_path / "redis.log") as redis,
         DynamoDBLocal(tmp_path / "dynamodb.log") as dynamodb,
     ):
-        env = clean_env(
+        env = local_run_env(
             TELEGRAM_BOT_TOKEN=api.token,
             TELEGRAM_API_BASE_URL=api.base_url,
             QUERY_PORT=str(free_port()),

@@ -7,19 +7,15 @@ example token for the Bot API test server's (whose address the bot gets from `TE
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from mcstatbot_testkit.harness import TelegramUser
+from mcstatbot_testkit.harness import TelegramUser, ctrl_c, local_run_env, start_local_run
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
-from mcstatbot_testkit.process import ManagedProcess
 from mcstatbot_testkit.telegram import BotApiServer
 
 pytestmark = pytest.mark.e2e
@@ -46,14 +42,6 @@ def test_the_quick_start_block_is_what_this_test_follows() -> None:
     ]
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The developer's shell, without anything that would point the clone at this checkout's environment."""
-    dropped = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL"}
-    dropped |= {"REDIS_URL", "STATE_BACKEND", "SQLITE_PATH", "BOT_MODE", "HOST", "PORT", "WEBHOOK_URL"}
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
-    return {**env, **extra}
-
-
 @pytest.mark.timeout(600)
 def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
     clone = tmp_path / "mcstatbot"
@@ -65,7 +53,7 @@ def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
         result = subprocess.run(
             shlex.split(setup),
             cwd=clone,
-            env=clean_env(),
+            env=local_run_env(),
             capture_output=True,
             text=True,
             timeout=400,
@@ -78,7 +66,7 @@ def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
         result = subprocess.run(
             shlex.split(status.replace(EXAMPLE_SERVER, java.address)),
             cwd=clone,
-            env=clean_env(),
+            env=local_run_env(),
             capture_output=True,
             text=True,
             timeout=60,
@@ -91,7 +79,7 @@ def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
         # 3. the bot, with the test server's token; the chat asks for the peer (a loopback address, so the
         #    README's ALLOW_PRIVATE_ADDRESSES=true), then Ctrl-C stops everything.
         bot_port, query_port = free_port(), free_port()
-        env = clean_env(
+        env = local_run_env(
             TELEGRAM_API_BASE_URL=api.base_url,
             ALLOW_PRIVATE_ADDRESSES="true",
             BOT_PORT=str(bot_port),
@@ -99,19 +87,12 @@ def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
             DNS_NAMESERVERS=f"{LOOPBACK}:{free_port()}",  # nothing resolves off this machine
         )
         argv = ["bash", "-c", run.replace(EXAMPLE_TOKEN, api.token)]
-        process = ManagedProcess(argv, tmp_path / "make-run.log", env=env, cwd=clone).start()
+        process = start_local_run(argv, tmp_path / "make-run.log", env, clone)
         try:
-            deadline = time.monotonic() + 240
-            while "mcstatbot is running" not in process.log_text():
-                assert process.running, process.log_text()
-                assert time.monotonic() < deadline, process.log_text()
-                time.sleep(0.2)
             reply = TelegramUser(api, 5151).send(f"/status {java.address}", timeout=30)
             assert "1.21.1" in reply.text
             assert (clone / "mcstatbot.db").exists()  # the SQLite chat state of the quick start
-            process.send_signal(signal.SIGINT)  # Ctrl-C in the terminal: the whole process group
-            assert process.proc is not None
-            assert process.proc.wait(timeout=60) is not None
+            ctrl_c(process)
         finally:
             process.stop()
         assert "stopped" in process.log_text()

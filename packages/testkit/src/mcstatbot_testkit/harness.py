@@ -24,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import os
 import re
 import secrets
 import signal
@@ -40,15 +41,13 @@ import httpx
 from mcstatbot_testkit.dynamodb import DynamoDBLocal
 from mcstatbot_testkit.minecraft import BedrockPeer, JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
-from mcstatbot_testkit.process import Started
+from mcstatbot_testkit.process import ManagedProcess, Started
 from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_testkit.services import ServiceProcess, bot_service, query_service
 from mcstatbot_testkit.telegram import ApiCall, BotApiServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from mcstatbot_testkit.process import ManagedProcess
 
 WEBHOOK_PATH = "/telegram/webhook"
 TABLE = "user_sessions"
@@ -97,6 +96,41 @@ def button_data(call: ApiCall | dict[str, Any], label: str) -> str:
             if text == wanted and "callback_data" in button:
                 return str(button["callback_data"])
     raise AssertionError(f"no button {label!r} in {markup}")
+
+
+# What scripts/run-local.sh (`make run`) reads, and what would point it at another checkout's environment:
+# left out of the environment a test starts it with, so the developer's own shell cannot change the outcome.
+LOCAL_RUN_VARIABLES = frozenset({
+    "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL", "REDIS_URL", "STATE_BACKEND", "SQLITE_PATH", "BOT_MODE",
+    "HOST", "PORT", "QUERY_PORT", "BOT_PORT", "WEBHOOK_URL", "WEBHOOK_SECRET", "QUERY_SERVICE_URL",
+    "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT",
+})  # fmt: skip
+
+
+def local_run_env(**extra: str) -> dict[str, str]:
+    """This process's environment without LOCAL_RUN_VARIABLES, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in LOCAL_RUN_VARIABLES}
+    return {**env, **extra}
+
+
+def start_local_run(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> ManagedProcess:
+    """`make run` (argv) in its own process group with exactly `env`, as in a terminal; returns once it
+    says it is running, or raises with its output."""
+    run = ManagedProcess(argv, log, env=env, cwd=cwd, inherit_env=False).start()
+    deadline = time.monotonic() + 240
+    while "mcstatbot is running" not in run.log_text():
+        if not run.running or time.monotonic() > deadline:
+            run.stop()
+            raise ScenarioError(f"make run did not start:\n{run.log_text()}")
+        time.sleep(0.2)
+    return run
+
+
+def ctrl_c(run: ManagedProcess, timeout: float = 60.0) -> None:
+    """What Ctrl-C in the terminal does: SIGINT to the whole foreground process group; waits for the end."""
+    run.send_signal(signal.SIGINT)
+    if run.proc is not None:
+        run.proc.wait(timeout=timeout)
 
 
 class ScenarioError(AssertionError):

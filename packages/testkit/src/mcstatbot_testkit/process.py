@@ -45,10 +45,13 @@ class ManagedProcess(Started):
         log_path: Path,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        *,
+        inherit_env: bool = True,
     ) -> None:
+        """`env` adds to this process's environment, or replaces it with `inherit_env=False`."""
         self.argv = argv
         self.log_path = log_path
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**(os.environ if inherit_env else {}), **(env or {})}
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
