@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-LogFormat = Literal["json", "text"]
+
+def _folded(case: str) -> BeforeValidator:
+    """Accept any spelling (`info`, `Info`, ` JSON `): operators write these values by hand."""
+    fold = str.upper if case == "upper" else str.lower
+    return BeforeValidator(lambda value: fold(value.strip()) if isinstance(value, str) else value)
+
+
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], _folded("upper")]
+LogFormat = Annotated[Literal["json", "text"], _folded("lower")]
 
 
 class ServiceSettings(BaseSettings):
