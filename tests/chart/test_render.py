@@ -26,6 +26,9 @@ CRD_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
 }
+# Kinds without a namespace, and the namespaces of the kind add-ons with the names their objects start with.
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
+ADD_ON_NAMES = {"kube-system": ("metrics-server", "system:"), "ingress-nginx": ("ingress-nginx",)}
 MONITORING = {
     "metrics.serviceMonitor.enabled": "true",
     "metrics.prometheusRule.enabled": "true",
@@ -105,13 +108,17 @@ def test_kustomize_overlay_validates_strictly(overlays: dict[str, Render], overl
     assert any(d["kind"] == "Namespace" for d in render.docs)
     problems = validate_strict(render.docs, f"kustomize {overlay}")
     assert not problems, "\n".join(problems)
-    # Everything of the product lands in the mcstatbot namespace; only metrics-server lives in kube-system.
+    # Everything of the product lands in the mcstatbot namespace; only the kind add-ons live elsewhere:
+    # metrics-server in kube-system, the ingress-nginx controller in its own namespace.
     for doc in render.docs:
         namespace = doc["metadata"].get("namespace")
-        if doc["kind"] in {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService"}:
+        if doc["kind"] in CLUSTER_SCOPED:
+            assert namespace is None, doc["metadata"]
             continue
-        assert namespace in {"mcstatbot", "kube-system"}, doc["metadata"]
-        assert namespace == "mcstatbot" or doc["metadata"]["name"].startswith(("metrics-server", "system:"))
+        assert namespace in ADD_ON_NAMES or namespace == "mcstatbot", doc["metadata"]
+        if namespace != "mcstatbot":
+            assert overlay == "kind", doc["metadata"]
+            assert doc["metadata"]["name"].startswith(ADD_ON_NAMES[namespace]), doc["metadata"]
 
 
 def test_the_validation_catches_a_misspelt_field_and_an_unknown_kind(default: Render) -> None:
