@@ -13,6 +13,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = {"mcstatbot-bot": "apps/bot/Dockerfile", "mcstatbot-query": "apps/query/Dockerfile"}
+# Kinds in the kind profile's raw manifests that have no namespace.
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,52 @@ def test_kind_profile(skaffold: dict[str, Any], values: dict[str, Any]) -> None:
     assert kind["deploy"]["helm"]["releases"][0]["valuesFiles"] == ["k8s/overlays/kind/app/values.yaml"]
     for manifest in kind["manifests"]["rawYaml"]:
         assert (ROOT / manifest).is_file(), manifest
-    assert kind["deploy"]["kubectl"]["defaultNamespace"] == "mcstatbot"
+
+
+def kustomize_resources(directory: Path) -> list[Path]:
+    """The files a kustomization lists (its `resources`), directories followed to their own."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    files: list[Path] = []
+    for resource in kustomization["resources"]:
+        path = (directory / resource).resolve()
+        files += kustomize_resources(path) if path.is_dir() else [path]
+    return files
+
+
+def test_kind_profile_deploys_the_kind_overlays_components(skaffold: dict[str, Any]) -> None:
+    """skaffold's raw manifests are the kind overlay's components (metrics-server, ingress-nginx, DynamoDB
+    Local): all of them, nothing else. The overlay's namespace.yaml is left out on purpose: `skaffold dev`
+    deletes what it applied when it stops, and the namespace holds the Telegram Secret the user created."""
+    overlay = ROOT / "k8s" / "overlays" / "kind"
+    components = [
+        resource
+        for resource in yaml.safe_load((overlay / "kustomization.yaml").read_text())["resources"]
+        if resource not in {"namespace.yaml", "app"}  # app/ is the Helm release
+    ]
+    assert "../../kind/ingress-nginx" in components
+    assert "../../kind/metrics-server" in components
+    expected = {
+        str(path.relative_to(ROOT))
+        for component in components
+        for path in kustomize_resources(overlay / component)
+    }
+    assert set(profile(skaffold, "kind")["manifests"]["rawYaml"]) == expected
+
+
+def test_kind_raw_manifests_name_their_namespaces(skaffold: dict[str, Any]) -> None:
+    """skaffold passes a kubectl deployer's defaultNamespace as `kubectl --namespace`, and kubectl then
+    refuses every object of another namespace (metrics-server lives in kube-system, the ingress controller in
+    ingress-nginx). So there is none, and every namespaced object says where it goes."""
+    kind = profile(skaffold, "kind")
+    assert "defaultNamespace" not in (kind["deploy"]["kubectl"] or {})
+    namespaces = set()
+    for manifest in kind["manifests"]["rawYaml"]:
+        for doc in yaml.safe_load_all((ROOT / manifest).read_text()):
+            if doc is None or doc["kind"] in CLUSTER_SCOPED:
+                continue
+            assert doc["metadata"].get("namespace"), f"{manifest}: {doc['kind']}/{doc['metadata']['name']}"
+            namespaces.add(doc["metadata"]["namespace"])
+    assert namespaces == {"mcstatbot", "kube-system", "ingress-nginx"}
 
 
 def test_kind_file_sync_lands_where_the_dev_image_keeps_sources(skaffold: dict[str, Any]) -> None:
