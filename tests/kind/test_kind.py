@@ -1,5 +1,7 @@
-"""The product on a real kind cluster: build and load both images, install the kind components and the chart
-with the kind values, wait for the rollout, run `helm test`, and drive one `/status` through the bot.
+"""The product on a real kind cluster: build and load both images, install the kind components
+(metrics-server, the ingress-nginx controller, DynamoDB Local) and the chart with the kind values, wait for
+the rollout, run `helm test`, and drive `/status` through the bot: once to its Service, once through the
+Ingress on the host's port 80.
 
 Needs docker (a running engine), kind, kubectl and helm 3; it is skipped, with the reason, where any of them
 is missing (the CI machines of `make test` have no kind; `.github/workflows/kind-e2e.yml` runs it).
@@ -23,7 +25,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
+import yaml
+from mcstatbot_bot.formatting import Problem, problem
+from mcstatbot_common.addresses import parse_address
 from mcstatbot_testkit.net import free_port
 from mcstatbot_testkit.telegram import BotApiServer
 
@@ -37,6 +43,13 @@ NAMESPACE = "mcstatbot"
 CLUSTER = os.environ.get("KIND_CLUSTER", "mcstatbot-e2e")
 WEBHOOK_SECRET = "kind-e2e-webhook-secret"  # noqa: S105 - a made-up secret
 TOOLS = ROOT / ".tools" / "bin"
+KIND_VALUES = ROOT / "k8s" / "overlays" / "kind" / "app" / "values.yaml"
+# The query service refuses private addresses (ALLOW_PRIVATE_ADDRESSES=false), so `/status` of a loopback
+# address gets the bot's fixed "forbidden address" reply ("... points to a private or reserved network
+# address ..."): it proves the bot reached the query service (through their NetworkPolicies) without any
+# Minecraft server. Had the bot not reached it, it would say the status service is unavailable.
+PRIVATE_SERVER = "127.0.0.1:25565"
+FORBIDDEN_REPLY = problem(Problem.FORBIDDEN_ADDRESS, address=str(parse_address(PRIVATE_SERVER)))
 
 
 def which(name: str) -> str | None:
@@ -181,7 +194,11 @@ def installed(cluster: str, images: None, telegram: tuple[BotApiServer, str]) ->
         capture_output=True,
     )
     kubectl("apply", "-k", "k8s/kind/metrics-server")
+    kubectl("apply", "-k", "k8s/kind/ingress-nginx")
     kubectl("apply", "-k", "k8s/overlays/kind/dynamodb-local")
+    kubectl(
+        "-n", "ingress-nginx", "rollout", "status", "deployment/ingress-nginx-controller", "--timeout=300s"
+    )
     egress = [
         {
             "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "dynamodb-local"}}}],
@@ -253,12 +270,75 @@ def test_status_through_the_bot(cluster: str, installed: str, telegram: tuple[Bo
         time.sleep(3)
         api.set_webhook(f"http://127.0.0.1:{local_port}/telegram/webhook", secret_token=WEBHOOK_SECRET)
         since = api.last_seq
-        api.send_text(777, "/status 127.0.0.1:25565")
+        api.send_text(777, f"/status {PRIVATE_SERVER}")
         reply = api.wait_for_call_sync(
             "sendMessage", lambda call: str(call.chat_id) == "777", since=since, timeout=60
         )
-        assert reply.text  # the query service refuses the private address; the bot says so in the chat
+        assert reply.text == FORBIDDEN_REPLY
         assert any(d.status == 200 for d in api.deliveries)
     finally:
+        api.delete_webhook()
         forward.terminate()
         forward.wait(timeout=10)
+
+
+def ingress_host() -> str:
+    values = yaml.safe_load(KIND_VALUES.read_text())
+    host: str = values["ingress"]["hosts"][0]["host"]
+    return host
+
+
+def test_webhook_through_the_ingress(
+    cluster: str, installed: str, telegram: tuple[BotApiServer, str]
+) -> None:
+    """An update POSTed to http://127.0.0.1/telegram/webhook with the kind Ingress host goes through kind's
+    port mapping to the ingress-nginx controller (hostPort 80 on the control plane), past the bot's
+    NetworkPolicy (which admits the ingress-nginx namespace) to a bot pod, which answers in the chat."""
+    api, _ = telegram
+    host = ingress_host()
+    # The controller has taken the Ingress: it writes the status address it was given.
+    deadline = time.monotonic() + 180
+    status = ""
+    while time.monotonic() < deadline:
+        status = kubectl(
+            "-n",
+            NAMESPACE,
+            "get",
+            "ingress",
+            "mcstatbot-bot",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].hostname}",
+        ).stdout
+        if status == "localhost":
+            break
+        time.sleep(3)
+    assert status == "localhost", f"the controller never took the Ingress (status {status!r})"
+    # The update is posted here, through the Ingress: the test server only records what the bot sends back.
+    api.delete_webhook()
+    since = api.last_seq
+    update = api.send_text(778, f"/status {PRIVATE_SERVER}")
+    headers = {"Host": host, "X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+    # Straight to kind's port mapping on this machine, never through a proxy from the environment.
+    with httpx.Client(base_url="http://127.0.0.1", trust_env=False, timeout=30) as http:
+        answer: httpx.Response | None = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            # Until nginx has loaded the route and the bot's endpoints: 404 (default backend), 502 or 503.
+            try:
+                answer = http.post("/telegram/webhook", json=update, headers=headers)
+            except httpx.TransportError:
+                answer = None
+            if answer is not None and answer.status_code not in {404, 502, 503, 504}:
+                break
+            time.sleep(2)
+        assert answer is not None, "nothing answers on 127.0.0.1:80 (kind's port mapping to the controller)"
+        assert answer.status_code == 200, f"{answer.status_code} {answer.text[:500]}"
+        assert answer.json()["ok"] is True
+        reply = api.wait_for_call_sync(
+            "sendMessage", lambda call: str(call.chat_id) == "778", since=since, timeout=60
+        )
+        assert reply.text == FORBIDDEN_REPLY
+        # Without the secret token the request still passes the Ingress, and the bot turns it away.
+        refused = http.post("/telegram/webhook", json=update, headers={"Host": host})
+        assert refused.status_code == 403, refused.text[:500]
+        assert refused.json() == {"ok": False, "detail": "bad secret token"}
