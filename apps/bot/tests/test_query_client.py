@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
+from mcstatbot_bot.http import HttpClient, HttpxRequester
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
 from mcstatbot_common.models import Edition
 from mcstatbot_testkit.net import LOOPBACK, async_wait_for_tcp, free_port
@@ -85,7 +85,7 @@ async def _no_sleep(_: float) -> None:
 
 
 def _client(url: str, breaker: CircuitBreaker | None = None, timeout: float = 3.0) -> QueryClient:
-    http = httpx.AsyncClient(base_url=url, timeout=timeout)
+    http = HttpClient(url, timeout=timeout, inject_trace_context=True)
     return QueryClient(http, breaker or CircuitBreaker(3, 30), retries=1, sleep=_no_sleep)
 
 
@@ -170,7 +170,8 @@ async def test_breaker_opens_short_circuits_and_recovers() -> None:
 
 
 async def test_real_query_service(query: ServiceProcess, java_peer: JavaPeer) -> None:
-    async with httpx.AsyncClient(base_url=query.url, timeout=5) as http:
+    http = HttpClient(query.url, timeout=5)
+    try:
         client = QueryClient(http, CircuitBreaker(3, 30))
         status = await client.status(java_peer.address)
         assert status.online
@@ -181,12 +182,18 @@ async def test_real_query_service(query: ServiceProcess, java_peer: JavaPeer) ->
         with pytest.raises(QueryRejected) as caught:
             await client.status("exa mple")
         assert caught.value.code == "invalid_address"
+    finally:
+        await http.aclose()
 
 
 async def test_real_query_service_forbidden(strict_query: ServiceProcess, java_peer: JavaPeer) -> None:
-    async with httpx.AsyncClient(base_url=strict_query.url, timeout=5) as http:
+    # through httpx, as when a proxy applies to the query service's URL
+    http = HttpxRequester(strict_query.url, timeout=5)
+    try:
         client = QueryClient(http, CircuitBreaker(3, 30))
         with pytest.raises(QueryRejected) as caught:
             await client.status(java_peer.address)
         assert caught.value.code == "forbidden_address"
         assert caught.value.status_code == 403
+    finally:
+        await http.aclose()

@@ -8,7 +8,6 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from mcstatbot_common.observability import instrument_app
@@ -19,6 +18,7 @@ from mcstatbot_bot import metrics
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
 from mcstatbot_bot.flood import FloodControl
 from mcstatbot_bot.handlers import BOT_COMMANDS, BotHandlers
+from mcstatbot_bot.http import requester
 from mcstatbot_bot.query_client import QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.telegram_api import build_application
@@ -60,11 +60,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             store = build_store(settings)
             await store.open()
             stack.push_async_callback(store.close)
-            http = httpx.AsyncClient(
-                base_url=settings.query_service_url,
-                timeout=httpx.Timeout(settings.query_timeout),
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            )
+            http = requester(settings.query_service_url, timeout=settings.query_timeout, max_connections=100)
             stack.push_async_callback(http.aclose)
             breaker = CircuitBreaker(
                 settings.breaker_failure_threshold, settings.breaker_reset_seconds, on_change=_breaker_changed

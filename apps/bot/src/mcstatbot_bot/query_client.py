@@ -2,30 +2,35 @@
 
 Errors come out typed: `QueryRejected` (a 4xx: the address is invalid or refused; the service is fine)
 and `QueryUnavailable` (connection failure, timeout, 5xx, unreadable answer, or the breaker is open).
-One `QueryClient` wraps the one pooled `httpx.AsyncClient` created in the app's lifespan.
+One `QueryClient` wraps the one pooled HTTP client created in the app's lifespan (`mcstatbot_bot.http`:
+keep-alive HTTP/1.1 with the trace context in every request; httpx when a proxy applies).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import httpx
 from mcstatbot_common.models import Edition, PlayerList, ServerStatus
 from pydantic import BaseModel, ValidationError
 
 from mcstatbot_bot import metrics
+from mcstatbot_bot.http import HttpError, HttpTimeoutError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from mcstatbot_bot.breaker import CircuitBreaker
+    from mcstatbot_bot.http import Requester, Response
 
 log = logging.getLogger(__name__)
 Endpoint = Literal["status", "players"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+_PATHS: dict[Endpoint, str] = {"status": "/api/v1/status", "players": "/api/v1/players"}
 
 
 class QueryError(Exception):
@@ -57,7 +62,7 @@ class _RetryableError(Exception):
 class QueryClient:
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: Requester,
         breaker: CircuitBreaker,
         *,
         retries: int = 1,
@@ -82,7 +87,7 @@ class QueryClient:
         if not self.breaker.allow():
             metrics.QUERY_REQUESTS.labels(endpoint, "short_circuited").inc()
             raise QueryUnavailable("circuit breaker open", short_circuited=True)
-        body = {"server_url": address, "edition": edition.value}
+        body = json.dumps({"server_url": address, "edition": edition.value}).encode()
         attempt = 0
         try:
             while True:
@@ -111,28 +116,30 @@ class QueryClient:
             self.breaker.release()
             raise
 
-    async def _attempt(self, endpoint: Endpoint, body: dict[str, str], model: type[ModelT]) -> ModelT:
+    async def _attempt(self, endpoint: Endpoint, body: bytes, model: type[ModelT]) -> ModelT:
         try:
-            response = await self._http.post(f"/api/v1/{endpoint}", json=body)
-        except httpx.TimeoutException:
+            response = await self._http.request(
+                "POST", _PATHS[endpoint], body=body, content_type="application/json"
+            )
+        except HttpTimeoutError:
             raise _RetryableError("timeout") from None
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise _RetryableError(type(exc).__name__) from None
-        status = response.status_code
-        if status == httpx.codes.TOO_MANY_REQUESTS or status >= httpx.codes.INTERNAL_SERVER_ERROR:
+        status = response.status
+        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise _RetryableError(f"HTTP {status}")
-        if status >= httpx.codes.BAD_REQUEST:
+        if status >= HTTPStatus.BAD_REQUEST:
             code, message = _error_detail(response)
             raise QueryRejected(status, code, message)
         try:
-            return model.model_validate_json(response.content)
+            return model.model_validate_json(response.body)
         except ValidationError:
             raise _RetryableError("unreadable answer") from None
 
 
-def _error_detail(response: httpx.Response) -> tuple[str, str]:
+def _error_detail(response: Response) -> tuple[str, str]:
     """(code, message) from a 4xx body: `{"detail": {"code", "message"}}` or FastAPI's validation list."""
-    default_code = "forbidden_address" if response.status_code == httpx.codes.FORBIDDEN else "invalid_address"
+    default_code = "forbidden_address" if response.status == HTTPStatus.FORBIDDEN else "invalid_address"
     try:
         payload: Any = response.json()
     except ValueError:
