@@ -43,7 +43,8 @@ def metric(text: str, name: str, labels: str = "") -> float:
 async def test_commands_buttons_and_replies(  # noqa: PLR0915 - one bot process for the whole journey
     api: BotApiServer, start_bot: Callable[..., ServiceProcess], java_peer: JavaPeer
 ) -> None:
-    bot = start_bot(FLOOD_MAX_PROBES="3", FLOOD_WINDOW_SECONDS="60")
+    # TYPING_DELAY_SECONDS=0: "typing…" at once, so even a fast first probe shows it
+    bot = start_bot(FLOOD_MAX_PROBES="3", FLOOD_WINDOW_SECONDS="60", TYPING_DELAY_SECONDS="0")
     peer = java_peer.address
     assert [c["command"] for c in api.commands] == ["status", "players", "help", "about", "start"]
 

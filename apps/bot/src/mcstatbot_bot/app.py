@@ -69,7 +69,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             query = QueryClient(http, breaker, retries=settings.query_retries)
             flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
             application = build_application(settings, webhook=webhook_mode)
-            BotHandlers(query, store, flood).register(application)
+            BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds).register(application)
             application.runner = UpdateRunner(store, settings.update_lease_seconds)
             await application.initialize()
             stack.push_async_callback(application.shutdown)

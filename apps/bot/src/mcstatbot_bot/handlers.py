@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 TYPING_REFRESH_SECONDS = 4.5
+TYPING_DELAY_SECONDS = 0.3
 BOT_COMMANDS = [
     ("status", "Is a Minecraft server online? /status host[:port]"),
     ("players", "Who is playing? /players host[:port]"),
@@ -74,8 +75,11 @@ def _is_not_modified(exc: BadRequest) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def typing_indicator(bot: Bot, chat_id: int) -> AsyncIterator[None]:
-    """Show "typing…" while the block runs; a failing sendChatAction never breaks the reply."""
+async def typing_indicator(
+    bot: Bot, chat_id: int, delay: float = TYPING_DELAY_SECONDS
+) -> AsyncIterator[None]:
+    """Show "typing…" while the block runs, from `delay` seconds on (an answer that is back sooner needs
+    none, and the Bot API call it would cost is saved); a failing sendChatAction never breaks the reply."""
 
     async def keep_typing() -> None:
         while True:
@@ -85,20 +89,39 @@ async def typing_indicator(bot: Bot, chat_id: int) -> AsyncIterator[None]:
                 log.debug("sendChatAction failed: %s", type(exc).__name__)
             await asyncio.sleep(TYPING_REFRESH_SECONDS)
 
-    task = asyncio.create_task(keep_typing())
+    task: asyncio.Task[None] | None = None
+
+    def start() -> None:
+        nonlocal task
+        task = asyncio.create_task(keep_typing())
+
+    timer = None if delay <= 0 else asyncio.get_running_loop().call_later(delay, start)
+    if timer is None:
+        start()
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if timer is not None:
+            timer.cancel()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class BotHandlers:
-    def __init__(self, query: QueryClient, store: ResilientStore, flood: FloodControl) -> None:
+    def __init__(
+        self,
+        query: QueryClient,
+        store: ResilientStore,
+        flood: FloodControl,
+        *,
+        typing_delay: float = TYPING_DELAY_SECONDS,
+    ) -> None:
         self.query = query
         self.store = store
         self.flood = flood
+        self.typing_delay = typing_delay
 
     def register(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         application.add_handler(CommandHandler("start", self.start))
@@ -172,7 +195,7 @@ class BotHandlers:
             if verdict is Verdict.LIMITED_NOTIFY:
                 await self._send(context, chat.id, self._slow_down_text())
             return
-        async with typing_indicator(context.bot, chat.id):
+        async with typing_indicator(context.bot, chat.id, self.typing_delay):
             text, remember = await self.render(action, server)
         markup, ref = buttons.keyboard(server)
         if ref is not None:

@@ -59,6 +59,11 @@ class BotSettings(ServiceSettings):
         default=20.0, ge=0, description="on SIGTERM, how long in-flight updates may take to finish"
     )
     set_commands: bool = Field(default=True, description="call setMyCommands at start")
+    typing_delay_seconds: float = Field(
+        default=0.3,
+        ge=0,
+        description='show "typing…" (sendChatAction) only when the answer takes longer than this; 0: at once',
+    )
 
     @field_validator("telegram_api_base_url", "query_service_url")
     @classmethod
