@@ -94,6 +94,19 @@ async def test_server_and_refs(store: StateStore) -> None:
     assert await store.get_ref(ref) == server
 
 
+async def test_save_status_writes_the_server_and_the_chat_at_once(store: StateStore) -> None:
+    chat = _chat()
+    server = ServerRef(f"{uuid.uuid4().hex}.example", Edition.JAVA)
+    await store.save_status(chat, server, STATUS)
+    state = await store.get_chat(chat)
+    stored = await store.get_server(server)
+    assert state is not None
+    assert stored is not None
+    assert (state.server, state.server_data) == (server, STATUS)
+    assert stored.status == STATUS
+    assert abs(stored.stored_at.timestamp() - state.last_query_time.timestamp()) < 2
+
+
 async def test_update_claims(store: StateStore) -> None:
     update_id = _chat()
     assert await store.claim_update(update_id, 60, "a") is ClaimResult.CLAIMED
@@ -214,3 +227,32 @@ async def test_a_store_that_is_down_is_short_circuited() -> None:
     await flaky.save_chat(1, SERVER, STATUS)
     assert await store.get_chat(1) is not None  # the trial call works and closes the breaker
     assert await store.get_chat(1) is not None
+
+
+async def test_sqlite_forgets_day_old_claims_once_a_minute(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    await store.open()
+
+    async def old_claim(update_id: int) -> None:
+        day_ago = time.time() - 2 * 86400
+        await store.db.execute(
+            "INSERT INTO updates (update_id, status, lease_until, updated_at) VALUES (?, 'done', 0, ?)",
+            (update_id, day_ago),
+        )
+        await store.db.commit()
+
+    async def claims() -> set[int]:
+        async with store.db.execute("SELECT update_id FROM updates") as cursor:
+            return {row[0] for row in await cursor.fetchall()}
+
+    try:
+        await old_claim(1)
+        await store.claim_update(10, 60, "a")
+        await store.finish_update(10)
+        assert await claims() == {10}  # the first finish pruned the day-old claim
+        await old_claim(2)
+        await store.claim_update(11, 60, "a")
+        await store.finish_update(11)
+        assert await claims() == {2, 10, 11}  # not another full-table scan within the minute
+    finally:
+        await store.close()

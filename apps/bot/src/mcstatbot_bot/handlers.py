@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mcstatbot_common.addresses import InvalidAddressError, parse_address
@@ -29,6 +30,7 @@ from mcstatbot_bot.updates import mark_current_update_failed
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from mcstatbot_common.models import ServerStatus
     from telegram import Bot, InlineKeyboardMarkup
     from telegram.ext import Application
 
@@ -44,6 +46,21 @@ BOT_COMMANDS = [
     ("about", "What this bot is"),
     ("start", "Say hello"),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A reply's text, and what the state store should keep of the answer behind it."""
+
+    text: str
+    remember: bool = False
+    """The chat should remember this server (the answer is about it, not a refusal or an outage)."""
+    fresh: ServerStatus | None = None
+    """A status the query service just gave: the server's stored answer from now on (and the chat's)."""
+    known: ServerStatus | None = None
+    """The server's stored status, already read (a fallback answer): the chat keeps it."""
+    look_up: bool = False
+    """The chat keeps the server's stored status, which has not been read yet."""
 
 
 class ArgumentError(ValueError):
@@ -196,59 +213,73 @@ class BotHandlers:
                 await self._send(context, chat.id, self._slow_down_text())
             return
         async with typing_indicator(context.bot, chat.id, self.typing_delay):
-            text, remember = await self.render(action, server)
+            rendered = await self.render(action, server)
         markup, ref = buttons.keyboard(server)
         if ref is not None:
             await self.store.put_ref(ref, server)
-        if remember:  # before replying: a "/status" sent right after the answer must find this server
-            await self._remember(chat.id, server)
-        await self._send(context, chat.id, text, markup)
+        # before replying: a "/status" sent right after the answer must find this server
+        await self._store_answer(chat.id, server, rendered)
+        await self._send(context, chat.id, rendered.text, markup)
 
     def _slow_down_text(self) -> str:
         window = f"{self.flood.window:g}"
         return formatting.problem(Problem.SLOW_DOWN, limit=self.flood.max_probes, window=window)
 
-    async def _remember(self, chat_id: int, server: ServerRef) -> None:
-        stored = await self.store.get_server(server)
-        await self.store.save_chat(chat_id, server, stored.status if stored else None)
+    async def _store_answer(self, chat_id: int | None, server: ServerRef, rendered: Rendered) -> None:
+        """A fresh status becomes the server's stored answer; the chat remembers the server (with the
+        last status known for it), in as few state-store calls as the answer allows."""
+        if rendered.fresh is not None:
+            if rendered.remember and chat_id is not None:
+                await self.store.save_status(chat_id, server, rendered.fresh)
+            else:
+                await self.store.save_server(server, rendered.fresh)
+            return
+        if not rendered.remember or chat_id is None:
+            return
+        status = rendered.known
+        if status is None and rendered.look_up:
+            stored = await self.store.get_server(server)
+            status = stored.status if stored else None
+        await self.store.save_chat(chat_id, server, status)
 
-    async def render(self, action: buttons.Action, server: ServerRef) -> tuple[str, bool]:
-        """The text for `action` on `server`, and whether the chat should remember this server."""
+    async def render(self, action: buttons.Action, server: ServerRef) -> Rendered:
+        """The text for `action` on `server`, and what of it the state store should keep."""
         if action is buttons.Action.ABOUT:
-            return formatting.about_text(server), False
+            return Rendered(formatting.about_text(server))
         if action is buttons.Action.STATUS:
             return await self._status_text(server)
         return await self._players_text(server)
 
-    async def _status_text(self, server: ServerRef) -> tuple[str, bool]:
+    async def _status_text(self, server: ServerRef) -> Rendered:
         try:
             status = await self.query.status(server.address, server.edition)
         except QueryRejected as exc:
-            return self._rejected_text(exc, server), False
+            return Rendered(self._rejected_text(exc, server))
         except QueryUnavailable:
             stored = await self.store.get_server(server)
             if stored is None:
                 metrics.FALLBACK_REPLIES.labels("unavailable").inc()
-                return formatting.unavailable(server), False
+                return Rendered(formatting.unavailable(server))
             metrics.FALLBACK_REPLIES.labels("stored").inc()
-            return formatting.status_card(stored.status, stored_at=stored.stored_at), True
-        await self.store.save_server(server, status)
-        return formatting.status_card(status), True
+            text = formatting.status_card(stored.status, stored_at=stored.stored_at)
+            return Rendered(text, remember=True, known=stored.status)
+        return Rendered(formatting.status_card(status), remember=True, fresh=status)
 
-    async def _players_text(self, server: ServerRef) -> tuple[str, bool]:
+    async def _players_text(self, server: ServerRef) -> Rendered:
         try:
             players = await self.query.players(server.address, server.edition)
         except QueryRejected as exc:
-            return self._rejected_text(exc, server), False
+            return Rendered(self._rejected_text(exc, server))
         except QueryUnavailable:
             stored = await self.store.get_server(server)
             if stored is None:
                 metrics.FALLBACK_REPLIES.labels("unavailable").inc()
-                return formatting.unavailable(server), False
+                return Rendered(formatting.unavailable(server))
             metrics.FALLBACK_REPLIES.labels("stored").inc()
             fallback = formatting.players_from_status(stored.status)
-            return formatting.players_card(fallback, stored_at=stored.stored_at), True
-        return formatting.players_card(players), True
+            text = formatting.players_card(fallback, stored_at=stored.stored_at)
+            return Rendered(text, remember=True, known=stored.status)
+        return Rendered(formatting.players_card(players), remember=True, look_up=True)
 
     @staticmethod
     def _rejected_text(exc: QueryRejected, server: ServerRef) -> str:
@@ -306,15 +337,14 @@ class BotHandlers:
     async def _edit(
         self, query: CallbackQuery, action: buttons.Action, server: ServerRef, chat_id: int | None
     ) -> None:
-        text, remember = await self.render(action, server)
+        rendered = await self.render(action, server)
         markup, ref = buttons.keyboard(server)
         if ref is not None:
             await self.store.put_ref(ref, server)
-        if remember and chat_id is not None:
-            await self._remember(chat_id, server)
+        await self._store_answer(chat_id, server, rendered)
         try:
             await query.edit_message_text(
-                text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
+                rendered.text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
             )
         except BadRequest as exc:
             if not _is_not_modified(exc):

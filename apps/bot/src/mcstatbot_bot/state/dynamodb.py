@@ -15,6 +15,7 @@ own environment variables and default chain. The SDK's own retries are off: Resi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -182,6 +183,11 @@ class DynamoDBStore:
                 "ttl": _ttl(SERVER_TTL),
             },
         )
+
+    async def save_status(self, chat_id: int, server: ServerRef, status: ServerStatus) -> None:
+        """Both items written at once (two PutItems in flight: one round trip; no BatchWriteItem, which
+        the task role need not be granted)."""
+        await asyncio.gather(self.save_server(server, status), self.save_chat(chat_id, server, status))
 
     async def get_ref(self, ref: str) -> ServerRef | None:
         item = await self._get(f"ref#{ref}")

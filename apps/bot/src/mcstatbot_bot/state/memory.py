@@ -43,6 +43,11 @@ class MemoryStore:
     async def save_server(self, server: ServerRef, status: ServerStatus) -> None:
         self._servers[server.key] = StoredServer(server, status, utc_now())
 
+    async def save_status(self, chat_id: int, server: ServerRef, status: ServerStatus) -> None:
+        now = utc_now()
+        self._servers[server.key] = StoredServer(server, status, now)
+        self._chats[chat_id] = ChatState(chat_id, server, now, status)
+
     async def get_ref(self, ref: str) -> ServerRef | None:
         return self._refs.get(ref)
 

@@ -127,6 +127,12 @@ class ResilientStore:
         except StoreFailedError:
             return
 
+    async def save_status(self, chat_id: int, server: ServerRef, status: ServerStatus) -> None:
+        try:
+            await self._call("save_status", lambda: self.inner.save_status(chat_id, server, status))
+        except StoreFailedError:
+            return
+
     async def get_ref(self, ref: str) -> ServerRef | None:
         try:
             return await self._call("get_ref", lambda: self.inner.get_ref(ref))

@@ -10,6 +10,7 @@ import aiosqlite
 from mcstatbot_common.models import Edition, ServerStatus
 
 from mcstatbot_bot.state.base import (
+    UPDATE_TTL,
     ChatState,
     ClaimResult,
     ServerRef,
@@ -49,12 +50,23 @@ CREATE TABLE IF NOT EXISTS updates (
 """
 
 
+_PRUNE_EVERY_SECONDS = 60.0
+_SAVE_CHAT = (
+    "INSERT OR REPLACE INTO chats (chat_id, last_url, edition, last_query_time, server_data) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_SAVE_SERVER = (
+    "INSERT OR REPLACE INTO servers (key, address, edition, server_data, stored_at) VALUES (?, ?, ?, ?, ?)"
+)
+
+
 class SqliteStore:
     backend = "sqlite"
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._next_prune = 0.0
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -95,9 +107,7 @@ class SqliteStore:
 
     async def save_chat(self, chat_id: int, server: ServerRef, status: ServerStatus | None) -> None:
         await self.db.execute(
-            "INSERT OR REPLACE INTO chats (chat_id, last_url, edition, last_query_time, server_data) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (chat_id, server.address, server.edition.value, iso(utc_now()), _json(status)),
+            _SAVE_CHAT, (chat_id, server.address, server.edition.value, iso(utc_now()), _json(status))
         )
         await self.db.commit()
 
@@ -112,11 +122,20 @@ class SqliteStore:
 
     async def save_server(self, server: ServerRef, status: ServerStatus) -> None:
         await self.db.execute(
-            "INSERT OR REPLACE INTO servers (key, address, edition, server_data, stored_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            _SAVE_SERVER,
             (server.key, server.address, server.edition.value, status.model_dump_json(), iso(utc_now())),
         )
         await self.db.commit()
+
+    async def save_status(self, chat_id: int, server: ServerRef, status: ServerStatus) -> None:
+        data, now = status.model_dump_json(), iso(utc_now())
+        try:
+            await self.db.execute(_SAVE_SERVER, (server.key, server.address, server.edition.value, data, now))
+            await self.db.execute(_SAVE_CHAT, (chat_id, server.address, server.edition.value, now, data))
+            await self.db.commit()  # one transaction, one commit
+        except BaseException:
+            await self.db.rollback()  # never half of it, nor left for the next commit
+            raise
 
     async def get_ref(self, ref: str) -> ServerRef | None:
         async with self.db.execute("SELECT address, edition FROM refs WHERE ref = ?", (ref,)) as cursor:
@@ -158,7 +177,11 @@ class SqliteStore:
         await self.db.execute(
             "UPDATE updates SET status = 'done', updated_at = ? WHERE update_id = ?", (now, update_id)
         )
-        await self.db.execute("DELETE FROM updates WHERE updated_at < ?", (now - 86400,))
+        if now >= self._next_prune:  # a scan of the whole table: once a minute, not per update
+            self._next_prune = now + _PRUNE_EVERY_SECONDS
+            await self.db.execute(
+                "DELETE FROM updates WHERE updated_at < ?", (now - UPDATE_TTL.total_seconds(),)
+            )
         await self.db.commit()
 
     async def release_update(self, update_id: int) -> None:
