@@ -6,10 +6,11 @@ import contextlib
 import hmac
 import json
 import logging
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from mcstatbot_common.observability import instrument_app
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -31,6 +32,22 @@ if TYPE_CHECKING:
     from mcstatbot_bot.updates import BotApplication
 
 log = logging.getLogger(__name__)
+
+
+# The webhook's answer per outcome (Telegram reads only the status), encoded once.
+_STATUS = {
+    Outcome.HANDLED: HTTPStatus.OK,
+    Outcome.DUPLICATE: HTTPStatus.OK,
+    Outcome.BUSY: HTTPStatus.SERVICE_UNAVAILABLE,
+    Outcome.FAILED: HTTPStatus.INTERNAL_SERVER_ERROR,
+}
+_ANSWERS = {
+    outcome: (
+        int(status),
+        json.dumps({"ok": status is HTTPStatus.OK, "outcome": outcome.value}, separators=(",", ":")).encode(),
+    )
+    for outcome, status in _STATUS.items()
+}
 ALLOWED_UPDATES = ["message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 
@@ -151,7 +168,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
         return payload
 
     @app.post("/telegram/webhook")
-    async def telegram_webhook(request: Request) -> JSONResponse:  # noqa: PLR0911 - one answer per case
+    async def telegram_webhook(request: Request) -> Response:
         if secret is not None:
             given = request.headers.get(SECRET_HEADER, "").encode()
             if not hmac.compare_digest(given, secret):
@@ -167,10 +184,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
         except (AttributeError, KeyError, TypeError, ValueError):
             return reject(400, "not a Telegram update")
         outcome = await application.runner.run(update, application.process_update_directly)
-        if outcome in {Outcome.HANDLED, Outcome.DUPLICATE}:
-            return JSONResponse({"ok": True, "outcome": outcome.value})
-        if outcome is Outcome.BUSY:
-            return JSONResponse({"ok": False, "outcome": outcome.value}, status_code=503)
-        return JSONResponse({"ok": False, "outcome": outcome.value}, status_code=500)
+        status, body = _ANSWERS[outcome]
+        return Response(body, status_code=status, media_type="application/json")
 
     return app

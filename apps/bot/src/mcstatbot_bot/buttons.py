@@ -9,6 +9,7 @@ a=auto, j=java, b=bedrock). When that is longer than Telegram's 64 bytes (long h
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -81,8 +82,10 @@ def decode(data: str) -> Press:
     return Press(action, server=ServerRef(str(address), _EDITIONS[parts[2]]))
 
 
+@functools.lru_cache(maxsize=4096)
 def keyboard(server: ServerRef) -> tuple[InlineKeyboardMarkup, str | None]:
-    """The Status / Players / About row for `server`, and the ref to store when one was needed."""
+    """The Status / Players / About row for `server`, and the ref to store when one was needed.
+    Cached: PTB's objects are immutable, and many replies are about the same few servers."""
     row = []
     ref: str | None = None
     for action, label in ((Action.STATUS, "Status"), (Action.PLAYERS, "Players"), (Action.ABOUT, "About")):

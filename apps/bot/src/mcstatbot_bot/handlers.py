@@ -141,12 +141,13 @@ class BotHandlers:
         self.typing_delay = typing_delay
 
     def register(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        # PTB tries the handlers in this order: the frequent ones first
+        application.add_handler(CommandHandler("status", self.status))
+        application.add_handler(CallbackQueryHandler(self.button))
+        application.add_handler(CommandHandler("players", self.players))
         application.add_handler(CommandHandler("start", self.start))
         application.add_handler(CommandHandler("help", self.help))
         application.add_handler(CommandHandler("about", self.about))
-        application.add_handler(CommandHandler("status", self.status))
-        application.add_handler(CommandHandler("players", self.players))
-        application.add_handler(CallbackQueryHandler(self.button))
         application.add_error_handler(self.on_error)
 
     # ------------------------------------------------------------------ plain commands

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from mcstatbot_common.models import ServerStatus
+    from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("mcstatbot.bot")
@@ -52,6 +53,7 @@ class ResilientStore:
         self._retries = retries
         self._backoff_base = backoff_base
         self._sleep = sleep
+        self._ok_counters: dict[str, Counter] = {}
 
     async def open(self) -> None:
         await self.inner.open()
@@ -65,6 +67,15 @@ class ResilientStore:
         except StoreFailedError:
             return False
         return True
+
+    def _ok(self, operation: str) -> Counter:
+        """The `ok` counter of `operation` (looked up once: labels() costs a lock and a dict)."""
+        counter = self._ok_counters.get(operation)
+        if counter is None:
+            counter = self._ok_counters[operation] = metrics.STATE_OPERATIONS.labels(
+                self.backend, operation, "ok"
+            )
+        return counter
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         with tracer.start_as_current_span(
@@ -100,7 +111,7 @@ class ResilientStore:
                     attempt += 1
                     continue
                 self.breaker.record_success()
-                metrics.STATE_OPERATIONS.labels(self.backend, operation, "ok").inc()
+                self._ok(operation).inc()
                 return result
 
     async def get_chat(self, chat_id: int) -> ChatState | None:
