@@ -4,9 +4,9 @@ Telegram's side is the test kit's Bot API test server (`BotApiServer`, uvicorn i
 extended here so that each reply the bot sends wakes the virtual user waiting for it: no polling, and the
 arrival time is taken the moment the test server records the call. Virtual users post updates to the bot's
 `POST /telegram/webhook` as Telegram would (aiohttp, kept-alive connections), one update at a time (a
-closed loop); every update comes from a chat of its own, as from many different users (the bot limits
-how often one chat may ask): throughput is what the bot sustains, latency is from the POST to the
-reply arriving.
+closed loop; with `interval_s`, at most one update per interval per user); every update comes from a chat
+of its own, as from many different users (the bot limits how often one chat may ask): throughput is what
+the bot sustains, latency is from the POST to the reply arriving.
 """
 
 from __future__ import annotations
@@ -92,13 +92,21 @@ class _Driver:
     headers: dict[str, str]
     address: str
     reply_timeout: float
+    interval_s: float = 0.0
     replies: int = 0
 
     async def user(self, user: int, deadline: float, result: LoadResult | None) -> None:
-        """One virtual user: post /status, wait for the reply, repeat until `deadline`."""
+        """One virtual user: post /status, wait for the reply, (wait out the interval,) repeat until
+        `deadline`."""
         del user
         loop = asyncio.get_running_loop()
-        while time.perf_counter() < deadline:
+        next_at = time.perf_counter()
+        while (now := time.perf_counter()) < deadline:
+            if self.interval_s > 0:
+                if now < next_at:
+                    await asyncio.sleep(min(next_at, deadline) - now)
+                    continue
+                next_at = max(next_at + self.interval_s, now)
             update_id = next(self.api.update_ids)
             chat_id = CHAT_BASE + update_id  # a new chat each time: the bot's per-chat flood limit stays out
             future: asyncio.Future[tuple[float, str]] = loop.create_future()
@@ -137,14 +145,16 @@ async def drive(
     duration_s: float,
     warmup_s: float,
     reply_timeout: float = 10.0,
+    interval_s: float = 0.0,
 ) -> LoadResult:
-    """`concurrency` virtual users for `warmup_s` (not measured), then for `duration_s` (measured)."""
+    """`concurrency` virtual users for `warmup_s` (not measured), then for `duration_s` (measured); with
+    `interval_s`, each user sends at most one update per interval (paced instead of back to back)."""
     previous = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)  # the test server's thread and this loop share the GIL: hand it over fast
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-            driver = _Driver(session, api, webhook_url, headers, address, reply_timeout)
+            driver = _Driver(session, api, webhook_url, headers, address, reply_timeout, interval_s)
             if warmup_s > 0:
                 until = time.perf_counter() + warmup_s
                 await asyncio.gather(*(driver.user(u, until, None) for u in range(concurrency)))
