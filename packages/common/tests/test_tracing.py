@@ -13,9 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from mcstatbot_common.observability import instrument_app, setup_tracing
-from mcstatbot_common.telemetry import RedactingSpanExporter, span_exporters_from_env, xray_trace_id
+from mcstatbot_common.telemetry import (
+    RedactingSpanExporter,
+    current_trace_ids,
+    span_exporters_from_env,
+    xray_trace_id,
+)
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -180,6 +186,59 @@ async def test_fastapi_server_spans_continue_the_callers_trace_and_skip_probes(
         assert span.parent is not None
         assert format(span.parent.span_id, "016x") == parent_hex
         assert span.parent.is_remote
+
+
+async def test_server_spans_mark_failures_cover_error_handlers_and_honour_excluded_urls(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "/internal/.*,ping$")
+    app = FastAPI()
+    handled_in: list[dict[str, str]] = []
+
+    @app.get("/boom/{what}")
+    async def boom(what: str) -> None:
+        raise RuntimeError(f"broken {what}")
+
+    @app.get("/internal/{what}")
+    async def internal(what: str) -> dict[str, str]:
+        return {"what": what}
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {"status": "pong"}
+
+    async def on_error(_: Request, exc: Exception) -> JSONResponse:
+        handled_in.append(current_trace_ids())  # the error handler runs inside the request's span
+        return JSONResponse({"detail": str(exc)}, status_code=500)
+
+    app.add_exception_handler(Exception, on_error)
+    instrument_app(app, "tracing-errors")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        assert (await client.get("/boom/now")).status_code == 500
+        assert (await client.get("/internal/x")).status_code == 200
+        assert (await client.get("/ping")).status_code == 200
+        assert (await client.request("BREW", "/nowhere")).status_code == 404
+    server_spans = [s for s in finished(spans) if s.kind is SpanKind.SERVER]
+    assert [s.name for s in server_spans] == ["GET /boom/{what}", "HTTP"]
+    failed, unmatched = server_spans
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.status.description == "RuntimeError: broken now"
+    assert [event.name for event in failed.events] == ["exception"]
+    attributes = dict(failed.attributes or {})
+    assert attributes["http.route"] == "/boom/{what}"
+    assert attributes["http.response.status_code"] == 500
+    assert attributes["url.path"] == "/boom/now"
+    assert handled_in == [
+        {
+            "trace_id": format(failed.context.trace_id, "032x"),
+            "span_id": format(failed.context.span_id, "016x"),
+            "xray_trace_id": xray_trace_id(failed.context.trace_id),
+        }
+    ]
+    assert (unmatched.attributes or {})["http.request.method"] == "_OTHER"
+    assert (unmatched.attributes or {})["http.response.status_code"] == 404
+    assert unmatched.status.status_code is StatusCode.UNSET
 
 
 async def test_redis_commands_make_client_spans(spans: InMemorySpanExporter, tmp_path: Path) -> None:
