@@ -361,3 +361,54 @@ def test_sdk_disabled_turns_tracing_off() -> None:
     result, stderr = run_probe({"OTEL_SDK_DISABLED": "true"})
     assert result == {"disabled": True}
     assert stderr == ""
+
+
+RECORDING_SCRIPT = textwrap.dedent(
+    """
+    import json
+    from opentelemetry import propagate, trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from mcstatbot_common.logging import current_trace_ids
+    from mcstatbot_common.observability import setup_tracing
+
+    def one_span():
+        carrier = {}
+        with trace.get_tracer("probe").start_as_current_span("work") as span:
+            span.set_attribute("mc.edition", "java")
+            propagate.inject(carrier)
+            ids = current_trace_ids()
+            recording = span.is_recording()
+        return {"recording": recording, "ids": sorted(ids), "traceparent": carrier["traceparent"]}
+
+    provider = setup_tracing("query")
+    unheard = one_span()
+    exporter = InMemorySpanExporter()
+    setup_tracing("query", span_processors=[SimpleSpanProcessor(exporter)])
+    heard = one_span()
+    print(json.dumps({"unheard": unheard, "heard": heard,
+                      "exported": [s.name for s in exporter.get_finished_spans()]}))
+    """
+)
+
+
+def test_spans_are_recorded_only_once_something_receives_them() -> None:
+    """Without an exporter or processor spans keep their IDs (logs, propagation) but record nothing."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", RECORDING_SCRIPT],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    for key in ("unheard", "heard"):
+        assert result[key]["ids"] == ["span_id", "trace_id", "xray_trace_id"]
+    assert result["unheard"]["recording"] is False
+    assert result["unheard"]["traceparent"].endswith("-00")  # travels, marked not sampled
+    assert result["heard"]["recording"] is True
+    assert result["heard"]["traceparent"].endswith("-01")
+    assert result["exported"] == ["work"]
+    assert done.stderr == ""

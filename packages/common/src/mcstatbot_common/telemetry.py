@@ -4,6 +4,11 @@
 W3C trace context + baggage + X-Ray propagation, and the httpx, Redis and (aio)botocore
 instrumentations. Spans are always created (so log lines carry trace IDs and the trace travels from the
 bot to the query service); they are exported over OTLP/HTTP only when a collector is configured.
+
+While nothing would receive them (no exporter configured and no span processor added), spans are not
+recorded: each still has its trace and span IDs, is current while it runs, and travels in the
+`traceparent` / `X-Amzn-Trace-Id` headers (marked not sampled), but filling in attributes and events that
+nobody will ever read is skipped. That made up most of the cost of tracing a cheap request.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler, SamplingResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.status import Status
 
@@ -35,7 +41,9 @@ from mcstatbot_common.logging import current_trace_ids, redact
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
+    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.trace import Link, SpanKind, TraceState
     from opentelemetry.util.types import Attributes
 
 __all__ = [
@@ -126,6 +134,47 @@ class RedactingSpanExporter(SpanExporter):
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,
         )
+
+
+class _UntilReceivedSampler(Sampler):
+    """Drops every span until a span processor is there to receive them; then `inner` decides.
+
+    A dropped span still gets its IDs (log correlation, propagation) but records nothing.
+    """
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner = inner
+        self.receiving = False
+
+    def should_sample(  # noqa: PLR0917 - the Sampler interface
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        sampler = self.inner if self.receiving else ALWAYS_OFF
+        return sampler.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"UntilReceived{{{self.inner.get_description()}}}"
+
+
+class _TracerProvider(TracerProvider):
+    """The SDK's provider; spans are recorded from the first added span processor on (an exporter, a
+    test's collector), sampled as `OTEL_TRACES_SAMPLER` says (default: parent-based, always on)."""
+
+    def __init__(self, *, resource: Resource) -> None:
+        super().__init__(resource=resource, id_generator=AwsXRayIdGenerator())
+        self._gate = _UntilReceivedSampler(self.sampler)
+        self.sampler = self._gate  # tracers are made later and take this one
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        self._gate.receiving = True
 
 
 def _env(name: str) -> str:
@@ -250,7 +299,7 @@ def setup_tracing(service: str, *, span_processors: Iterable[SpanProcessor] = ()
         provider = current
     else:
         resource = Resource.create({SERVICE_NAME: _service_name(service)})
-        provider = TracerProvider(resource=resource, id_generator=AwsXRayIdGenerator())
+        provider = _TracerProvider(resource=resource)
         for exporter in span_exporters_from_env():
             provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(exporter)))
         trace.set_tracer_provider(provider)
