@@ -1,4 +1,4 @@
-"""Small pieces: error classification, the in-process cache, settings from the environment."""
+"""Small pieces: error classification, the in-process cache, cached answers, settings from the environment."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import struct
 import dns.exception
 import dns.resolver
 import pytest
-from mcstatbot_common.models import ErrorCode
+from mcstatbot_common.addresses import ServerAddress
+from mcstatbot_common.models import Edition, ErrorCode, ServerStatus
 from mcstatbot_query.cache import MemoryCache, pack, unpack
 from mcstatbot_query.errors import ProbeFailedError, classify
+from mcstatbot_query.service import QueryService, _DecodedValues, key_base
 from mcstatbot_query.settings import QuerySettings
 
 
@@ -68,6 +70,44 @@ def test_envelope_round_trip_and_garbage() -> None:
     assert unpack(b"not json") is None
     assert unpack(b'{"exp": 1, "data": {}}') is None  # expired
     assert unpack(b'{"data": {}}') is None
+
+
+async def test_cached_answers_are_rendered_once_and_age() -> None:
+    """A cached value is validated and rendered once; its hits carry `cached: true` and their time left."""
+    settings = QuerySettings(cache_ttl_status=60)
+    cache = MemoryCache(max_entries=10)
+    service = QueryService(settings, cache, prober=None)  # type: ignore[arg-type]  # a hit never probes
+    address = ServerAddress("play.example.com", 25565)
+    status = ServerStatus(
+        address="play.example.com:25565",
+        host="play.example.com",
+        port=25565,
+        edition=Edition.JAVA,
+        online=True,
+    )
+    base = key_base(address, Edition.JAVA)
+    await cache.write([(f"{base}:status", pack(status.model_dump(mode="json"), 60), 60)], delete=[])
+    first = await service.status(address, Edition.JAVA)
+    second = await service.status(address, Edition.JAVA)
+    assert first.hit
+    assert first.payload is second.payload  # rendered once
+    assert json.loads(first.payload) == {**status.model_dump(mode="json"), "cached": True}
+    assert 59 <= first.max_age <= 60
+    # An incompatible value (another version wrote it) is a miss, and so is an expired one.
+    await cache.write([(f"{base}:status", pack({"online": "maybe"}, 60), 60)], delete=[])
+    assert service._peek(base, "status") is None
+    await cache.write([(f"{base}:status", pack(status.model_dump(mode="json"), 0.05), 60)], delete=[])
+    assert service._peek(base, "status") is not None
+    await asyncio.sleep(0.1)
+    assert service._peek(base, "status") is None
+
+
+def test_decoded_values_stay_within_their_byte_budget() -> None:
+    decoded = _DecodedValues(max_bytes=4000)
+    for port in range(1, 40):
+        body = {"address": f"h:{port}", "host": "h", "port": port, "edition": "java", "online": False}
+        assert decoded.get(pack(body, 60), "status", offline=True) is not None
+    assert 0 < decoded.size <= 4000
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

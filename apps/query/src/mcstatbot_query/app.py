@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from mcstatbot_common.addresses import InvalidAddressError, parse_address
+from fastapi.responses import JSONResponse, Response
+from mcstatbot_common.addresses import InvalidAddressError, ServerAddress, parse_address
 from mcstatbot_common.models import (
     MAX_SERVER_URL_LENGTH,
     Edition,
@@ -115,11 +116,19 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-def _answer_response(answer: Answer) -> JSONResponse:
-    return JSONResponse(
-        answer.body.model_dump(mode="json"),
+def _answer_response(answer: Answer) -> Response:
+    """The answer's JSON as it is (rendered once per cached value, see QueryService), with its headers."""
+    return Response(
+        answer.payload,
+        media_type="application/json",
         headers={"X-Cache": "HIT" if answer.hit else "MISS", "Cache-Control": f"max-age={answer.max_age}"},
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_address(text: str) -> ServerAddress:
+    """parse_address, remembered for the addresses asked most (a ServerAddress is immutable)."""
+    return parse_address(text)
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
@@ -137,9 +146,9 @@ def service_of(request: Request) -> QueryService:
     return service
 
 
-async def _answer(request: Request, server_url: str, edition: Edition, kind: str) -> JSONResponse:
+async def _answer(request: Request, server_url: str, edition: Edition, kind: str) -> Response:
     try:
-        address = parse_address(server_url)
+        address = _parse_address(server_url)
     except InvalidAddressError as exc:
         raise ApiError(400, "invalid_address", str(exc)) from None
     service = service_of(request)
@@ -158,7 +167,7 @@ EditionQuery = Annotated[Edition, Query(description="auto probes Java and Bedroc
 
 
 @router.post("/api/v1/status", response_model=ServerStatus, responses=_ERROR_RESPONSES, tags=["v1"])
-async def post_status(request: Request, body: Annotated[StatusRequest, Body()]) -> JSONResponse:
+async def post_status(request: Request, body: Annotated[StatusRequest, Body()]) -> Response:
     """The server's status, online or not (200 either way)."""
     return await _answer(request, body.server_url, body.edition, "status")
 
@@ -168,13 +177,13 @@ async def post_status(request: Request, body: Annotated[StatusRequest, Body()]) 
 )
 async def get_status(
     request: Request, server_url: ServerUrlPath, edition: EditionQuery = Edition.AUTO
-) -> JSONResponse:
+) -> Response:
     """The same as POST, for curl and browsers."""
     return await _answer(request, server_url, edition, "status")
 
 
 @router.post("/api/v1/players", response_model=PlayerList, responses=_ERROR_RESPONSES, tags=["v1"])
-async def post_players(request: Request, body: Annotated[StatusRequest, Body()]) -> JSONResponse:
+async def post_players(request: Request, body: Annotated[StatusRequest, Body()]) -> Response:
     """Who is playing: the full list over the Query protocol, else the status sample."""
     return await _answer(request, body.server_url, body.edition, "players")
 
@@ -184,7 +193,7 @@ async def post_players(request: Request, body: Annotated[StatusRequest, Body()])
 )
 async def get_players(
     request: Request, server_url: ServerUrlPath, edition: EditionQuery = Edition.AUTO
-) -> JSONResponse:
+) -> Response:
     """The same as POST, for curl and browsers."""
     return await _answer(request, server_url, edition, "players")
 

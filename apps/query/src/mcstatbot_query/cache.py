@@ -48,15 +48,23 @@ def pack(data: dict[str, Any], ttl: float) -> bytes:
 
 def unpack(raw: bytes) -> tuple[dict[str, Any], float] | None:
     """(data, seconds left) of an envelope, or None when it is expired or unreadable."""
+    opened = open_envelope(raw)
+    if opened is None:
+        return None
+    data, expires = opened
+    left = expires - time.time()
+    return (data, left) if left > 0 else None
+
+
+def open_envelope(raw: bytes) -> tuple[dict[str, Any], float] | None:
+    """(data, expiry as unix time) of an envelope, expired or not; None when it is unreadable."""
     try:
         envelope = orjson.loads(raw)
-        left = float(envelope["exp"]) - time.time()
+        expires = float(envelope["exp"])
         data = envelope["data"]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
-    if left <= 0 or not isinstance(data, dict):
-        return None
-    return data, left
+    return (data, expires) if isinstance(data, dict) else None
 
 
 class MemoryCache:
@@ -70,6 +78,10 @@ class MemoryCache:
         CACHE_BACKEND_UP.set(1)  # the in-process cache is always there
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return self.peek_many(keys)
+
+    def peek_many(self, keys: list[str]) -> list[bytes | None]:
+        """`get_many` without awaiting: the in-process cache needs no I/O (so a hit needs no task)."""
         now = time.monotonic()
         result: list[bytes | None] = []
         for key in keys:

@@ -12,6 +12,10 @@ Coalescing: concurrent requests for one key share one probe in this process (a s
 replicas share one probe through a short Redis lock `mc:lock:{base}:{kind}` (SET NX PX): a replica
 that does not get it polls the cache until the holder's result appears; if the holder dies, the lock
 expires and the next replica probes.
+
+A cache hit is cheap: each cached value is validated and rendered as the API's JSON once, then kept by
+its bytes (`_DecodedValues`), so answering it again parses and serialises nothing; with the in-process
+cache a hit is found without a task.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import math
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -29,11 +34,12 @@ from mcstatbot_common.addresses import BEDROCK_DEFAULT_PORT, JAVA_DEFAULT_PORT, 
 from mcstatbot_common.models import Edition, PlayerList, ServerStatus
 from opentelemetry import trace
 
-from mcstatbot_query.cache import CacheUnavailableError, pack, unpack
+from mcstatbot_query.cache import CacheUnavailableError, MemoryCache, open_envelope, pack
 from mcstatbot_query.metrics import CACHE_REQUESTS, COALESCED_WAITS
 
 if TYPE_CHECKING:
     from mcstatbot_common.addresses import ServerAddress
+    from prometheus_client.metrics import Counter
 
     from mcstatbot_query.cache import Cache
     from mcstatbot_query.probe import Prober
@@ -47,6 +53,10 @@ _LOCK_MARGIN = 2.0
 """The cluster lock lives MC_TIMEOUT plus this long; a holder that dies frees it after that."""
 
 
+_DECODED_MAX_BYTES = 16 * 1024 * 1024
+"""Cached values kept decoded (and rendered) in memory, in bytes of their raw and rendered forms."""
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A status or player list, whether it came from the cache, and how many seconds it stays fresh."""
@@ -54,6 +64,57 @@ class Answer:
     body: ServerStatus | PlayerList
     hit: bool
     max_age: int
+    payload: bytes
+    """`body` as the JSON the API answers with."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    body: ServerStatus | PlayerList
+    payload: bytes
+    expires: float
+    """unix time"""
+
+
+def render(body: ServerStatus | PlayerList) -> bytes:
+    """The API's JSON of `body` (compact, UTF-8)."""
+    return body.model_dump_json().encode()
+
+
+class _DecodedValues:
+    """Cache values already validated and rendered, by their raw bytes (least recently used go first).
+
+    A value's bytes never change while it is cached, so equal bytes always mean the same answer; the
+    seconds it has left are computed from its expiry on every use.
+    """
+
+    def __init__(self, max_bytes: int = _DECODED_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: OrderedDict[tuple[bytes, Kind, bool], _Decoded] = OrderedDict()
+
+    def get(self, raw: bytes, kind: Kind, *, offline: bool) -> _Decoded | None:
+        """The decoded value, or None when it is unreadable or written by an incompatible version."""
+        key = (raw, kind, offline)
+        decoded = self._items.get(key)
+        if decoded is not None:
+            self._items.move_to_end(key)
+            return decoded
+        opened = open_envelope(raw)
+        if opened is None:
+            return None
+        data, expires = opened
+        try:
+            body = _from_cache(data, kind, offline=offline)
+        except ValueError:
+            return None
+        decoded = _Decoded(body, render(body), expires)
+        self._items[key] = decoded
+        self.size += len(raw) + len(decoded.payload)
+        while self.size > self.max_bytes and self._items:
+            (old_raw, _, _), old = self._items.popitem(last=False)
+            self.size -= len(old_raw) + len(old.payload)
+        return decoded
 
 
 def key_base(address: ServerAddress, edition: Edition) -> str:
@@ -70,6 +131,12 @@ class QueryService:
         self.cache = cache
         self.prober = prober
         self._inflight: dict[str, asyncio.Task[Answer]] = {}
+        self._decoded = _DecodedValues()
+        self._cache_requests: dict[tuple[Kind, bool], Counter] = {
+            (kind, hit): CACHE_REQUESTS.labels(kind, "hit" if hit else "miss")
+            for kind in ("status", "players")
+            for hit in (True, False)
+        }
 
     async def status(self, address: ServerAddress, edition: Edition) -> Answer:
         return await self._answer(address, edition, "status")
@@ -82,22 +149,33 @@ class QueryService:
     async def _answer(self, address: ServerAddress, edition: Edition, kind: Kind) -> Answer:
         base = key_base(address, edition)
         with tracer.start_as_current_span(f"mc.{kind}") as span:
-            span.set_attributes({"mc.edition": edition.value, "server.address": address.host})
-            flight_key = f"{base}:{kind}"
-            task = self._inflight.get(flight_key)
-            joined = task is not None
-            if task is None:
-                # One flight per key in this process: one cache look-up, and on a miss one probe (or one
-                # wait for the replica that holds the cluster lock), shared by every concurrent request.
-                task = asyncio.create_task(self._flight(address, edition, base, kind))
-                self._inflight[flight_key] = task
-                task.add_done_callback(lambda _: self._inflight.pop(flight_key, None))
-            answer = await asyncio.shield(task)  # a caller that goes away does not cancel the shared work
-            CACHE_REQUESTS.labels(kind, "hit" if answer.hit else "miss").inc()
+            if span.is_recording():
+                span.set_attributes({"mc.edition": edition.value, "server.address": address.host})
+            joined = False
+            answer = self._peek(base, kind)
+            if answer is None:
+                flight_key = f"{base}:{kind}"
+                task = self._inflight.get(flight_key)
+                joined = task is not None
+                if task is None:
+                    # One flight per key in this process: one cache look-up, and on a miss one probe (or
+                    # one wait for the replica that holds the cluster lock), shared by every request.
+                    task = asyncio.create_task(self._flight(address, edition, base, kind))
+                    self._inflight[flight_key] = task
+                    task.add_done_callback(lambda _: self._inflight.pop(flight_key, None))
+                answer = await asyncio.shield(task)  # a caller that goes away does not cancel the work
+            self._cache_requests[kind, answer.hit].inc()
             if joined and not answer.hit:
                 COALESCED_WAITS.labels("process").inc()
-            span.set_attributes({"mc.cache_hit": answer.hit, "mc.outcome": _outcome(answer.body)})
+            if span.is_recording():
+                span.set_attributes({"mc.cache_hit": answer.hit, "mc.outcome": _outcome(answer.body)})
             return answer
+
+    def _peek(self, base: str, kind: Kind) -> Answer | None:
+        """A hit in the in-process cache, found without awaiting anything; None otherwise (and for Redis)."""
+        if not isinstance(self.cache, MemoryCache):
+            return None
+        return self._hit(self.cache.peek_many([f"{base}:{kind}", f"{base}:error"]), kind)
 
     async def _flight(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
         cached = await self._lookup(base, kind)
@@ -107,21 +185,22 @@ class QueryService:
 
     async def _lookup(self, base: str, kind: Kind) -> Answer | None:
         try:
-            main, error = await self.cache.get_many([f"{base}:{kind}", f"{base}:error"])
+            values = await self.cache.get_many([f"{base}:{kind}", f"{base}:error"])
         except CacheUnavailableError:
             return None
-        for raw, offline in ((main, False), (error, True)):
+        return self._hit(values, kind)
+
+    def _hit(self, values: list[bytes | None], kind: Kind) -> Answer | None:
+        """The answer from the `[main, error]` cache values: the first that is readable and fresh."""
+        now = time.time()
+        for raw, offline in zip(values, (False, True), strict=True):
             if raw is None:
                 continue
-            unpacked = unpack(raw)
-            if unpacked is None:
+            # None: unreadable, or written by an incompatible version: treated as a miss.
+            decoded = self._decoded.get(raw, kind, offline=offline)
+            if decoded is None or (left := decoded.expires - now) <= 0:
                 continue
-            data, left = unpacked
-            try:
-                body = _from_cache(data, kind, offline=offline)
-            except ValueError:
-                continue  # written by an incompatible version: treat as a miss
-            return Answer(body=body, hit=True, max_age=max(math.ceil(left), 0))
+            return Answer(body=decoded.body, hit=True, max_age=math.ceil(left), payload=decoded.payload)
         return None
 
     async def _lead(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
@@ -195,7 +274,7 @@ class QueryService:
             items.append((f"{base}:error", pack(status.model_dump(mode="json"), ttl), ttl))
         with contextlib.suppress(CacheUnavailableError):  # degraded mode: answer anyway
             await self.cache.write(items, delete)
-        return Answer(body=body, hit=False, max_age=ttl)
+        return Answer(body=body, hit=False, max_age=ttl, payload=render(body))
 
 
 def _from_cache(data: dict[str, object], kind: Kind, *, offline: bool) -> ServerStatus | PlayerList:
