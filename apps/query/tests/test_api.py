@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from mcstatbot_common.models import ErrorResponse, ServerStatus
+from mcstatbot_common.models import MAX_SERVER_URL_LENGTH, Edition, ErrorResponse, ServerStatus
+from mcstatbot_query.app import DirectGetMiddleware
 from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import free_port
+from prometheus_client.parser import text_string_to_metric_families
 
 SettingsFactory = Callable[..., QuerySettings]
 ClientFactory = Callable[[QuerySettings], AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -181,3 +183,88 @@ async def test_in_process_coalescing_one_probe_for_many_requests(
             )
         assert peer.status_connections == 1
     assert all(r.status_code == 200 and r.json()["online"] for r in responses)
+
+
+async def test_direct_gets_answer_as_the_fastapi_routes_do(
+    java_peer: JavaPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    """Well-formed GETs are answered without FastAPI's parameter handling; the answers are the same."""
+    address = java_peer.address
+    # An extra query parameter (ignored by the endpoints) sends a request through FastAPI's routing.
+    async with client_factory(settings_factory()) as client:
+        before = (await client.get("/metrics")).text
+        miss = await client.get(f"/api/v1/status/{address}", params={"edition": "java"})
+        direct = await client.get(f"/api/v1/status/{address}", params={"edition": "java"})
+        routed = await client.get(f"/api/v1/status/{address}", params={"edition": "java", "via": "fastapi"})
+        players = [
+            await client.get(f"/api/v1/players/{address}", params=params)
+            for params in ({"edition": "java"}, {"edition": "java"}, {"edition": "java", "via": "fastapi"})
+        ]
+        bad = [await client.get("/api/v1/status/bad%20host", params=p) for p in ({}, {"via": "fastapi"})]
+        invalid = [
+            await client.get(f"/api/v1/status/{address}", params={"edition": "Java"}),
+            await client.get(f"/api/v1/status/{'a' * (MAX_SERVER_URL_LENGTH + 1)}"),
+            await client.get("/api/v1/status/"),
+        ]
+        metrics = (await client.get("/metrics")).text
+    async with client_factory(settings_factory(allow_private_addresses=False)) as client:
+        forbidden = [
+            await client.get(f"/api/v1/status/{address}", params=p) for p in ({}, {"via": "fastapi"})
+        ]
+    assert miss.headers["X-Cache"] == "MISS"
+    assert direct.content == routed.content
+    assert direct.json()["cached"] is True
+    for name in ("content-type", "x-cache", "content-length"):
+        assert direct.headers[name] == routed.headers[name], name
+    assert [p.headers["X-Cache"] for p in players] == ["MISS", "HIT", "HIT"]
+    assert players[1].content == players[2].content
+    for pair in (bad, forbidden):
+        assert pair[0].status_code == pair[1].status_code
+        assert pair[0].json() == pair[1].json()
+        assert pair[0].headers["X-Cache"] == pair[1].headers["X-Cache"] == "MISS"
+    assert [error_of(r).detail.code for r in bad] == ["invalid_address"] * 2
+    assert [error_of(r).detail.code for r in forbidden] == ["forbidden_address"] * 2
+    assert [r.status_code for r in invalid] == [422, 422, 400]
+    # Both ways count under the route template (the registry is the process's: compare with before).
+    route = {"service": "query", "method": "GET", "route": "/api/v1/status/{server_url:path}"}
+    for status, count in (("200", 3), ("400", 3)):
+        labels = {**route, "status": status}
+        moved = counter(metrics, "mcstatbot_http_requests_total", labels) - counter(
+            before, "mcstatbot_http_requests_total", labels
+        )
+        assert moved == count, status
+
+
+def counter(text: str, name: str, labels: dict[str, str]) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "direct"),
+    [
+        ("GET", "/api/v1/status/play.example.com", b"", ("status", "play.example.com", Edition.AUTO)),
+        ("GET", "/api/v1/players/[::1]:25565", b"edition=java", ("players", "[::1]:25565", Edition.JAVA)),
+        ("GET", "/api/v1/status/a b", b"edition=bedrock", ("status", "a b", Edition.BEDROCK)),
+        ("GET", "/api/v1/status/x", b"edition=pocket", None),
+        ("GET", "/api/v1/status/x", b"edition=java&edition=auto", None),
+        ("GET", "/api/v1/status/", b"", None),
+        ("GET", "/api/v1/status/" + "a" * (MAX_SERVER_URL_LENGTH + 1), b"", None),
+        ("HEAD", "/api/v1/status/x", b"", None),
+        ("POST", "/api/v1/status", b"", None),
+        ("GET", "/api/v2/status/x", b"", None),
+        ("GET", "/health", b"", None),
+    ],
+)
+def test_which_requests_are_answered_directly(
+    method: str, path: str, query: bytes, direct: tuple[str, str, Edition] | None
+) -> None:
+    middleware = DirectGetMiddleware(app=None)  # type: ignore[arg-type]  # only its choice is looked at
+    scope = {"type": "http", "method": method, "path": path, "query_string": query, "root_path": ""}
+    chosen = middleware._direct(scope)
+    assert (None if chosen is None else (chosen[0], chosen[2], chosen[3])) == direct
+    if chosen is not None:
+        assert chosen[1].path == f"/api/v1/{chosen[0]}/{{server_url:path}}"

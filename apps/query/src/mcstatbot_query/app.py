@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from mcstatbot_common.addresses import InvalidAddressError, ServerAddress, parse_address
 from mcstatbot_common.models import (
     MAX_SERVER_URL_LENGTH,
@@ -32,7 +33,7 @@ from mcstatbot_query.service import Answer, QueryService
 from mcstatbot_query.settings import QuerySettings
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -147,11 +148,15 @@ def service_of(request: Request) -> QueryService:
 
 
 async def _answer(request: Request, server_url: str, edition: Edition, kind: str) -> Response:
+    return await _answer_with(service_of(request), server_url, edition, kind)
+
+
+async def _answer_with(service: QueryService, server_url: str, edition: Edition, kind: str) -> Response:
+    """What every status and players endpoint does once its input is valid (ApiError: a 4xx answer)."""
     try:
         address = _parse_address(server_url)
     except InvalidAddressError as exc:
         raise ApiError(400, "invalid_address", str(exc)) from None
-    service = service_of(request)
     try:
         result = await (service.status if kind == "status" else service.players)(address, edition)
     except ForbiddenAddressError as exc:
@@ -233,6 +238,64 @@ async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal", "internal error")
 
 
+_DIRECT_EDITIONS: dict[bytes, Edition] = {b"": Edition.AUTO} | {
+    f"edition={edition.value}".encode(): edition for edition in Edition
+}
+"""The query strings a direct GET accepts (none, or one valid `edition`); anything else goes to FastAPI."""
+
+
+class DirectGetMiddleware:
+    """Answers the common `GET /api/v1/{status,players}/{server_url}` without FastAPI's parameter handling.
+
+    Validating the path and query parameters through FastAPI cost about as much as everything else a
+    cached answer needs. A request with no query string or just a valid `edition`, and a `server_url` of
+    1 to MAX_SERVER_URL_LENGTH characters, is what those parameters accept: it is answered here, by the
+    endpoints' own code (`_answer_with`, the same 400/403 answers), under the same route (for metrics
+    and spans). Everything else (other methods and paths, other query strings) goes on to FastAPI,
+    whose validation answers it as before.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.routes = {
+            "/api/v1/status/": ("status", _route_of(get_status)),
+            "/api/v1/players/": ("players", _route_of(get_players)),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        direct = self._direct(scope)
+        if direct is None:
+            await self.app(scope, receive, send)
+            return
+        kind, route, server_url, edition = direct
+        scope["route"] = route
+        service: QueryService = scope["app"].state.service
+        try:
+            response = await _answer_with(service, server_url, edition, kind)
+        except ApiError as exc:
+            response = error_response(exc.status_code, exc.code, exc.message)
+        await response(scope, receive, send)
+
+    def _direct(self, scope: Scope) -> tuple[str, APIRoute, str, Edition] | None:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope.get("root_path"):
+            return None
+        edition = _DIRECT_EDITIONS.get(scope["query_string"])
+        path: str = scope["path"]
+        if edition is None or not path.startswith("/api/v1/"):
+            return None
+        for prefix, (kind, route) in self.routes.items():
+            if path.startswith(prefix):
+                server_url = path[len(prefix) :]
+                if 0 < len(server_url) <= MAX_SERVER_URL_LENGTH:
+                    return kind, route, server_url, edition
+                return None
+        return None
+
+
+def _route_of(endpoint: Callable[..., Any]) -> APIRoute:
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
+
+
 def create_app(settings: QuerySettings | None = None) -> FastAPI:
     """The query service; clients (cache, resolver, prober) are created in the lifespan."""
     settings = settings or QuerySettings()
@@ -262,6 +325,7 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
     )
     instrument_app(app, "query")
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(DirectGetMiddleware)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
