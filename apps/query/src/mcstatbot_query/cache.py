@@ -95,7 +95,10 @@ class MemoryCache:
                 result.append(item[1])
         return result
 
-    async def write(self, items: list[tuple[str, bytes, float]], delete: list[str]) -> None:
+    async def write(
+        self, items: list[tuple[str, bytes, float]], delete: list[str], release: tuple[str, str] | None = None
+    ) -> None:
+        del release  # no locks in one process
         for key in delete:
             self._data.pop(key, None)
         now = time.monotonic()
@@ -108,6 +111,12 @@ class MemoryCache:
     async def try_lock(self, key: str, token: str, ttl: float) -> bool | None:
         del key, token, ttl
         return None  # one process: the in-process single flight is all the coalescing there is
+
+    async def lock_and_get(
+        self, key: str, token: str, ttl: float, keys: list[str]
+    ) -> tuple[bool | None, list[bytes | None]]:
+        del keys
+        return await self.try_lock(key, token, ttl), []
 
     async def release_lock(self, key: str, token: str) -> None:
         del key, token
@@ -180,13 +189,19 @@ class RedisCache:
         values = await self._call("MGET", lambda: self.client.mget(keys))
         return [value.encode() if isinstance(value, str) else value for value in values]
 
-    async def write(self, items: list[tuple[str, bytes, float]], delete: list[str]) -> None:
+    async def write(
+        self, items: list[tuple[str, bytes, float]], delete: list[str], release: tuple[str, str] | None = None
+    ) -> None:
+        """Write `items`, delete `delete` and release the lock `release` (key, token): one round trip."""
+
         async def run() -> None:
             async with self.client.pipeline(transaction=False) as pipe:
                 for key in delete:
                     pipe.delete(key)
                 for key, value, ttl in items:
                     pipe.set(key, value, px=max(int(ttl * 1000), 1))
+                if release is not None:
+                    pipe.eval(_RELEASE_LOCK, 1, *release)
                 await pipe.execute()
 
         await self._call("SET", run)
@@ -198,6 +213,24 @@ class RedisCache:
         except CacheUnavailableError:
             return None
         return bool(got)
+
+    async def lock_and_get(
+        self, key: str, token: str, ttl: float, keys: list[str]
+    ) -> tuple[bool | None, list[bytes | None]]:
+        """`try_lock` and, in the same round trip, the values of `keys` (a holder may have just written)."""
+
+        async def run() -> list[Any]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(key, token, nx=True, px=int(ttl * 1000))
+                pipe.mget(keys)
+                result: list[Any] = await pipe.execute()
+                return result
+
+        try:
+            got, values = await self._call("SET NX", run)
+        except CacheUnavailableError:
+            return None, []
+        return bool(got), [value.encode() if isinstance(value, str) else value for value in values]
 
     async def release_lock(self, key: str, token: str) -> None:
         with contextlib.suppress(CacheUnavailableError):  # otherwise the lock expires by itself

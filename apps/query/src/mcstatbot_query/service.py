@@ -210,19 +210,23 @@ class QueryService:
         lock_ttl = self.settings.mc_timeout + _LOCK_MARGIN
         give_up = time.monotonic() + 2 * lock_ttl
         waited = False
+        keys = [f"{base}:{kind}", f"{base}:error"]
         while True:
-            got = await self.cache.try_lock(lock_key, token, lock_ttl)
+            # Another replica may have stored a result between our miss and our lock: the same round trip
+            # that takes the lock reads the cache again. The write of our result releases it.
+            got, values = await self.cache.lock_and_get(lock_key, token, lock_ttl, keys)
             if got is None or got:
                 try:
-                    if got:
-                        # Another replica may have stored a result between our miss and our lock.
-                        fresh = await self._lookup(base, kind)
-                        if fresh is not None:
-                            return fresh
-                    return await self._probe_and_store(address, edition, base, kind)
-                finally:
+                    if got and (fresh := self._hit(values, kind)) is not None:
+                        await self.cache.release_lock(lock_key, token)
+                        return fresh
+                    return await self._probe_and_store(
+                        address, edition, base, kind, release=(lock_key, token) if got else None
+                    )
+                except BaseException:
                     if got:
                         await self.cache.release_lock(lock_key, token)
+                    raise
             if not waited:
                 COALESCED_WAITS.labels("cluster").inc()
                 waited = True
@@ -244,8 +248,14 @@ class QueryService:
                 return await self._lookup(base, kind)
 
     async def _probe_and_store(
-        self, address: ServerAddress, edition: Edition, base: str, kind: Kind
+        self,
+        address: ServerAddress,
+        edition: Edition,
+        base: str,
+        kind: Kind,
+        release: tuple[str, str] | None = None,
     ) -> Answer:
+        """Probe, store the result and release the cluster lock `release` (key, token) with that write."""
         settings = self.settings
         status: ServerStatus
         body: ServerStatus | PlayerList
@@ -273,7 +283,7 @@ class QueryService:
             ttl = settings.cache_ttl_offline
             items.append((f"{base}:error", pack(status.model_dump(mode="json"), ttl), ttl))
         with contextlib.suppress(CacheUnavailableError):  # degraded mode: answer anyway
-            await self.cache.write(items, delete)
+            await self.cache.write(items, delete, release)
         return Answer(body=body, hit=False, max_age=ttl, payload=render(body))
 
 
