@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import redis
+from mcstatbot_query.cache import RedisCache
 from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.redis import RedisServer
@@ -152,3 +153,48 @@ async def test_lock_of_a_dead_holder_expires_and_another_replica_probes(
         assert elapsed >= 1.0  # it waited for the lock instead of probing at once
         assert peer.status_connections == 1
     assert 'mcstatbot_coalesced_waits_total{scope="cluster"}' in metrics
+
+
+async def test_one_round_trip_looks_up_and_locks(redis_server: RedisServer) -> None:
+    """`lock_and_get`: the values and the lock in one script; with only_on_miss, no lock when found."""
+    cache = RedisCache(QuerySettings(redis_url=redis_server.url))
+    keys = ["mc:server:a:25565:status", "mc:server:a:25565:error"]
+    lock = "mc:lock:mc:server:a:25565:status"
+    try:
+        assert await cache.lock_and_get(lock, "one", 5, keys, only_on_miss=True) == (True, [None, None])
+        assert await cache.lock_and_get(lock, "two", 5, keys, only_on_miss=True) == (False, [None, None])
+        await cache.write([(keys[1], b"offline", 5)], delete=[], release=(lock, "one"))
+        assert not await cache.lock_held(lock)  # the write released it
+        # Something is cached: a look-up leaves the lock alone; a forced try takes it.
+        assert await cache.lock_and_get(lock, "two", 5, keys, only_on_miss=True) == (
+            False,
+            [None, b"offline"],
+        )
+        assert not await cache.lock_held(lock)
+        assert await cache.lock_and_get(lock, "two", 5, keys) == (True, [None, b"offline"])
+        await cache.release_lock(lock, "two")
+        assert not await cache.lock_held(lock)
+    finally:
+        await cache.close()
+
+
+async def test_an_unreadable_cached_value_is_a_miss_probed_under_the_lock(
+    redis_server: RedisServer,
+    java_peer: JavaPeer,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+) -> None:
+    settings = settings_factory(redis_url=redis_server.url)
+    base = f"mc:server:{java_peer.address}"
+    direct = redis.Redis.from_url(redis_server.url)
+    try:
+        direct.set(f"{base}:status", b'{"exp": 9999999999, "data": {"from": "another version"}}', ex=60)
+        java_peer.reset_counts()
+        async with client_factory(settings) as client:
+            first = await client.get(f"/api/v1/status/{java_peer.address}", params={"edition": "java"})
+            second = await client.get(f"/api/v1/status/{java_peer.address}", params={"edition": "java"})
+        assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+        assert java_peer.status_requests == 1
+        assert direct.keys("mc:lock:*") == []
+    finally:
+        direct.close()

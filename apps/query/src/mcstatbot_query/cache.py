@@ -36,6 +36,17 @@ _WARN_EVERY = 60.0
 _RELEASE_LOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
 """
+# KEYS: the lock, then the keys to read; ARGV: token, lock time-to-live in ms, "1" to lock only on a miss.
+_LOCK_AND_GET = """
+local values = redis.call('mget', unpack(KEYS, 2))
+if ARGV[3] == '1' then
+  for i = 1, #KEYS - 1 do
+    if values[i] then return {0, values} end
+  end
+end
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, values} end
+return {0, values}
+"""
 
 
 class CacheUnavailableError(Exception):
@@ -113,10 +124,10 @@ class MemoryCache:
         return None  # one process: the in-process single flight is all the coalescing there is
 
     async def lock_and_get(
-        self, key: str, token: str, ttl: float, keys: list[str]
+        self, key: str, token: str, ttl: float, keys: list[str], *, only_on_miss: bool = False
     ) -> tuple[bool | None, list[bytes | None]]:
-        del keys
-        return await self.try_lock(key, token, ttl), []
+        del only_on_miss
+        return await self.try_lock(key, token, ttl), self.peek_many(keys)
 
     async def release_lock(self, key: str, token: str) -> None:
         del key, token
@@ -151,6 +162,7 @@ class RedisCache:
             retry=Retry(NoBackoff(), 1),
             health_check_interval=0,
         )
+        self._lock_and_get = self.client.register_script(_LOCK_AND_GET)  # EVALSHA, loaded when missing
         self._down_until = 0.0
         self._last_warning = -_WARN_EVERY
         self.degraded = False
@@ -215,22 +227,27 @@ class RedisCache:
         return bool(got)
 
     async def lock_and_get(
-        self, key: str, token: str, ttl: float, keys: list[str]
+        self, key: str, token: str, ttl: float, keys: list[str], *, only_on_miss: bool = False
     ) -> tuple[bool | None, list[bytes | None]]:
-        """`try_lock` and, in the same round trip, the values of `keys` (a holder may have just written)."""
+        """The values of `keys` and `try_lock`'s answer, in one round trip (one script).
+
+        With `only_on_miss`, the lock is tried only when none of `keys` holds a value (a look-up that
+        takes the lock when it misses); otherwise always (a holder may have just written the values).
+        Redis down: (None, all None).
+        """
+        flag = "1" if only_on_miss else "0"
 
         async def run() -> list[Any]:
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.set(key, token, nx=True, px=int(ttl * 1000))
-                pipe.mget(keys)
-                result: list[Any] = await pipe.execute()
-                return result
+            result: list[Any] = await self._lock_and_get(
+                keys=[key, *keys], args=[token, int(ttl * 1000), flag]
+            )
+            return result
 
         try:
-            got, values = await self._call("SET NX", run)
+            got, values = await self._call("LOCK+MGET", run)
         except CacheUnavailableError:
-            return None, []
-        return bool(got), [value.encode() if isinstance(value, str) else value for value in values]
+            return None, [None] * len(keys)
+        return got == 1, [value.encode() if isinstance(value, str) else value for value in values]
 
     async def release_lock(self, key: str, token: str) -> None:
         with contextlib.suppress(CacheUnavailableError):  # otherwise the lock expires by itself

@@ -69,6 +69,15 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class _Lock:
+    """The cluster probe lock of one flight: its key, this flight's token, its time to live (seconds)."""
+
+    key: str
+    token: str
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Decoded:
     body: ServerStatus | PlayerList
     payload: bytes
@@ -178,10 +187,20 @@ class QueryService:
         return self._hit(self.cache.peek_many([f"{base}:{kind}", f"{base}:error"]), kind)
 
     async def _flight(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
-        cached = await self._lookup(base, kind)
+        """One cache look-up and, on a miss, one probe for everybody (or a wait for the replica probing).
+
+        The look-up takes the cluster lock in the same round trip when it finds nothing there.
+        """
+        lock = _Lock(f"mc:lock:{base}:{kind}", secrets.token_hex(8), self.settings.mc_timeout + _LOCK_MARGIN)
+        keys = [f"{base}:{kind}", f"{base}:error"]
+        got, values = await self.cache.lock_and_get(lock.key, lock.token, lock.ttl, keys, only_on_miss=True)
+        cached = self._hit(values, kind)
         if cached is not None:
-            return cached
-        return await self._lead(address, edition, base, kind)
+            return cached  # the lock was not taken: something was found
+        if got is False and any(value is not None for value in values):
+            # Only something unreadable is cached (another version wrote it): the lock was not tried yet.
+            got, values = await self.cache.lock_and_get(lock.key, lock.token, lock.ttl, keys)
+        return await self._lead(address, edition, base, kind, lock, (got, values))
 
     async def _lookup(self, base: str, kind: Kind) -> Answer | None:
         try:
@@ -203,38 +222,44 @@ class QueryService:
             return Answer(body=decoded.body, hit=True, max_age=math.ceil(left), payload=decoded.payload)
         return None
 
-    async def _lead(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
-        """Probe once for everybody: get the cluster lock, or wait for the replica that has it."""
-        lock_key = f"mc:lock:{base}:{kind}"
-        token = secrets.token_hex(8)
-        lock_ttl = self.settings.mc_timeout + _LOCK_MARGIN
-        give_up = time.monotonic() + 2 * lock_ttl
+    async def _lead(  # noqa: PLR0917 - the flight's state, passed on once
+        self,
+        address: ServerAddress,
+        edition: Edition,
+        base: str,
+        kind: Kind,
+        lock: _Lock,
+        first: tuple[bool | None, list[bytes | None]],
+    ) -> Answer:
+        """Probe once for everybody: with the cluster lock (`first`: the first try's answer and values), or
+        wait for the replica that has it and try again when it went without a result."""
+        give_up = time.monotonic() + 2 * lock.ttl
         waited = False
         keys = [f"{base}:{kind}", f"{base}:error"]
+        got, values = first
         while True:
-            # Another replica may have stored a result between our miss and our lock: the same round trip
-            # that takes the lock reads the cache again. The write of our result releases it.
-            got, values = await self.cache.lock_and_get(lock_key, token, lock_ttl, keys)
             if got is None or got:
                 try:
+                    # Another replica may have stored a result between our miss and our lock: the values
+                    # read with the lock say. The write of our result releases the lock.
                     if got and (fresh := self._hit(values, kind)) is not None:
-                        await self.cache.release_lock(lock_key, token)
+                        await self.cache.release_lock(lock.key, lock.token)
                         return fresh
-                    return await self._probe_and_store(
-                        address, edition, base, kind, release=(lock_key, token) if got else None
-                    )
+                    release = (lock.key, lock.token) if got else None
+                    return await self._probe_and_store(address, edition, base, kind, release)
                 except BaseException:
                     if got:
-                        await self.cache.release_lock(lock_key, token)
+                        await self.cache.release_lock(lock.key, lock.token)
                     raise
             if not waited:
                 COALESCED_WAITS.labels("cluster").inc()
                 waited = True
-            answer = await self._wait_for_other(base, kind, lock_key)
+            answer = await self._wait_for_other(base, kind, lock.key)
             if answer is not None:
                 return answer
             if time.monotonic() > give_up:
                 return await self._probe_and_store(address, edition, base, kind)
+            got, values = await self.cache.lock_and_get(lock.key, lock.token, lock.ttl, keys)
 
     async def _wait_for_other(self, base: str, kind: Kind, lock_key: str) -> Answer | None:
         """Poll the cache while another replica holds the lock; None when the lock went without a result."""
