@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -198,3 +199,60 @@ async def test_an_unreadable_cached_value_is_a_miss_probed_under_the_lock(
         assert direct.keys("mc:lock:*") == []
     finally:
         direct.close()
+
+
+_DEGRADED = "cache backend unavailable"
+
+
+def _degraded_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == logging.WARNING and _DEGRADED in r.getMessage()]
+
+
+async def test_degraded_mode_warns_once_a_minute_and_counts_every_failure(
+    tmp_path: Path,
+    java_peer: JavaPeer,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dead = RedisServer(tmp_path / "never.log")  # never started: every Redis call fails
+    # No back-off: every request tries Redis again and fails again.
+    settings = settings_factory(redis_url=dead.url, redis_backoff=0.0)
+    caplog.set_level(logging.WARNING, logger="mcstatbot_query.cache")
+    async with client_factory(settings) as client:
+        before = _errors_counted((await client.get("/metrics")).text)
+        url = f"/api/v1/status/{java_peer.address}"
+        responses = [await client.get(url, params={"edition": "java"}) for _ in range(10)]
+        after = _errors_counted((await client.get("/metrics")).text)
+    assert all(r.status_code == 200 and r.json()["online"] for r in responses)
+    assert after - before >= 10  # the metric sees each failed call
+    warnings = _degraded_warnings(caplog)
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "degraded mode" in warnings[0].getMessage()
+
+
+async def test_degraded_mode_warns_again_once_the_interval_has_passed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = RedisServer(tmp_path / "never.log")
+    cache = RedisCache(QuerySettings(redis_url=dead.url, redis_backoff=0.0))
+    assert cache.warn_every == 60.0  # the shipped interval: at most one warning a minute
+    cache.warn_every = 0.3
+    caplog.set_level(logging.WARNING, logger="mcstatbot_query.cache")
+    try:
+        for _ in range(5):
+            assert (await cache.try_lock("mc:lock:k", "t", 1)) is None  # Redis down
+        assert len(_degraded_warnings(caplog)) == 1
+        await asyncio.sleep(0.35)
+        for _ in range(5):
+            assert (await cache.try_lock("mc:lock:k", "t", 1)) is None
+        assert len(_degraded_warnings(caplog)) == 2
+    finally:
+        await cache.close()
+
+
+def _errors_counted(metrics: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith("mcstatbot_cache_backend_errors_total "):
+            return float(line.split()[1])
+    return 0.0

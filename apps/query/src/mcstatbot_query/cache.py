@@ -164,7 +164,9 @@ class RedisCache:
         )
         self._lock_and_get = self.client.register_script(_LOCK_AND_GET)  # EVALSHA, loaded when missing
         self._down_until = 0.0
-        self._last_warning = -_WARN_EVERY
+        self.warn_every = _WARN_EVERY
+        """Seconds between two "degraded mode" warnings in the log (the metric counts every failure)."""
+        self._last_warning: float | None = None
         self.degraded = False
         CACHE_BACKEND_UP.set(1)
 
@@ -189,7 +191,7 @@ class RedisCache:
         self.degraded = True
         self._down_until = time.monotonic() + self.backoff
         now = time.monotonic()
-        if now - self._last_warning >= _WARN_EVERY:
+        if self._last_warning is None or now - self._last_warning >= self.warn_every:
             self._last_warning = now
             log.warning(
                 "cache backend unavailable (%s: %s): answering from direct probes (degraded mode)",
