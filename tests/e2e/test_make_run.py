@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from mcstatbot_testkit.dynamodb import DynamoDBLocal
-from mcstatbot_testkit.harness import TelegramUser, ctrl_c, local_run_env, redis_command, start_local_run
+from mcstatbot_testkit.harness import (
+    TelegramUser,
+    ctrl_c,
+    local_run_env,
+    redis_command,
+    run_as_in_a_terminal,
+    start_local_run,
+)
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
 from mcstatbot_testkit.redis import RedisServer
@@ -39,15 +45,7 @@ def port_open(port: int) -> bool:
 
 
 def test_without_a_token_it_stops_at_once_and_says_why() -> None:
-    result = subprocess.run(
-        ["make", "run"],
-        cwd=REPO_ROOT,
-        env=local_run_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_as_in_a_terminal(["make", "run"], REPO_ROOT, timeout=300)
     assert result.returncode != 0
     assert "TELEGRAM_BOT_TOKEN is not set" in result.stderr
     assert "uv run mcstatbot status HOST" in result.stderr

@@ -13,7 +13,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mcstatbot_testkit.harness import TelegramUser, ctrl_c, local_run_env, start_local_run
+from mcstatbot_testkit.harness import (
+    TelegramUser,
+    ctrl_c,
+    local_run_env,
+    run_as_in_a_terminal,
+    start_local_run,
+)
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
 from mcstatbot_testkit.telegram import BotApiServer
@@ -50,27 +56,13 @@ def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
 
     with BotApiServer() as api, JavaPeer(tmp_path / "java.log") as java:
         # 1. make setup: uv and the workspace, in the clone.
-        result = subprocess.run(
-            shlex.split(setup),
-            cwd=clone,
-            env=local_run_env(),
-            capture_output=True,
-            text=True,
-            timeout=400,
-            check=False,
-        )
+        result = run_as_in_a_terminal(shlex.split(setup), clone, timeout=400)
         assert result.returncode == 0, result.stdout + result.stderr
         assert (clone / ".venv").is_dir()
 
         # 2. the terminal check, against a real Java peer instead of the example server.
-        result = subprocess.run(
-            shlex.split(status.replace(EXAMPLE_SERVER, java.address)),
-            cwd=clone,
-            env=local_run_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        result = run_as_in_a_terminal(
+            shlex.split(status.replace(EXAMPLE_SERVER, java.address)), clone, timeout=60
         )
         assert result.returncode == 0, result.stdout + result.stderr  # 0: online
         assert "1.21.1" in result.stdout

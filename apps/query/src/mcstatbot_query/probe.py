@@ -48,6 +48,7 @@ from mcstatbot_query.motd import parse_motd, render_motd
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from contextlib import AbstractContextManager
 
     from mcstatus._protocol.io.connection import TCPAsyncSocketConnection, UDPAsyncSocketConnection
     from mcstatus.responses import (
@@ -198,15 +199,7 @@ class Prober:
         asked_port = address.port or JAVA_DEFAULT_PORT
         deadline = Deadline(self.settings.mc_timeout)
         started = time.perf_counter()
-        with tracer.start_as_current_span("mc.probe") as span:
-            span.set_attributes(
-                {
-                    "mc.edition": "java",
-                    "mc.cache_hit": False,
-                    "server.address": address.host,
-                    "server.port": asked_port,
-                }
-            )
+        with _probe_span(Edition.JAVA, address.host, asked_port) as span:
             query_task: asyncio.Task[list[str] | None] | None = None
             try:
                 async with asyncio.timeout(self.settings.mc_timeout), self._slots:
@@ -224,21 +217,10 @@ class Prober:
                     query_task.cancel()
                     with contextlib.suppress(BaseException):
                         await query_task
-                PROBES.labels("java", failure.code.value).inc()
-                PROBE_DURATION.labels("java").observe(time.perf_counter() - started)
-                span.set_attribute("mc.outcome", failure.code.value)
-                offline = ServerStatus(
-                    address=format_host_port(address.host, asked_port),
-                    host=address.host,
-                    port=asked_port,
-                    edition=Edition.JAVA,
-                    online=False,
-                    error=failure.to_model(),
-                )
+                _probe_done(span, Edition.JAVA, failure.code.value, started)
+                offline = _offline(address.host, asked_port, Edition.JAVA, failure)
                 return JavaResult(offline, None), None
-            PROBES.labels("java", "online").inc()
-            PROBE_DURATION.labels("java").observe(time.perf_counter() - started)
-            span.set_attribute("mc.outcome", "online")
+            _probe_done(span, Edition.JAVA, "online", started)
             return status, names
 
     async def _java_status(
@@ -333,15 +315,7 @@ class Prober:
         port = address.port or BEDROCK_DEFAULT_PORT
         deadline = Deadline(self.settings.mc_timeout)
         started = time.perf_counter()
-        with tracer.start_as_current_span("mc.probe") as span:
-            span.set_attributes(
-                {
-                    "mc.edition": "bedrock",
-                    "mc.cache_hit": False,
-                    "server.address": address.host,
-                    "server.port": port,
-                }
-            )
+        with _probe_span(Edition.BEDROCK, address.host, port) as span:
             try:
                 async with asyncio.timeout(self.settings.mc_timeout), self._slots:
                     ips = await self.resolver.resolve(address.host, deadline.left())
@@ -351,20 +325,9 @@ class Prober:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is mapped to one error code
                 failure = classify(exc)
-                PROBES.labels("bedrock", failure.code.value).inc()
-                PROBE_DURATION.labels("bedrock").observe(time.perf_counter() - started)
-                span.set_attribute("mc.outcome", failure.code.value)
-                return ServerStatus(
-                    address=format_host_port(address.host, port),
-                    host=address.host,
-                    port=port,
-                    edition=Edition.BEDROCK,
-                    online=False,
-                    error=failure.to_model(),
-                )
-            PROBES.labels("bedrock", "online").inc()
-            PROBE_DURATION.labels("bedrock").observe(time.perf_counter() - started)
-            span.set_attribute("mc.outcome", "online")
+                _probe_done(span, Edition.BEDROCK, failure.code.value, started)
+                return _offline(address.host, port, Edition.BEDROCK, failure)
+            _probe_done(span, Edition.BEDROCK, "online", started)
             return status
 
     async def _bedrock_ping_once(self, ip: IPAddress, port: int) -> BedrockStatusResponse:
@@ -409,6 +372,37 @@ class Prober:
                 bedrock=BedrockInfo(map_name=response.map_name, gamemode=response.gamemode),
             )
         raise last or TimeoutError
+
+
+def _probe_span(edition: Edition, host: str, port: int) -> AbstractContextManager[trace.Span]:
+    """The `mc.probe` span of one probe (the address only as attributes, never in the name)."""
+    return tracer.start_as_current_span(
+        "mc.probe",
+        attributes={
+            "mc.edition": edition.value,
+            "mc.cache_hit": False,
+            "server.address": host,
+            "server.port": port,
+        },
+    )
+
+
+def _probe_done(span: trace.Span, edition: Edition, outcome: str, started: float) -> None:
+    """Count a finished probe (`online` or its error code), time it and put the outcome on its span."""
+    PROBES.labels(edition.value, outcome).inc()
+    PROBE_DURATION.labels(edition.value).observe(time.perf_counter() - started)
+    span.set_attribute("mc.outcome", outcome)
+
+
+def _offline(host: str, port: int, edition: Edition, failure: ProbeFailedError) -> ServerStatus:
+    return ServerStatus(
+        address=format_host_port(host, port),
+        host=host,
+        port=port,
+        edition=edition,
+        online=False,
+        error=failure.to_model(),
+    )
 
 
 def _int_or_none(value: Any) -> int | None:

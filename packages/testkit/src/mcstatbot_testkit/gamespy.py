@@ -16,12 +16,10 @@ import asyncio
 import random
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Self, cast
+from typing import Self, cast
 
 from mcstatbot_testkit.net import LOOPBACK
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from mcstatbot_testkit.process import AsyncStarted
 
 _MAGIC = b"\xfe\xfd"
 _HANDSHAKE = 9
@@ -55,7 +53,7 @@ class _Protocol(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
 
-class GameSpyResponder:
+class GameSpyResponder(AsyncStarted):
     """Serves the Query protocol on 127.0.0.1:`port` (UDP; a free port when 0) until `stop()`.
 
     `config` may be changed while it runs. `handshakes` and `full_stat_requests` count what it answered.
@@ -84,14 +82,6 @@ class GameSpyResponder:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def answer(self, data: bytes, sender: tuple[str | int, ...] = ("", 0)) -> bytes | None:
         """The reply to one request datagram from `sender`, or None to stay silent.

@@ -113,6 +113,14 @@ def local_run_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def run_as_in_a_terminal(argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run `argv` to its end in `cwd` with `local_run_env()`, as a newcomer would in a terminal; the output
+    is captured as text, a non-zero exit is the caller's to judge."""
+    return subprocess.run(  # noqa: S603 - the test's own commands
+        argv, cwd=cwd, env=local_run_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def start_local_run(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> ManagedProcess:
     """`make run` (argv) in its own process group with exactly `env`, as in a terminal; returns once it
     says it is running, or raises with its output."""

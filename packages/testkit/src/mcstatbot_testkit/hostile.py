@@ -20,12 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from mcstatbot_testkit.net import LOOPBACK
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from mcstatbot_testkit.process import AsyncStarted
 
 TEN_MB = 10 * 1024 * 1024
 
@@ -78,7 +76,7 @@ _ONE_BAD_PACKET = {
 }
 
 
-class HostileServer:
+class HostileServer(AsyncStarted):
     """A TCP server on 127.0.0.1:`port` (free when 0) that misbehaves as `behaviour` says.
 
     `connections` counts accepted connections; `bytes_sent` what it managed to write.
@@ -115,14 +113,6 @@ class HostileServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

@@ -32,6 +32,24 @@ class Started(abc.ABC):
         self.stop()
 
 
+class AsyncStarted(abc.ABC):
+    """A part a test runs on its event loop: `async with part:` starts it and stops it on the way out."""
+
+    @abc.abstractmethod
+    async def start(self) -> Self: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
 class ManagedProcess(Started):
     """Start `argv` in its own process group, logging to `log_path`; `stop()` ends the whole group.
 

@@ -391,13 +391,9 @@ class BotApiServer(Started):
     ) -> ApiCall:
         """Wait (without blocking the loop) for a call of `method` matching `predicate` after `since`."""
         deadline = time.monotonic() + timeout
-        while True:
-            found = self._find(method, predicate, since)
-            if found is not None:
-                return found
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {method} call matched within {timeout} s; calls: {self._summary()}")
+        while (found := self._find_by(deadline, method, predicate, since)) is None:  # noqa: ASYNC110 - calls arrive on the server thread
             await asyncio.sleep(0.02)
+        return found
 
     def wait_for_call_sync(
         self,
@@ -409,13 +405,18 @@ class BotApiServer(Started):
     ) -> ApiCall:
         """`wait_for_call` for a bot running in another process: blocks this thread."""
         deadline = time.monotonic() + timeout
-        while True:
-            found = self._find(method, predicate, since)
-            if found is not None:
-                return found
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {method} call matched within {timeout} s; calls: {self._summary()}")
+        while (found := self._find_by(deadline, method, predicate, since)) is None:
             time.sleep(0.02)
+        return found
+
+    def _find_by(
+        self, deadline: float, method: str, predicate: Callable[[ApiCall], bool] | None, since: int
+    ) -> ApiCall | None:
+        """The matching call, None to keep waiting, TimeoutError once `deadline` (monotonic) has passed."""
+        found = self._find(method, predicate, since)
+        if found is None and time.monotonic() > deadline:
+            raise TimeoutError(f"no {method} call matched before the deadline; calls: {self._summary()}")
+        return found
 
     def _summary(self) -> str:
         return ", ".join(f"{c.method}({c.params.get('chat_id', '')})" for c in self.calls[-30:])

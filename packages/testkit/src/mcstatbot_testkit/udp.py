@@ -14,12 +14,10 @@ protocol's challenge token belongs to the sender's address).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Self, cast
+from typing import Self, cast
 
 from mcstatbot_testkit.net import LOOPBACK
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from mcstatbot_testkit.process import AsyncStarted
 
 Address = tuple[str | int, ...]
 
@@ -47,7 +45,7 @@ class _Front(asyncio.DatagramProtocol):
         self.relay.from_client(data, addr)
 
 
-class LossyUdpRelay:
+class LossyUdpRelay(AsyncStarted):
     """Listens on 127.0.0.1:`port` (UDP; a free port when 0) and relays to 127.0.0.1:`upstream_port`.
 
     The first `drop` datagrams from clients are dropped (counted in `dropped`); later ones are forwarded
@@ -81,14 +79,6 @@ class LossyUdpRelay:
         if self.front is not None:
             self.front.close()
             self.front = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def from_client(self, data: bytes, client: Address) -> None:
         if self.dropped < self.drop:
