@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 import tracemalloc
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from mcstatbot_common.models import ServerStatus
+from mcstatbot_common.models import PlayerList, ServerStatus
 from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.hostile import Behaviour, HostileServer
+from mcstatbot_testkit.udp import Reply, UdpResponder
+
+if TYPE_CHECKING:
+    from mcstatbot_testkit.minecraft import JavaPeer
 
 SettingsFactory = Callable[..., QuerySettings]
 ClientFactory = Callable[[QuerySettings], AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -118,3 +124,98 @@ async def test_probe_slots_bound_concurrency_and_excess_times_out(
     assert in_flight == 2
     assert all(r.status_code == 200 and r.json()["error"]["code"] == "timeout" for r in responses)
     assert elapsed < 1.0 + MARGIN
+
+
+# -- Hostile UDP peers: the Bedrock ping and the Query protocol ------------------------------------------
+
+
+def _pong(text: bytes) -> bytes:
+    """A RakNet unconnected pong carrying `text` as its server id string."""
+    header = b"\x1c" + bytes(16) + bytes.fromhex("00ffff00fefefefefdfdfdfd12345678")
+    return header + struct.pack(">H", len(text)) + text
+
+
+_GOOD_ID = b"MCPE;A Bedrock server;766;1.21.2;3;10;12345;world;Survival"
+UDP_BEHAVIOURS: dict[str, tuple[Reply, str]] = {
+    "silent": (lambda _: [], "timeout"),
+    "garbage": (lambda _: [b"\x00not a pong at all"], "protocol"),
+    "truncated": (lambda _: [_pong(_GOOD_ID)[:40]], "protocol"),
+    "too few fields": (lambda _: [_pong(b"MCPE;")], "protocol"),
+    "lying counts": (lambda _: [_pong(b"MCPE;motd;766;1.21.2;-5;many;1;world;Survival")], "protocol"),
+    "not utf-8": (lambda _: [_pong(b"MCPE;\xff\xfe;766;1.21.2;3;10;1;world;Survival")], "protocol"),
+    "flood": (lambda _: [bytes(1000)] * 5000, "protocol"),
+}
+
+
+@pytest.mark.parametrize("name", list(UDP_BEHAVIOURS))
+async def test_hostile_bedrock_server_gets_typed_error_in_time(
+    name: str, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    reply, expected = UDP_BEHAVIOURS[name]
+    settings = settings_factory(mc_timeout=MC_TIMEOUT)
+    async with UdpResponder(reply) as server, client_factory(settings) as client:
+        tracemalloc.start()
+        started = time.monotonic()
+        try:
+            response = await client.get(
+                f"/api/v1/status/127.0.0.1:{server.port}", params={"edition": "bedrock"}
+            )
+            elapsed = time.monotonic() - started
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        health = await client.get("/health")
+    assert response.status_code == 200
+    status = ServerStatus.model_validate(response.json())
+    assert not status.online
+    assert status.error is not None
+    assert status.error.code == expected
+    assert elapsed < MC_TIMEOUT + MARGIN
+    # A silent server is asked MC_TRIES times; one that answers, once.
+    assert server.requests == (settings.mc_tries if expected == "timeout" else 1)
+    assert peak < 4 * 1024 * 1024, peak  # a flood is dropped, not buffered
+    assert health.status_code == 200
+
+
+async def test_huge_bedrock_answer_is_one_datagram_at_most(
+    settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    """A pong can carry at most one datagram (< 64 KiB): a 60 KB MOTD is data, passed on as such."""
+    motd = "§c" + "A" * 60_000
+    server_id = f"MCPE;{motd};766;1.21.2;3;10;1;world;Survival".encode()
+    async with (
+        UdpResponder(lambda _: [_pong(server_id)]) as server,
+        client_factory(settings_factory()) as client,
+    ):
+        response = await client.get(f"/api/v1/status/127.0.0.1:{server.port}", params={"edition": "bedrock"})
+    status = ServerStatus.model_validate(response.json())
+    assert status.online
+    assert status.motd is not None
+    assert status.motd.clean == "A" * 60_000
+    assert status.players is not None
+    assert (status.players.online, status.players.max) == (3, 10)
+    assert len(response.content) < 4 * 65_536  # raw, clean and html of one datagram
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(lambda _: [b"\x09\x00\x00\x00\x01not-a-number\x00"], id="bad challenge"),
+        pytest.param(lambda _: [b"\x00\x00\x00\x00\x01" + b"\xff" * 2000], id="garbage stat"),
+        pytest.param(lambda _: [bytes(1000)] * 5000, id="flood"),
+    ],
+)
+async def test_hostile_query_answer_falls_back_to_the_status_sample(
+    reply: Reply, java_peer: JavaPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    settings = settings_factory(mc_timeout=MC_TIMEOUT, mc_query_timeout=0.5)
+    async with UdpResponder(reply, port=java_peer.port) as query, client_factory(settings) as client:
+        started = time.monotonic()
+        response = await client.get(f"/api/v1/players/{java_peer.address}", params={"edition": "java"})
+        elapsed = time.monotonic() - started
+    players = PlayerList.model_validate(response.json())
+    assert query.requests >= 1
+    assert players.online
+    assert players.source == "sample"
+    assert players.names == ["Steve", "Alex"]
+    assert elapsed < MC_TIMEOUT + MARGIN

@@ -14,6 +14,7 @@ protocol's challenge token belongs to the sender's address).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Self, cast
 
 from mcstatbot_testkit.net import LOOPBACK
@@ -104,3 +105,44 @@ class LossyUdpRelay(AsyncStarted):
             if upstream is not created:
                 created.close()
         upstream.sendto(data)
+
+
+Reply = Callable[[bytes], list[bytes]]
+"""What a UdpResponder sends back to one request datagram: any number of datagrams (none: silence)."""
+
+
+class _Responder(asyncio.DatagramProtocol):
+    def __init__(self, responder: UdpResponder) -> None:
+        self.responder = responder
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.responder.transport = cast("asyncio.DatagramTransport", transport)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.responder.requests += 1
+        for datagram in self.responder.reply(data):
+            if self.responder.transport is not None:
+                self.responder.transport.sendto(datagram, addr)
+
+
+class UdpResponder(AsyncStarted):
+    """A UDP server on 127.0.0.1:`port` (free when 0) that answers each datagram with `reply(datagram)`:
+    for hostile peers (silent, garbage, truncated, lying, flooding). `requests` counts what came in."""
+
+    def __init__(self, reply: Reply, *, port: int = 0) -> None:
+        self.reply = reply
+        self.port = port
+        self.requests = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    async def start(self) -> Self:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: _Responder(self), local_addr=(LOOPBACK, self.port))
+        assert self.transport is not None  # noqa: S101 - set by connection_made
+        self.port = self.transport.get_extra_info("sockname")[1]
+        return self
+
+    async def stop(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
