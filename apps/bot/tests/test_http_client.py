@@ -178,9 +178,8 @@ async def test_pool_timeout(
     assert (await busy).status == 200
 
 
-async def test_a_timed_out_connection_is_dropped(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
-) -> None:
+def _hang_once() -> Callable[[Seen, asyncio.StreamWriter], Awaitable[None]]:
+    """A handler that lets its first request hang for a second and answers the others at once."""
     answers = ["hang", "ok"]
 
     async def scripted(seen: Seen, writer: asyncio.StreamWriter) -> None:
@@ -188,7 +187,13 @@ async def test_a_timed_out_connection_is_dropped(
             await asyncio.sleep(1)
         await _ok(seen, writer)
 
-    server = await serve(scripted)
+    return scripted
+
+
+async def test_a_timed_out_connection_is_dropped(
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
+) -> None:
+    server = await serve(_hang_once())
     client = clients(server.url, timeout=0.2)
     with pytest.raises(HttpTimeoutError):
         await client.request("GET", "/")
@@ -199,14 +204,7 @@ async def test_a_timed_out_connection_is_dropped(
 async def test_cancelling_a_request_frees_its_connection_slot(
     serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
 ) -> None:
-    answers = ["hang", "ok"]
-
-    async def scripted(seen: Seen, writer: asyncio.StreamWriter) -> None:
-        if answers.pop(0) == "hang":
-            await asyncio.sleep(1)
-        await _ok(seen, writer)
-
-    server = await serve(scripted)
+    server = await serve(_hang_once())
     client = clients(server.url, max_connections=1, pool_timeout=0.5)
     task = asyncio.create_task(client.request("GET", "/"))
     await asyncio.sleep(0.05)

@@ -28,11 +28,13 @@ from mcstatbot_bot.state import ResilientStore, ServerRef
 from mcstatbot_bot.updates import mark_current_update_failed
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from mcstatbot_common.models import ServerStatus
     from telegram import Bot, InlineKeyboardMarkup
     from telegram.ext import Application
+
+    from mcstatbot_bot.state import StoredServer
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
@@ -257,13 +259,9 @@ class BotHandlers:
         except QueryRejected as exc:
             return Rendered(self._rejected_text(exc, server))
         except QueryUnavailable:
-            stored = await self.store.get_server(server)
-            if stored is None:
-                metrics.FALLBACK_REPLIES.labels("unavailable").inc()
-                return Rendered(formatting.unavailable(server))
-            metrics.FALLBACK_REPLIES.labels("stored").inc()
-            text = formatting.status_card(stored.status, stored_at=stored.stored_at)
-            return Rendered(text, remember=True, known=stored.status)
+            return await self._from_store(
+                server, lambda stored: formatting.status_card(stored.status, stored_at=stored.stored_at)
+            )
         return Rendered(formatting.status_card(status), remember=True, fresh=status)
 
     async def _players_text(self, server: ServerRef) -> Rendered:
@@ -272,15 +270,23 @@ class BotHandlers:
         except QueryRejected as exc:
             return Rendered(self._rejected_text(exc, server))
         except QueryUnavailable:
-            stored = await self.store.get_server(server)
-            if stored is None:
-                metrics.FALLBACK_REPLIES.labels("unavailable").inc()
-                return Rendered(formatting.unavailable(server))
-            metrics.FALLBACK_REPLIES.labels("stored").inc()
-            fallback = formatting.players_from_status(stored.status)
-            text = formatting.players_card(fallback, stored_at=stored.stored_at)
-            return Rendered(text, remember=True, known=stored.status)
+            return await self._from_store(
+                server,
+                lambda stored: formatting.players_card(
+                    formatting.players_from_status(stored.status), stored_at=stored.stored_at
+                ),
+            )
         return Rendered(formatting.players_card(players), remember=True, look_up=True)
+
+    async def _from_store(self, server: ServerRef, card: Callable[[StoredServer], str]) -> Rendered:
+        """The query service is unavailable: `card` of the last stored answer (it shows its age), else a
+        friendly "temporarily unavailable"."""
+        stored = await self.store.get_server(server)
+        if stored is None:
+            metrics.FALLBACK_REPLIES.labels("unavailable").inc()
+            return Rendered(formatting.unavailable(server))
+        metrics.FALLBACK_REPLIES.labels("stored").inc()
+        return Rendered(card(stored), remember=True, known=stored.status)
 
     @staticmethod
     def _rejected_text(exc: QueryRejected, server: ServerRef) -> str:
