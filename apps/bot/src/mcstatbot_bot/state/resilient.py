@@ -114,65 +114,44 @@ class ResilientStore:
                 self._ok(operation).inc()
                 return result
 
-    async def get_chat(self, chat_id: int) -> ChatState | None:
+    async def _or(self, fallback: T, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`_call(operation, call)`, or `fallback` when the store kept failing (the reply goes on)."""
         try:
-            return await self._call("get_chat", lambda: self.inner.get_chat(chat_id))
+            return await self._call(operation, call)
         except StoreFailedError:
-            return None
+            return fallback
+
+    async def get_chat(self, chat_id: int) -> ChatState | None:
+        return await self._or(None, "get_chat", lambda: self.inner.get_chat(chat_id))
 
     async def save_chat(self, chat_id: int, server: ServerRef, status: ServerStatus | None) -> None:
-        try:
-            await self._call("save_chat", lambda: self.inner.save_chat(chat_id, server, status))
-        except StoreFailedError:
-            return
+        await self._or(None, "save_chat", lambda: self.inner.save_chat(chat_id, server, status))
 
     async def get_server(self, server: ServerRef) -> StoredServer | None:
-        try:
-            return await self._call("get_server", lambda: self.inner.get_server(server))
-        except StoreFailedError:
-            return None
+        return await self._or(None, "get_server", lambda: self.inner.get_server(server))
 
     async def save_server(self, server: ServerRef, status: ServerStatus) -> None:
-        try:
-            await self._call("save_server", lambda: self.inner.save_server(server, status))
-        except StoreFailedError:
-            return
+        await self._or(None, "save_server", lambda: self.inner.save_server(server, status))
 
     async def save_status(self, chat_id: int, server: ServerRef, status: ServerStatus) -> None:
-        try:
-            await self._call("save_status", lambda: self.inner.save_status(chat_id, server, status))
-        except StoreFailedError:
-            return
+        await self._or(None, "save_status", lambda: self.inner.save_status(chat_id, server, status))
 
     async def get_ref(self, ref: str) -> ServerRef | None:
-        try:
-            return await self._call("get_ref", lambda: self.inner.get_ref(ref))
-        except StoreFailedError:
-            return None
+        return await self._or(None, "get_ref", lambda: self.inner.get_ref(ref))
 
     async def put_ref(self, ref: str, server: ServerRef) -> None:
-        try:
-            await self._call("put_ref", lambda: self.inner.put_ref(ref, server))
-        except StoreFailedError:
-            return
+        await self._or(None, "put_ref", lambda: self.inner.put_ref(ref, server))
 
     async def claim_update(self, update_id: int, lease_seconds: float) -> ClaimResult:
         token = uuid.uuid4().hex  # one per claim, the same for its retries
-        try:
-            return await self._call(
-                "claim_update", lambda: self.inner.claim_update(update_id, lease_seconds, token)
-            )
-        except StoreFailedError:
-            return ClaimResult.CLAIMED
+        return await self._or(
+            ClaimResult.CLAIMED,
+            "claim_update",
+            lambda: self.inner.claim_update(update_id, lease_seconds, token),
+        )
 
     async def finish_update(self, update_id: int) -> None:
-        try:
-            await self._call("finish_update", lambda: self.inner.finish_update(update_id))
-        except StoreFailedError:
-            return
+        await self._or(None, "finish_update", lambda: self.inner.finish_update(update_id))
 
     async def release_update(self, update_id: int) -> None:
-        try:
-            await self._call("release_update", lambda: self.inner.release_update(update_id))
-        except StoreFailedError:
-            return
+        await self._or(None, "release_update", lambda: self.inner.release_update(update_id))
