@@ -37,20 +37,28 @@ EXPECTED = {
 }
 
 
+async def _measured_status(
+    client: httpx.AsyncClient, port: int, edition: str
+) -> tuple[httpx.Response, float, int]:
+    """GET the status of 127.0.0.1:`port`: the response, the seconds it took, the peak traced memory."""
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        response = await client.get(f"/api/v1/status/127.0.0.1:{port}", params={"edition": edition})
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return response, elapsed, peak
+
+
 @pytest.mark.parametrize("behaviour", [b for b in Behaviour if b is not Behaviour.LEGACY])
 async def test_hostile_server_gets_typed_error_in_time(
     behaviour: Behaviour, settings_factory: SettingsFactory, client_factory: ClientFactory
 ) -> None:
     settings = settings_factory(mc_timeout=MC_TIMEOUT)
     async with HostileServer(behaviour) as server, client_factory(settings) as client:
-        tracemalloc.start()
-        started = time.monotonic()
-        try:
-            response = await client.get(f"/api/v1/status/127.0.0.1:{server.port}", params={"edition": "java"})
-            elapsed = time.monotonic() - started
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        response, elapsed, peak = await _measured_status(client, server.port, "java")
         health = await client.get("/health")
     assert response.status_code == 200
     status = ServerStatus.model_validate(response.json())
@@ -154,16 +162,7 @@ async def test_hostile_bedrock_server_gets_typed_error_in_time(
     reply, expected = UDP_BEHAVIOURS[name]
     settings = settings_factory(mc_timeout=MC_TIMEOUT)
     async with UdpResponder(reply) as server, client_factory(settings) as client:
-        tracemalloc.start()
-        started = time.monotonic()
-        try:
-            response = await client.get(
-                f"/api/v1/status/127.0.0.1:{server.port}", params={"edition": "bedrock"}
-            )
-            elapsed = time.monotonic() - started
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        response, elapsed, peak = await _measured_status(client, server.port, "bedrock")
         health = await client.get("/health")
     assert response.status_code == 200
     status = ServerStatus.model_validate(response.json())
