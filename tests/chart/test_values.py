@@ -419,7 +419,8 @@ def test_in_cluster_redis_is_wired_to_the_query_service(default: Render) -> None
     service = default.get("Service", "mcstatbot-redis")
     assert service["spec"]["ports"][0]["port"] == 6379
     redis = default.get("Deployment", "mcstatbot-redis")
-    assert redis["spec"]["template"]["spec"]["containers"][0]["image"] == "redis:7-alpine"
+    # The official image, pinned to a patch release (not a moving `7-alpine`).
+    assert redis["spec"]["template"]["spec"]["containers"][0]["image"] == "redis:7.4.2-alpine"
     assert selects(
         {"matchLabels": service["spec"]["selector"]}, redis["spec"]["template"]["metadata"]["labels"]
     )
@@ -651,13 +652,13 @@ def test_ingress_source_ranges(kit: Kit) -> None:
     assert "nginx.ingress.kubernetes.io/whitelist-source-range" not in open_to_all.get("Ingress", BOT)[
         "metadata"
     ].get("annotations", {})
-    unknown = kit.helm_template(DEFAULT, sets={**base, "ingress.className": "traefik"}, check=False)
+    unknown = kit.helm_template(DEFAULT, sets={**base, "ingress.className": "haproxy"}, check=False)
     assert unknown.returncode != 0
     assert "set ingress.sourceRangeAnnotation" in unknown.stderr
     custom = kit.render(
         "custom",
         DEFAULT,
-        sets={**base, "ingress.className": "traefik", "ingress.sourceRangeAnnotation": "x/ranges"},
+        sets={**base, "ingress.className": "haproxy", "ingress.sourceRangeAnnotation": "x/ranges"},
     )
     assert (
         custom.get("Ingress", BOT)["metadata"]["annotations"]["x/ranges"] == "149.154.160.0/20,91.108.4.0/22"

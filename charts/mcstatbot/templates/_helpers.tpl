@@ -16,9 +16,10 @@
 {{- end -}}
 {{- end -}}
 
-{{/* "<fullname>-<component>"; call with (dict "ctx" $ "component" "bot") */}}
+{{/* "<fullname>-<component>", at most 63 characters (a Service name is a DNS label): the fullname is cut to
+make room for the component; call with (dict "ctx" $ "component" "bot") */}}
 {{- define "mcstatbot.componentName" -}}
-{{- printf "%s-%s" (include "mcstatbot.fullname" .ctx | trunc 52 | trimSuffix "-") .component -}}
+{{- printf "%s-%s" (include "mcstatbot.fullname" .ctx | trunc (int (min 52 (sub 62 (len .component)))) | trimSuffix "-") .component -}}
 {{- end -}}
 
 {{/* Labels: selector labels are name, instance and component only (they never change). */}}
@@ -39,9 +40,40 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- end }}
 {{- end -}}
 
-{{/* Images ---------------------------------------------------------------------------------------- */}}
+{{/* Images ----------------------------------------------------------------------------------------
+An image reference "[registry/]repository[:tag][@digest]"; call with (dict "ctx" $ "image" <an image block>
+["ours" true]). The registry is the image's own `registry`, else `global.imageRegistry`; the tag its own
+`tag`, else, for the chart's own images ("ours": bot, query), `global.imageTag`, then the chart's appVersion;
+a `digest` ("sha256:...") follows the tag, so the reference is pinned by content. Named templates are shared
+by a chart and its subcharts: the Redis subchart uses this one too. */}}
 {{- define "mcstatbot.image" -}}
-{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) -}}
+{{- $global := .ctx.Values.global | default dict -}}
+{{- $registry := .image.registry | default $global.imageRegistry -}}
+{{- $tag := .image.tag | default "" | toString -}}
+{{- if and (not $tag) .ours -}}
+{{- $tag = $global.imageTag | default .ctx.Chart.AppVersion | toString -}}
+{{- end -}}
+{{- $ref := .image.repository -}}
+{{- if $registry -}}{{- $ref = printf "%s/%s" (trimSuffix "/" $registry) $ref -}}{{- end -}}
+{{- if $tag -}}{{- $ref = printf "%s:%s" $ref $tag -}}{{- end -}}
+{{- with .image.digest -}}{{- $ref = printf "%s@%s" $ref . -}}{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/* The pull policy of an image: its own `pullPolicy`, else `global.imagePullPolicy`, else IfNotPresent. */}}
+{{- define "mcstatbot.imagePullPolicy" -}}
+{{- .image.pullPolicy | default (.ctx.Values.global | default dict).imagePullPolicy | default "IfNotPresent" -}}
+{{- end -}}
+
+{{/* Security contexts: the chart-wide hardened defaults (`podSecurityContext`, `containerSecurityContext`)
+with a component's own (`<component>.podSecurityContext`, ...) merged over them, key by key. Call with
+(dict "ctx" $ "values" <the component's values block>). */}}
+{{- define "mcstatbot.podSecurityContext" -}}
+{{- toYaml (mustMergeOverwrite (deepCopy .ctx.Values.podSecurityContext) (deepCopy (.values.podSecurityContext | default dict))) -}}
+{{- end -}}
+
+{{- define "mcstatbot.containerSecurityContext" -}}
+{{- toYaml (mustMergeOverwrite (deepCopy .ctx.Values.containerSecurityContext) (deepCopy (.values.containerSecurityContext | default dict))) -}}
 {{- end -}}
 
 {{/* ServiceAccounts ------------------------------------------------------------------------------- */}}
@@ -126,8 +158,18 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- if and (eq .Values.bot.stateBackend "memory") (or .Values.bot.autoscaling.enabled (gt (int .Values.bot.replicaCount) 1)) -}}
 {{- fail "bot.stateBackend=memory keeps chat state in one pod: use dynamodb with several replicas or autoscaling." -}}
 {{- end -}}
-{{- if and .Values.ingress.enabled .Values.ingress.allowedSourceRanges (not .Values.ingress.sourceRangeAnnotation) (not (or (contains "alb" .Values.ingress.className) (contains "nginx" .Values.ingress.className))) -}}
+{{- if and .Values.ingress.enabled .Values.ingress.allowedSourceRanges (not .Values.ingress.sourceRangeAnnotation) (not (or (contains "alb" .Values.ingress.className) (contains "nginx" .Values.ingress.className) (contains "traefik" .Values.ingress.className))) -}}
 {{- fail (printf "ingress.allowedSourceRanges: cannot tell which annotation ingress class %q reads; set ingress.sourceRangeAnnotation, or ingress.allowedSourceRanges=[] to admit all." .Values.ingress.className) -}}
+{{- end -}}
+{{- $botService := include "mcstatbot.componentName" (dict "ctx" . "component" "bot") -}}
+{{- if and .Values.ingress.enabled (contains "alb" .Values.ingress.className) (gt (len $botService) 52) -}}
+{{- fail (printf "ingress.className=%s: the AWS Load Balancer Controller's annotation alb.ingress.kubernetes.io/conditions.<service> holds a Service name of at most 52 characters, and %q has %d: set a shorter fullnameOverride (or release name)." .Values.ingress.className $botService (len $botService)) -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.httpsCidrs) -}}
+{{- fail "networkPolicy.httpsCidrs is empty, which a NetworkPolicy reads as \"any address\" (cloud metadata included): list the CIDRs bot and collector may reach on 443 (the default 0.0.0.0/0 excludes networkPolicy.blockedCidrs)." -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.minecraft.allowAnyPort) (not .Values.networkPolicy.minecraft.tcpPorts) (not .Values.networkPolicy.minecraft.udpPorts) -}}
+{{- fail "networkPolicy.minecraft.allowAnyPort=false with no tcpPorts and no udpPorts: an empty port list is read as \"every port\"; list the Minecraft ports (e.g. tcpPorts [25565], udpPorts [19132]) or set allowAnyPort=true." -}}
 {{- end -}}
 {{- if and .Values.ingress.enabled (eq .Values.telegram.mode "polling") -}}
 {{- fail "ingress.enabled=true needs telegram.mode=webhook (a polling bot receives no webhook calls)." -}}
