@@ -7,6 +7,7 @@ installs it: nothing here is skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]  # jsonschema ships no type information
 import pytest
 import yaml
+from kubernetes_validate import utils as kv
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "mcstatbot"
@@ -33,6 +36,16 @@ SCENARIOS: dict[str, list[str]] = {
 }
 # kind and eks read the Telegram token from an existing Secret; the others need the token value.
 TOKEN = "123456:test-token-not-real"  # noqa: S105 - a made-up token
+
+KUBERNETES_VERSIONS = ["1.29.0", "1.34.0"]
+CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
+# Kinds kubernetes-validate cannot know (CustomResourceDefinitions of the Prometheus Operator and of Traefik):
+# each is validated against a schema in crd_schemas/ instead. Any other unknown kind or API version fails.
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+    ("traefik.io/v1alpha1", "Middleware"): "traefik-middleware.json",
+}
 
 
 def tool(name: str) -> str:
@@ -80,6 +93,28 @@ def helm_template(
     for key, value in (json_sets or {}).items():
         args += ["--set-json", f"{key}={value}"]
     return run(args, check=check)
+
+
+def validate_strict(docs: list[dict[str, Any]], where: str) -> list[str]:
+    """kubernetes-validate --strict over each object and version; a WARN (schema not found) is a problem."""
+    problems: list[str] = []
+    for doc in docs:
+        name = f"{where}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        crd_schema = CRD_KINDS.get((doc.get("apiVersion", ""), doc.get("kind", "")))
+        if crd_schema is not None:
+            schema = json.loads((CRD_SCHEMAS / crd_schema).read_text())
+            errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
+            problems += [f"ERROR {name} (CRD schema): {message}" for message in errors]
+            continue
+        for version in KUBERNETES_VERSIONS:
+            try:
+                kv.validate(doc, version, strict=True)
+            except kv.ValidationError as error:
+                path = ".".join(str(item) for item in error.path)
+                problems.append(f"ERROR {name} against {version}: {path}: {error.message}")
+            except (kv.SchemaNotFoundError, kv.InvalidSchemaError) as error:
+                problems.append(f"WARN {name} against {version}: {error.message}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -180,6 +215,8 @@ class Kit:
     kustomize = staticmethod(kustomize)
     container_env = staticmethod(container_env)
     pod_spec = staticmethod(pod_spec)
+    validate_strict = staticmethod(validate_strict)
+    kubernetes_versions = KUBERNETES_VERSIONS
 
 
 @pytest.fixture(scope="session")

@@ -8,24 +8,14 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import jsonschema  # type: ignore[import-untyped]  # jsonschema ships no type information
 import pytest
 import yaml
-from kubernetes_validate import utils as kv
 
 if TYPE_CHECKING:
     from tests.chart.conftest import Kit, Render
 
-KUBERNETES_VERSIONS = ["1.29.0", "1.34.0"]
-CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
-# Kinds kubernetes-validate cannot know (CustomResourceDefinitions of the Prometheus Operator): each is
-# validated against a schema in crd_schemas/ instead. Any other unknown kind or API version fails.
-CRD_KINDS = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
-    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
-}
 # Kinds without a namespace, and the namespaces of the kind add-ons with the names their objects start with.
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
 ADD_ON_NAMES = {"kube-system": ("metrics-server", "system:"), "ingress-nginx": ("ingress-nginx",)}
@@ -45,28 +35,6 @@ SAMPLE_RULES = """\
       labels: {severity: critical}
       annotations: {summary: error rate over 5%}
 """
-
-
-def validate_strict(docs: list[dict[str, Any]], where: str) -> list[str]:
-    """kubernetes-validate --strict over each object and version; a WARN (schema not found) is a problem."""
-    problems: list[str] = []
-    for doc in docs:
-        name = f"{where}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
-        crd_schema = CRD_KINDS.get((doc.get("apiVersion", ""), doc.get("kind", "")))
-        if crd_schema is not None:
-            schema = json.loads((CRD_SCHEMAS / crd_schema).read_text())
-            errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
-            problems += [f"ERROR {name} (CRD schema): {message}" for message in errors]
-            continue
-        for version in KUBERNETES_VERSIONS:
-            try:
-                kv.validate(doc, version, strict=True)
-            except kv.ValidationError as error:
-                path = ".".join(str(item) for item in error.path)
-                problems.append(f"ERROR {name} against {version}: {path}: {error.message}")
-            except (kv.SchemaNotFoundError, kv.InvalidSchemaError) as error:
-                problems.append(f"WARN {name} against {version}: {error.message}")
-    return problems
 
 
 @pytest.mark.parametrize("helm", ["helm", "helm4"])
@@ -95,18 +63,18 @@ def test_helm4_renders_the_same_objects(kit: Kit, renders: dict[str, Render]) ->
 
 
 @pytest.mark.parametrize("scenario", ["default", "kind", "eks", "polling"])
-def test_helm_template_validates_strictly(renders: dict[str, Render], scenario: str) -> None:
+def test_helm_template_validates_strictly(kit: Kit, renders: dict[str, Render], scenario: str) -> None:
     render = renders[scenario]
     assert len(render.docs) > 10
-    problems = validate_strict(render.docs, scenario)
+    problems = kit.validate_strict(render.docs, scenario)
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("overlay", ["kind", "eks"])
-def test_kustomize_overlay_validates_strictly(overlays: dict[str, Render], overlay: str) -> None:
+def test_kustomize_overlay_validates_strictly(kit: Kit, overlays: dict[str, Render], overlay: str) -> None:
     render = overlays[overlay]
     assert any(d["kind"] == "Namespace" for d in render.docs)
-    problems = validate_strict(render.docs, f"kustomize {overlay}")
+    problems = kit.validate_strict(render.docs, f"kustomize {overlay}")
     assert not problems, "\n".join(problems)
     # Everything of the product lands in the mcstatbot namespace; only the kind add-ons live elsewhere:
     # metrics-server in kube-system, the ingress-nginx controller in its own namespace.
@@ -121,12 +89,12 @@ def test_kustomize_overlay_validates_strictly(overlays: dict[str, Render], overl
             assert doc["metadata"]["name"].startswith(ADD_ON_NAMES[namespace]), doc["metadata"]
 
 
-def test_the_validation_catches_a_misspelt_field_and_an_unknown_kind(default: Render) -> None:
+def test_the_validation_catches_a_misspelt_field_and_an_unknown_kind(kit: Kit, default: Render) -> None:
     """The validator is really strict: a typo in a field and an unknown API version are both reported."""
     deployment = yaml.safe_load(yaml.safe_dump(default.of_kind("Deployment")[0]))
     deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     removed_api = {"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "metadata": {"name": "x"}}
-    problems = validate_strict([deployment, removed_api], "mutated")
+    problems = kit.validate_strict([deployment, removed_api], "mutated")
     assert any(p.startswith("ERROR") and "imagePullPolicyy" in p for p in problems), problems
     assert any(p.startswith("WARN") and "PodSecurityPolicy" in p for p in problems), problems
 
@@ -154,7 +122,7 @@ def test_monitoring_objects_validate(kit: Kit, tmp_path: Path) -> None:
     docs = kit.load_docs(result.stdout)
     kinds = {d["kind"] for d in docs}
     assert {"ServiceMonitor", "PrometheusRule"} <= kinds
-    problems = validate_strict(docs, "monitoring")
+    problems = kit.validate_strict(docs, "monitoring")
     assert not problems, "\n".join(problems)
     dashboard = next(
         d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]
@@ -226,7 +194,7 @@ def test_the_kubernetes_validate_command_agrees(
         path.write_text(render.text)
         files.append(str(path))
     command = Path(sys.executable).parent / "kubernetes-validate"
-    args = [str(command), "--strict", "--quiet", *(f"-k{v}" for v in KUBERNETES_VERSIONS), *files]
+    args = [str(command), "--strict", "--quiet", *(f"-k{v}" for v in kit.kubernetes_versions), *files]
     result = kit.run(args, check=False)
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert not [line for line in lines if line.startswith(("WARN", "ERROR", "FATAL"))], result.stdout
