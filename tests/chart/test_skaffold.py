@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = {"mcstatbot-bot": "apps/bot/Dockerfile", "mcstatbot-query": "apps/query/Dockerfile"}
+# One Dockerfile for both images; the build argument APP picks the service.
+IMAGES = {"mcstatbot-bot": "apps/Dockerfile", "mcstatbot-query": "apps/Dockerfile"}
 # Kinds in the kind profile's raw manifests that have no namespace.
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
 
@@ -46,7 +47,8 @@ def profile(skaffold: dict[str, Any], name: str) -> dict[str, Any]:
 def check_artifacts(artifacts: list[dict[str, Any]]) -> None:
     assert {a["image"]: a["docker"]["dockerfile"] for a in artifacts} == IMAGES
     for artifact in artifacts:
-        assert artifact["context"] == "."  # the Dockerfiles build from the repository root
+        assert artifact["context"] == "."  # the Dockerfile builds from the repository root
+        assert artifact["docker"]["buildArgs"] == {"APP": artifact["image"].removeprefix("mcstatbot-")}
         dockerfile = (ROOT / artifact["docker"]["dockerfile"]).read_text()
         assert "ARG BASE_IMAGE=python:3.12-slim" in dockerfile
         target = artifact["docker"].get("target")
@@ -139,12 +141,36 @@ def test_kind_raw_manifests_name_their_namespaces(skaffold: dict[str, Any]) -> N
     assert namespaces == {"mcstatbot", "kube-system", "ingress-nginx"}
 
 
+def stages(dockerfile: str, app: str) -> dict[str, tuple[str, str]]:
+    """The Dockerfile's named stages, `${APP}` replaced by `app`: name -> (base, body)."""
+    found: dict[str, tuple[str, str]] = {}
+    for chunk in dockerfile.replace("${APP}", app).split("\nFROM ")[1:]:
+        head, _, body = chunk.partition("\n")
+        match = re.fullmatch(r"(\S+)(?: AS (\S+))?", head)
+        assert match is not None, head
+        if match.group(2):
+            found[match.group(2)] = (match.group(1), body)
+    return found
+
+
+def stage_text(dockerfile: str, app: str, target: str, until: str) -> str:
+    """The bodies of `target` and the stages it is built on, up to (without) the stage `until`."""
+    named = stages(dockerfile, app)
+    text = ""
+    while target != until:
+        base, body = named[target]
+        text += body
+        target = base
+    return text
+
+
 def test_kind_file_sync_lands_where_the_dev_image_keeps_sources(skaffold: dict[str, Any]) -> None:
     kind = profile(skaffold, "kind")
     for artifact in kind["build"]["artifacts"]:
         dockerfile = (ROOT / artifact["docker"]["dockerfile"]).read_text()
-        dev_stage = dockerfile.split(" AS dev", 1)[1].split("\nFROM ", 1)[0]
-        builder = dockerfile.split(" AS dev", 1)[0]
+        app = artifact["docker"]["buildArgs"]["APP"]
+        dev_stage = stage_text(dockerfile, app, artifact["docker"]["target"], until="builder")
+        builder = stages(dockerfile, app)["builder"][1]
         assert "uv sync" in dev_stage
         assert "--no-editable" not in dev_stage  # sources stay where sync writes them
         assert "WORKDIR /app" in builder
