@@ -140,9 +140,19 @@ class Render:
 
 
 def render(
-    name: str, *values_files: str, sets: dict[str, str] | None = None, json_sets: dict[str, str] | None = None
+    name: str,
+    *values_files: str,
+    sets: dict[str, str] | None = None,
+    json_sets: dict[str, str] | None = None,
+    chart: Path = CHART,
 ) -> Render:
-    result = helm_template(*values_files, sets=sets, json_sets=json_sets)
+    """helm template of the values, twice: the same values must render the same bytes (GitOps tools render
+    with `helm template` at every sync; a random value would roll pods each time), so every render a test
+    asks for checks that too."""
+    result = helm_template(*values_files, sets=sets, json_sets=json_sets, chart=chart)
+    again = helm_template(*values_files, sets=sets, json_sets=json_sets, chart=chart)
+    if again.stdout != result.stdout:
+        pytest.fail(f"{name}: two renders of the same values differ (a random or time-dependent value?)")
     return Render(name, result.stdout, load_docs(result.stdout))
 
 

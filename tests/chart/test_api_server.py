@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.chart.conftest import Kit, Render
 
 DEFAULT = "charts/mcstatbot/ci/default-values.yaml"
@@ -532,3 +535,19 @@ def test_the_generated_webhook_secret_is_derived_from_the_token(kit: Kit, defaul
     assert base64.b64decode(given.get("Secret", "mcstatbot-telegram")["data"]["webhook-secret"]) == (
         b"set-by-the-operator"
     )
+
+
+def test_a_random_value_in_a_template_is_caught(kit: Kit, tmp_path: Path) -> None:
+    """Every render the chart tests ask for is made twice and compared: a random value in a template fails."""
+    chart = tmp_path / "mcstatbot"
+    shutil.copytree(kit.chart, chart)
+    random = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "random"},
+        "data": {"v": "RANDOM"},
+    }
+    template = yaml.safe_dump(random).replace("RANDOM", "{{ randAlphaNum 16 | quote }}")
+    (chart / "templates" / "random.yaml").write_text(template)
+    with pytest.raises(pytest.fail.Exception, match="two renders of the same values differ"):
+        kit.render("random", DEFAULT, chart=chart)
