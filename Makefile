@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/.tools/bin:$(HOME)/.local/bin:$(PATH)
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help setup test-deps run test lint format e2e chart bench soak clean
+.PHONY: help setup test-deps run test lint format e2e chart chart-docs bench soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ e2e: test-deps ## only the end-to-end suite (tests/e2e: every service as its own
 
 chart: test-deps ## only the chart and image checks (helm lint, kubernetes-validate, checkov, chart and image tests)
 	$(UV) run pytest tests/chart tests/images $(PYTEST_ARGS)
+
+chart-docs: ## regenerate charts/mcstatbot/README.md from the values' `# --` comments (helm-docs)
+	bash scripts/install-chart-tools.sh && bash tests/chart/render-readme.sh
 
 bench: test-deps ## the benchmarks (~9 min; BENCH_QUICK=1: ~2): bench/results/latest.json, .png, docs/benchmarks.md
 	$(UV) run python -m bench

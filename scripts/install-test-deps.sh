@@ -89,4 +89,7 @@ if [ ${#images_missing[@]} -gt 0 ]; then
   fi
 fi
 
+# --- chart tools built from Go modules (helm-docs), cached outside the checkout -----------------------
+bash scripts/install-chart-tools.sh
+
 log "test dependencies ready (tools in $TOOLS/bin)"

@@ -147,7 +147,8 @@ def cluster() -> Iterator[str]:
 def images(cluster: str) -> None:
     base = os.environ.get("MCSTATBOT_BASE_IMAGE")
     for service in ("bot", "query"):
-        args = ["docker", "build", "-f", f"apps/{service}/Dockerfile", "-t", f"mcstatbot-{service}:dev"]
+        args = ["docker", "build", "-f", "apps/Dockerfile", "--build-arg", f"APP={service}"]
+        args += ["-t", f"mcstatbot-{service}:dev"]
         if base:
             args += ["--build-arg", f"BASE_IMAGE={base}"]
         sh(*args, ".", timeout=1800)
