@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 import httpx
+import orjson
 import pytest
 import redis
 from mcstatbot_query.cache import RedisCache
@@ -256,3 +257,40 @@ def _errors_counted(metrics: str) -> float:
         if line.startswith("mcstatbot_cache_backend_errors_total "):
             return float(line.split()[1])
     return 0.0
+
+
+_GARBAGE_EXPIRIES = [
+    b'"nan"', b'"inf"', b'"-inf"', b'"1e999"', b'"9999999999"', b"1e308", b"-1e308", b"1e30",
+    b"1000000000000000000000000000000", b"-5", b"0", b"true", b"null", b"[]", b"{}", b"1e999", b"NaN",
+]  # fmt: skip
+"""Expiry values no replica writes: strings, non-finite, not JSON, absurdly far, negative, not numbers."""
+
+
+@pytest.mark.parametrize("suffix", ["status", "error"])
+@pytest.mark.parametrize("expiry", _GARBAGE_EXPIRIES, ids=lambda e: e.decode())
+async def test_a_garbage_expiry_in_the_cache_is_a_miss(  # noqa: PLR0917 - fixtures
+    expiry: bytes,
+    suffix: str,
+    redis_server: RedisServer,
+    java_peer: JavaPeer,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+) -> None:
+    settings = settings_factory(redis_url=redis_server.url)
+    key = f"mc:server:{java_peer.address}:{suffix}"
+    offline = {"address": java_peer.address, "host": "127.0.0.1", "port": java_peer.port,
+               "edition": "java", "online": False, "error": {"code": "timeout", "message": "x"}}  # fmt: skip
+    direct = redis.Redis.from_url(redis_server.url)
+    try:
+        direct.set(key, b'{"exp": ' + expiry + b', "data": ' + orjson.dumps(offline) + b"}", ex=60)
+        async with client_factory(settings) as client:
+            url = f"/api/v1/status/{java_peer.address}"
+            first = await client.get(url, params={"edition": "java"})
+            second = await client.get(url, params={"edition": "java"})
+    finally:
+        direct.close()
+    assert first.status_code == 200
+    assert first.json()["online"] is True  # the garbage was not served: the server was probed
+    assert (first.headers["X-Cache"], first.headers["Cache-Control"]) == ("MISS", "max-age=60")
+    assert second.headers["X-Cache"] == "HIT"
+    assert second.headers["Cache-Control"] in {"max-age=60", "max-age=59"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -68,14 +69,20 @@ def unpack(raw: bytes) -> tuple[dict[str, Any], float] | None:
 
 
 def open_envelope(raw: bytes) -> tuple[dict[str, Any], float] | None:
-    """(data, expiry as unix time) of an envelope, expired or not; None when it is unreadable."""
+    """(data, expiry as unix time) of an envelope, expired or not; None when it is unreadable.
+
+    The expiry must be a finite JSON number (never a string, `true`, NaN or infinity): anything else
+    in the cache is unreadable, a miss.
+    """
     try:
         envelope = orjson.loads(raw)
-        expires = float(envelope["exp"])
+        expires = envelope["exp"]
         data = envelope["data"]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
-    return (data, expires) if isinstance(data, dict) else None
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or not math.isfinite(expires):
+        return None
+    return (data, float(expires)) if isinstance(data, dict) else None
 
 
 class MemoryCache:

@@ -53,6 +53,9 @@ _LOCK_MARGIN = 2.0
 """The cluster lock lives MC_TIMEOUT plus this long; a holder that dies frees it after that."""
 
 
+_CLOCK_SLACK = 1.0
+"""Seconds a cached value may claim beyond the longest TTL (replicas' clocks differ a little)."""
+
 _DECODED_MAX_BYTES = 16 * 1024 * 1024
 """Cached values kept decoded (and rendered) in memory, in bytes of their raw and rendered forms."""
 
@@ -141,6 +144,9 @@ class QueryService:
         self.prober = prober
         self._inflight: dict[str, asyncio.Task[Answer]] = {}
         self._decoded = _DecodedValues()
+        self._longest_ttl = max(
+            settings.cache_ttl_status, settings.cache_ttl_players, settings.cache_ttl_offline
+        )
         self._cache_requests: dict[tuple[Kind, bool], Counter] = {
             (kind, hit): CACHE_REQUESTS.labels(kind, "hit" if hit else "miss")
             for kind in ("status", "players")
@@ -217,9 +223,13 @@ class QueryService:
                 continue
             # None: unreadable, or written by an incompatible version: treated as a miss.
             decoded = self._decoded.get(raw, kind, offline=offline)
-            if decoded is None or (left := decoded.expires - now) <= 0:
+            if decoded is None:
                 continue
-            return Answer(body=decoded.body, hit=True, max_age=math.ceil(left), payload=decoded.payload)
+            left = decoded.expires - now
+            if not 0 < left <= self._longest_ttl + _CLOCK_SLACK:
+                continue  # expired, or an expiry no replica writes: a miss
+            max_age = math.ceil(min(left, self._longest_ttl))
+            return Answer(body=decoded.body, hit=True, max_age=max_age, payload=decoded.payload)
         return None
 
     async def _lead(  # noqa: PLR0917 - the flight's state, passed on once
