@@ -69,6 +69,16 @@ async def test_get_with_bad_address_is_400(
     ("kwargs", "status", "code"),
     [
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
+        (
+            {"content": b"[" * 5000 + b"]" * 5000, "headers": {"content-type": "application/json"}},
+            400,
+            "invalid_json",
+        ),
+        (
+            {"content": b'{"server_url": "\xff"}', "headers": {"content-type": "application/json"}},
+            400,
+            "invalid_json",
+        ),
         ({"json": {}}, 422, "invalid_request"),
         ({"json": {"server_url": 5}}, 422, "invalid_request"),
         ({"json": {"server_url": "example.com", "edition": "pocket"}}, 422, "invalid_request"),
@@ -99,6 +109,18 @@ async def test_bad_edition_in_query_string_names_the_field(
         response = await client.get("/api/v1/status/example.com", params={"edition": "pocket"})
     assert response.status_code == 422
     assert "edition" in error_of(response).detail.message
+
+
+async def test_wrong_method_is_405_with_allow(
+    settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    async with client_factory(settings_factory()) as client:
+        response = await client.delete("/api/v1/status")
+        health = await client.post("/health")
+    for answer, allowed in ((response, "POST"), (health, "GET")):
+        assert answer.status_code == 405
+        assert error_of(answer).detail.code == "method_not_allowed"
+        assert allowed in answer.headers["Allow"]
 
 
 async def test_unknown_route_is_json_404(

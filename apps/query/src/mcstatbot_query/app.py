@@ -33,7 +33,7 @@ from mcstatbot_query.service import Answer, QueryService
 from mcstatbot_query.settings import QuerySettings
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -58,13 +58,15 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status_code: int, code: str, message: str) -> JSONResponse:
+def error_response(
+    status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     ERRORS.labels("query", code).inc()
     body = ErrorResponse(detail=ErrorDetail(code=code, message=message))
     return JSONResponse(
         body.model_dump(mode="json"),
         status_code=status_code,
-        headers={"X-Cache": "MISS", "Cache-Control": "max-age=0"},
+        headers={**(headers or {}), "X-Cache": "MISS", "Cache-Control": "max-age=0"},
     )
 
 
@@ -229,8 +231,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for HTTPException only
+    if exc.status_code == 400:  # noqa: PLR2004 - FastAPI's only 400: a body json.loads could not take
+        # (nested too deeply, not UTF-8, ...); ours are ApiError.
+        return error_response(400, "invalid_json", "the request body is not valid JSON")
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
-    return error_response(exc.status_code, code, str(exc.detail))
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)  # 405: with its Allow
 
 
 async def _internal_error(_: Request, exc: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import math
 import time
@@ -19,14 +20,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import redis.asyncio as redis_asyncio
+from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 
 from mcstatbot_query.metrics import CACHE_BACKEND_ERRORS, CACHE_BACKEND_UP
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from mcstatbot_query.settings import QuerySettings
 
@@ -34,20 +36,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _WARN_EVERY = 60.0
-_RELEASE_LOCK = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
-"""
-# KEYS: the lock, then the keys to read; ARGV: token, lock time-to-live in ms, "1" to lock only on a miss.
-_LOCK_AND_GET = """
-local values = redis.call('mget', unpack(KEYS, 2))
-if ARGV[3] == '1' then
-  for i = 1, #KEYS - 1 do
-    if values[i] then return {0, values} end
-  end
-end
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, values} end
-return {0, values}
-"""
+LOCK_TTL = 1.0
+"""Seconds a cluster probe lock lives unless its holder renews it (it does, every third of that)."""
+
+
+class LockState(enum.Enum):
+    """What trying the cluster probe lock of a key found."""
+
+    ACQUIRED = "acquired"
+    """This replica holds it: it probes, for every replica."""
+    HELD_ELSEWHERE = "held elsewhere"
+    """Another replica holds it: wait for its answer in the cache."""
+    UNSHARED = "unshared"
+    """There is no shared lock (the in-process cache, or Redis is unavailable): probe alone."""
 
 
 class CacheUnavailableError(Exception):
@@ -113,10 +114,7 @@ class MemoryCache:
                 result.append(item[1])
         return result
 
-    async def write(
-        self, items: list[tuple[str, bytes, float]], delete: list[str], release: tuple[str, str] | None = None
-    ) -> None:
-        del release  # no locks in one process
+    async def write(self, items: list[tuple[str, bytes, float]], delete: list[str]) -> None:
         for key in delete:
             self._data.pop(key, None)
         now = time.monotonic()
@@ -126,22 +124,9 @@ class MemoryCache:
         while len(self._data) > self.max_entries:
             self._data.popitem(last=False)
 
-    async def try_lock(self, key: str, token: str, ttl: float) -> bool | None:
-        del key, token, ttl
-        return None  # one process: the in-process single flight is all the coalescing there is
-
-    async def lock_and_get(
-        self, key: str, token: str, ttl: float, keys: list[str], *, only_on_miss: bool = False
-    ) -> tuple[bool | None, list[bytes | None]]:
-        del only_on_miss
-        return await self.try_lock(key, token, ttl), self.peek_many(keys)
-
-    async def release_lock(self, key: str, token: str) -> None:
-        del key, token
-
-    async def lock_held(self, key: str) -> bool:
-        del key
-        return False
+    def lock(self, key: str) -> ProbeLock:
+        """No shared lock in one process: the in-process single flight is all the coalescing there is."""
+        return ProbeLock(key, None)
 
     async def healthy(self) -> bool:
         return True
@@ -169,7 +154,6 @@ class RedisCache:
             retry=Retry(NoBackoff(), 1),
             health_check_interval=0,
         )
-        self._lock_and_get = self.client.register_script(_LOCK_AND_GET)  # EVALSHA, loaded when missing
         self._down_until = 0.0
         self.warn_every = _WARN_EVERY
         """Seconds between two "degraded mode" warnings in the log (the metric counts every failure)."""
@@ -177,12 +161,15 @@ class RedisCache:
         self.degraded = False
         CACHE_BACKEND_UP.set(1)
 
-    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()` within REDIS_TIMEOUT; CacheUnavailableError when Redis fails (LockError passes)."""
         if time.monotonic() < self._down_until:
             raise CacheUnavailableError("Redis is in its back-off period")
         try:
             async with asyncio.timeout(self.timeout):
                 result = await call()
+        except LockError:
+            raise  # an answer from Redis (the lock is not ours), not a failure of it
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed(what, exc)
             raise CacheUnavailableError(str(exc)) from exc
@@ -207,13 +194,11 @@ class RedisCache:
             )
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        values = await self._call("MGET", lambda: self.client.mget(keys))
+        values = await self.call("MGET", lambda: self.client.mget(keys))
         return [value.encode() if isinstance(value, str) else value for value in values]
 
-    async def write(
-        self, items: list[tuple[str, bytes, float]], delete: list[str], release: tuple[str, str] | None = None
-    ) -> None:
-        """Write `items`, delete `delete` and release the lock `release` (key, token): one round trip."""
+    async def write(self, items: list[tuple[str, bytes, float]], delete: list[str]) -> None:
+        """Write `items` (key, value, TTL in seconds) and delete `delete`: one round trip."""
 
         async def run() -> None:
             async with self.client.pipeline(transaction=False) as pipe:
@@ -221,62 +206,85 @@ class RedisCache:
                     pipe.delete(key)
                 for key, value, ttl in items:
                     pipe.set(key, value, px=max(int(ttl * 1000), 1))
-                if release is not None:
-                    pipe.eval(_RELEASE_LOCK, 1, *release)
                 await pipe.execute()
 
-        await self._call("SET", run)
+        await self.call("SET", run)
 
-    async def try_lock(self, key: str, token: str, ttl: float) -> bool | None:
-        """True when this replica got the lock, False when another holds it, None when Redis is down."""
-        try:
-            got = await self._call("SET NX", lambda: self.client.set(key, token, nx=True, px=int(ttl * 1000)))
-        except CacheUnavailableError:
-            return None
-        return bool(got)
-
-    async def lock_and_get(
-        self, key: str, token: str, ttl: float, keys: list[str], *, only_on_miss: bool = False
-    ) -> tuple[bool | None, list[bytes | None]]:
-        """The values of `keys` and `try_lock`'s answer, in one round trip (one script).
-
-        With `only_on_miss`, the lock is tried only when none of `keys` holds a value (a look-up that
-        takes the lock when it misses); otherwise always (a holder may have just written the values).
-        Redis down: (None, all None).
-        """
-        flag = "1" if only_on_miss else "0"
-
-        async def run() -> list[Any]:
-            result: list[Any] = await self._lock_and_get(
-                keys=[key, *keys], args=[token, int(ttl * 1000), flag]
-            )
-            return result
-
-        try:
-            got, values = await self._call("LOCK+MGET", run)
-        except CacheUnavailableError:
-            return None, [None] * len(keys)
-        return got == 1, [value.encode() if isinstance(value, str) else value for value in values]
-
-    async def release_lock(self, key: str, token: str) -> None:
-        with contextlib.suppress(CacheUnavailableError):  # otherwise the lock expires by itself
-            await self._call("EVAL", lambda: self.client.eval(_RELEASE_LOCK, 1, key, token))
-
-    async def lock_held(self, key: str) -> bool:
-        try:
-            return bool(await self._call("EXISTS", lambda: self.client.exists(key)))
-        except CacheUnavailableError:
-            return False
+    def lock(self, key: str) -> ProbeLock:
+        return ProbeLock(key, self)
 
     async def healthy(self) -> bool:
         try:
-            await self._call("PING", self.client.ping)
+            await self.call("PING", self.client.ping)
         except CacheUnavailableError:
             return False
         return True
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class ProbeLock:
+    """The cluster probe lock of one key (`mc:lock:...`): redis-py's Lock with a LOCK_TTL its holder renews.
+
+    A lock nobody renews is gone within LOCK_TTL: its holder died, or Redis ran a lock request whose
+    client had given up on it (Redis paused, then resumed). One instance serves one flight.
+    """
+
+    def __init__(self, key: str, cache: RedisCache | None) -> None:
+        self.key = key
+        self._cache = cache
+        self._lock = (
+            None
+            if cache is None
+            else Lock(cache.client, key, timeout=LOCK_TTL, blocking=False, thread_local=False)
+        )
+
+    async def acquire(self) -> LockState:
+        cache, lock = self._cache, self._lock
+        if cache is None or lock is None:
+            return LockState.UNSHARED
+        try:
+            got = await cache.call("LOCK", lock.acquire)
+        except CacheUnavailableError:
+            return LockState.UNSHARED
+        return LockState.ACQUIRED if got else LockState.HELD_ELSEWHERE
+
+    async def held_elsewhere(self) -> bool:
+        """Whether the lock (anybody's) is still there; False when Redis cannot say."""
+        cache, lock = self._cache, self._lock
+        if cache is None or lock is None:
+            return False
+        try:
+            return await cache.call("GET", lock.locked)
+        except CacheUnavailableError:
+            return False
+
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """Keep the acquired lock (renewed) while the body probes and stores; release it afterwards."""
+        renewing = asyncio.create_task(self._renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+            if self._cache is not None and self._lock is not None:
+                with contextlib.suppress(CacheUnavailableError, LockError):  # else it expires by itself
+                    await self._cache.call("UNLOCK", self._lock.release)
+
+    async def _renew(self) -> None:
+        cache, lock = self._cache, self._lock
+        if cache is None or lock is None:
+            return
+        while True:
+            await asyncio.sleep(LOCK_TTL / 3)
+            try:
+                await cache.call("RENEW", lock.reacquire)
+            except CacheUnavailableError:
+                continue
+            except LockError:
+                return  # expired meanwhile: it is not ours any more
 
 
 Cache = MemoryCache | RedisCache

@@ -9,9 +9,10 @@ Cache keys (see docs/query-service.md), with `{hp}` the host and port (`[v6]:por
 `:error` holds the offline ServerStatus for CACHE_TTL_OFFLINE seconds and answers both kinds.
 
 Coalescing: concurrent requests for one key share one probe in this process (a shared task), and
-replicas share one probe through a short Redis lock `mc:lock:{base}:{kind}` (SET NX PX): a replica
-that does not get it polls the cache until the holder's result appears; if the holder dies, the lock
-expires and the next replica probes.
+replicas share one probe through a Redis lock `mc:lock:{base}:{kind}` (redis-py's Lock, LOCK_TTL,
+renewed by its holder while it probes): a replica that does not get it polls the cache until the
+holder's result appears, the lock goes (then it tries the lock again) or its own wait deadline passes
+(then it probes by itself). A lock nobody renews is gone within LOCK_TTL.
 
 A cache hit is cheap: each cached value is validated and rendered as the API's JSON once, then kept by
 its bytes (`_DecodedValues`), so answering it again parses and serialises nothing; with the in-process
@@ -24,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -34,14 +34,14 @@ from mcstatbot_common.addresses import BEDROCK_DEFAULT_PORT, JAVA_DEFAULT_PORT, 
 from mcstatbot_common.models import Edition, PlayerList, ServerStatus
 from opentelemetry import trace
 
-from mcstatbot_query.cache import CacheUnavailableError, MemoryCache, open_envelope, pack
+from mcstatbot_query.cache import CacheUnavailableError, LockState, MemoryCache, open_envelope, pack
 from mcstatbot_query.metrics import CACHE_REQUESTS, COALESCED_WAITS
 
 if TYPE_CHECKING:
     from mcstatbot_common.addresses import ServerAddress
     from prometheus_client.metrics import Counter
 
-    from mcstatbot_query.cache import Cache
+    from mcstatbot_query.cache import Cache, ProbeLock
     from mcstatbot_query.probe import Prober
     from mcstatbot_query.settings import QuerySettings
 
@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("mcstatbot.query")
 
 Kind = Literal["status", "players"]
-_LOCK_MARGIN = 2.0
-"""The cluster lock lives MC_TIMEOUT plus this long; a holder that dies frees it after that."""
+_WAIT_MARGIN = 1.0
+"""A flight waits for another replica's answer MC_TIMEOUT plus this long at most, then probes itself."""
 
 
 _CLOCK_SLACK = 1.0
@@ -69,15 +69,6 @@ class Answer:
     max_age: int
     payload: bytes
     """`body` as the JSON the API answers with."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Lock:
-    """The cluster probe lock of one flight: its key, this flight's token, its time to live (seconds)."""
-
-    key: str
-    token: str
-    ttl: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,20 +184,49 @@ class QueryService:
         return self._hit(self.cache.peek_many([f"{base}:{kind}", f"{base}:error"]), kind)
 
     async def _flight(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
-        """One cache look-up and, on a miss, one probe for everybody (or a wait for the replica probing).
+        """One cache look-up and, on a miss, one probe for every replica (or a wait for the one probing).
 
-        The look-up takes the cluster lock in the same round trip when it finds nothing there.
+        Every wait ends by `give_up` (MC_TIMEOUT plus a margin): a lock nobody answers under (a stray
+        key, a holder gone quiet) costs that much at most, then this flight probes by itself.
         """
-        lock = _Lock(f"mc:lock:{base}:{kind}", secrets.token_hex(8), self.settings.mc_timeout + _LOCK_MARGIN)
-        keys = [f"{base}:{kind}", f"{base}:error"]
-        got, values = await self.cache.lock_and_get(lock.key, lock.token, lock.ttl, keys, only_on_miss=True)
-        cached = self._hit(values, kind)
+        cached = await self._lookup(base, kind)
         if cached is not None:
-            return cached  # the lock was not taken: something was found
-        if got is False and any(value is not None for value in values):
-            # Only something unreadable is cached (another version wrote it): the lock was not tried yet.
-            got, values = await self.cache.lock_and_get(lock.key, lock.token, lock.ttl, keys)
-        return await self._lead(address, edition, base, kind, lock, (got, values))
+            return cached
+        lock = self.cache.lock(f"mc:lock:{base}:{kind}")
+        give_up = time.monotonic() + self.settings.mc_timeout + _WAIT_MARGIN
+        waited = False
+        while True:
+            state = await lock.acquire()
+            if state is LockState.UNSHARED:
+                return await self._probe_and_store(address, edition, base, kind)
+            if state is LockState.ACQUIRED:
+                async with lock.holding():
+                    # Another replica may have stored its answer between our look-up and our lock.
+                    fresh = await self._lookup(base, kind)
+                    return fresh or await self._probe_and_store(address, edition, base, kind)
+            if not waited:
+                COALESCED_WAITS.labels("cluster").inc()
+                waited = True
+            answer = await self._wait_for_other(base, kind, lock, give_up)
+            if answer is not None:
+                return answer
+            if time.monotonic() >= give_up:
+                return await self._probe_and_store(address, edition, base, kind)
+
+    async def _wait_for_other(self, base: str, kind: Kind, lock: ProbeLock, give_up: float) -> Answer | None:
+        """Poll the cache while another replica holds the lock, until `give_up` at the latest.
+
+        None when the lock went without a result (try it again) or the time is up (probe).
+        """
+        while time.monotonic() < give_up:
+            await asyncio.sleep(self.settings.lock_poll_interval)
+            answer = await self._lookup(base, kind)
+            if answer is not None:
+                return answer
+            if not await lock.held_elsewhere():
+                # Released without a result in the cache (it may have just been written: look once more).
+                return await self._lookup(base, kind)
+        return None
 
     async def _lookup(self, base: str, kind: Kind) -> Answer | None:
         try:
@@ -232,65 +252,14 @@ class QueryService:
             return Answer(body=decoded.body, hit=True, max_age=max_age, payload=decoded.payload)
         return None
 
-    async def _lead(  # noqa: PLR0917 - the flight's state, passed on once
-        self,
-        address: ServerAddress,
-        edition: Edition,
-        base: str,
-        kind: Kind,
-        lock: _Lock,
-        first: tuple[bool | None, list[bytes | None]],
-    ) -> Answer:
-        """Probe once for everybody: with the cluster lock (`first`: the first try's answer and values), or
-        wait for the replica that has it and try again when it went without a result."""
-        give_up = time.monotonic() + 2 * lock.ttl
-        waited = False
-        keys = [f"{base}:{kind}", f"{base}:error"]
-        got, values = first
-        while True:
-            if got is None or got:
-                try:
-                    # Another replica may have stored a result between our miss and our lock: the values
-                    # read with the lock say. The write of our result releases the lock.
-                    if got and (fresh := self._hit(values, kind)) is not None:
-                        await self.cache.release_lock(lock.key, lock.token)
-                        return fresh
-                    release = (lock.key, lock.token) if got else None
-                    return await self._probe_and_store(address, edition, base, kind, release)
-                except BaseException:
-                    if got:
-                        await self.cache.release_lock(lock.key, lock.token)
-                    raise
-            if not waited:
-                COALESCED_WAITS.labels("cluster").inc()
-                waited = True
-            answer = await self._wait_for_other(base, kind, lock.key)
-            if answer is not None:
-                return answer
-            if time.monotonic() > give_up:
-                return await self._probe_and_store(address, edition, base, kind)
-            got, values = await self.cache.lock_and_get(lock.key, lock.token, lock.ttl, keys)
-
-    async def _wait_for_other(self, base: str, kind: Kind, lock_key: str) -> Answer | None:
-        """Poll the cache while another replica holds the lock; None when the lock went without a result."""
-        while True:
-            await asyncio.sleep(self.settings.lock_poll_interval)
-            answer = await self._lookup(base, kind)
-            if answer is not None:
-                return answer
-            if not await self.cache.lock_held(lock_key):
-                # Released without a result in the cache (it may have just been written: look once more).
-                return await self._lookup(base, kind)
-
     async def _probe_and_store(
         self,
         address: ServerAddress,
         edition: Edition,
         base: str,
         kind: Kind,
-        release: tuple[str, str] | None = None,
     ) -> Answer:
-        """Probe, store the result and release the cluster lock `release` (key, token) with that write."""
+        """Probe and store the result."""
         settings = self.settings
         status: ServerStatus
         body: ServerStatus | PlayerList
@@ -318,7 +287,7 @@ class QueryService:
             ttl = settings.cache_ttl_offline
             items.append((f"{base}:error", pack(status.model_dump(mode="json"), ttl), ttl))
         with contextlib.suppress(CacheUnavailableError):  # degraded mode: answer anyway
-            await self.cache.write(items, delete, release)
+            await self.cache.write(items, delete)
         return Answer(body=body, hit=False, max_age=ttl, payload=render(body))
 
 
