@@ -97,10 +97,6 @@ class MemoryCache:
         CACHE_BACKEND_UP.set(1)  # the in-process cache is always there
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        return self.peek_many(keys)
-
-    def peek_many(self, keys: list[str]) -> list[bytes | None]:
-        """`get_many` without awaiting: the in-process cache needs no I/O (so a hit needs no task)."""
         now = time.monotonic()
         result: list[bytes | None] = []
         for key in keys:

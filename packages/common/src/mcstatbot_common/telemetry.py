@@ -8,7 +8,7 @@ bot to the query service); they are exported over OTLP/HTTP only when a collecto
 While nothing would receive them (no exporter configured and no span processor added), spans are not
 recorded: each still has its trace and span IDs, is current while it runs, and travels in the
 `traceparent` / `X-Amzn-Trace-Id` headers (marked not sampled), but filling in attributes and events that
-nobody will ever read is skipped. That made up most of the cost of tracing a cheap request.
+nobody will ever read is skipped.
 """
 
 from __future__ import annotations
