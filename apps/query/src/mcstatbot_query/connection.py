@@ -14,9 +14,9 @@ import socket
 from typing import TYPE_CHECKING, Any, Self
 
 from mcstatbot_common.models import ErrorCode
-from mcstatus._protocol.io.connection import BaseAsyncConnection
 
 from mcstatbot_query.errors import ProbeFailedError
+from mcstatbot_query.mcstatus_protocol import BaseAsyncConnection
 
 if TYPE_CHECKING:
     from mcstatbot_query.resolver import IPAddress

@@ -34,15 +34,17 @@ from mcstatbot_common.models import (
     SrvRecord,
     Version,
 )
-from mcstatus._net.address import Address
-from mcstatus._protocol.bedrock_client import BedrockClient
-from mcstatus._protocol.java_client import AsyncJavaClient
-from mcstatus._protocol.legacy_client import AsyncLegacyClient
-from mcstatus._protocol.query_client import AsyncQueryClient
 from opentelemetry import trace
 
 from mcstatbot_query.connection import BoundedTCPConnection, UDPConnection
 from mcstatbot_query.errors import ForbiddenAddressError, ProbeFailedError, classify
+from mcstatbot_query.mcstatus_protocol import (
+    Address,
+    AsyncJavaClient,
+    AsyncLegacyClient,
+    AsyncQueryClient,
+    BedrockClient,
+)
 from mcstatbot_query.metrics import PROBE_DURATION, PROBES
 from mcstatbot_query.motd import parse_motd, render_motd
 
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from contextlib import AbstractContextManager
 
-    from mcstatus._protocol.io.connection import TCPAsyncSocketConnection, UDPAsyncSocketConnection
     from mcstatus.responses import (
         BedrockStatusResponse,
         JavaStatusResponse,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         QueryResponse,
     )
 
+    from mcstatbot_query.mcstatus_protocol import TCPAsyncSocketConnection, UDPAsyncSocketConnection
     from mcstatbot_query.resolver import IPAddress, Resolver
     from mcstatbot_query.settings import QuerySettings
 
