@@ -13,7 +13,8 @@ import httpx
 import orjson
 import pytest
 import redis
-from mcstatbot_query.cache import LOCK_TTL, LockState, MemoryCache, RedisCache
+from mcstatbot_query.cache import LockState, MemoryCache
+from mcstatbot_query.redis_cache import LOCK_TTL, RedisCache
 from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.redis import RedisServer
