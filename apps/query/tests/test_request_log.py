@@ -34,10 +34,11 @@ async def test_one_line_per_api_request_and_none_for_ops(
         await client.get(url, params={"edition": "java"})
         await client.post("/api/v1/players", json={"server_url": "bad host"})
         await client.post("/api/v1/status", json={})
+        await client.post("/api/v1/status", content=b"x" * 20_000)
         for path in ("/health", "/ready", "/metrics"):
             await client.get(path)
     lines = [r for r in caplog.records if r.name == "mcstatbot_query.requests"]
-    assert [r.levelno for r in lines] == [logging.INFO] * 4
+    assert [r.levelno for r in lines] == [logging.INFO] * 5
     fields = [
         (r.__dict__["route"], r.__dict__["status"], r.__dict__["outcome"], r.__dict__["cache_hit"])
         for r in lines
@@ -47,6 +48,7 @@ async def test_one_line_per_api_request_and_none_for_ops(
         ("/api/v1/status/{server_url:path}", 200, "online", True),
         ("/api/v1/players", 400, "invalid_address", False),
         ("/api/v1/status", 422, "invalid_request", False),
+        ("unmatched", 413, "body_too_large", False),  # refused before routing
     ]
     for record in lines:
         assert record.__dict__["duration_ms"] >= 0

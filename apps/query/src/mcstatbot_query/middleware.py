@@ -19,6 +19,8 @@ MAX_BODY_BYTES = 16 * 1024
 """Largest request body accepted; a larger one answers 413 `body_too_large` without being read further."""
 
 request_log = logging.getLogger("mcstatbot_query.requests")
+_OUTCOME_BY_STATUS = {413: "body_too_large", 500: "internal"}
+"""Answers given before (the body limit) or after (an unhandled error) the handlers that note the outcome."""
 
 
 class RequestLogMiddleware:
@@ -56,7 +58,7 @@ class RequestLogMiddleware:
                     "route": path if isinstance(path, str) else "unmatched",
                     "method": scope["method"],
                     "status": status,
-                    "outcome": state.get("outcome", f"http_{status}"),
+                    "outcome": state.get("outcome") or _OUTCOME_BY_STATUS.get(status, f"http_{status}"),
                     "cache_hit": bool(state.get("cache_hit", False)),
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
