@@ -94,3 +94,17 @@ async def test_unknown_name_is_dns_error(
         assert body["error"]["code"] == "dns"
     assert status.json()["edition"] == "java"
     assert auto.json()["edition"] == "auto"  # none answered: the requested edition
+
+
+async def test_every_resolved_address_is_checked_not_only_those_tried(
+    loopback_dns: Any, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    """Nine addresses (more than the eight tried), the last (IPv6 comes after IPv4) private: refused."""
+    loopback_dns.add("many.test", "A", *(f"93.184.215.{n}" for n in range(10, 18)))
+    loopback_dns.add("many.test", "AAAA", "fd00::9")
+    settings = settings_factory(dns_nameservers=loopback_dns.nameserver, allow_private_addresses=False)
+    async with client_factory(settings) as client:
+        response = await client.get("/api/v1/status/many.test", params={"edition": "java"})
+    assert response.status_code == 403
+    assert response.json()["detail"]["code"] == "forbidden_address"
+    assert "fd00::9" in response.json()["detail"]["message"]

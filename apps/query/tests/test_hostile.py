@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 import time
 import tracemalloc
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from mcstatbot_common.models import PlayerList, ServerStatus
 from mcstatbot_query.settings import QuerySettings
-from mcstatbot_testkit.hostile import Behaviour, HostileServer
+from mcstatbot_testkit.hostile import LEGACY_FIELDS, Behaviour, HostileServer
 from mcstatbot_testkit.udp import Reply, UdpResponder
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ async def _measured_status(
     return response, elapsed, peak
 
 
-@pytest.mark.parametrize("behaviour", [b for b in Behaviour if b is not Behaviour.LEGACY])
+@pytest.mark.parametrize("behaviour", [b for b in Behaviour if b not in {Behaviour.LEGACY, Behaviour.ANSWER}])
 async def test_hostile_server_gets_typed_error_in_time(
     behaviour: Behaviour, settings_factory: SettingsFactory, client_factory: ClientFactory
 ) -> None:
@@ -218,3 +219,80 @@ async def test_hostile_query_answer_falls_back_to_the_status_sample(
     assert players.source == "sample"
     assert players.names == ["Steve", "Alex"]
     assert elapsed < MC_TIMEOUT + MARGIN
+
+
+# -- Numbers no Minecraft server sends (beyond 64 bits): an offline `protocol` answer, cached -----------
+
+_HUGE_NUMBERS = [10**30, -(10**30), 2**63]
+_JAVA_FIELDS = {"version.protocol": ("version", "protocol"), "players.max": ("players", "max"),
+                "players.online": ("players", "online")}  # fmt: skip
+
+
+def _java_answer(field: str, value: int) -> bytes:
+    status: dict[str, dict[str, object]] = {
+        "version": {"name": "1.21.1", "protocol": 767},
+        "players": {"max": 20, "online": 1},
+    }
+    outer, inner = _JAVA_FIELDS[field]
+    status[outer][inner] = value
+    return json.dumps({**status, "description": "x"}).encode()
+
+
+async def _asked_twice(client: httpx.AsyncClient, path: str, edition: str) -> list[httpx.Response]:
+    return [await client.get(path, params={"edition": edition}) for _ in range(2)]
+
+
+def _offline_protocol_and_cached(responses: list[httpx.Response]) -> None:
+    for response in responses:
+        assert response.status_code == 200
+        body = response.json()
+        assert body["online"] is False
+        assert body["error"]["code"] == "protocol"
+        assert "out of range" in body["error"]["message"]
+    assert [r.headers["X-Cache"] for r in responses] == ["MISS", "HIT"]
+
+
+@pytest.mark.parametrize("kind", ["status", "players"])
+@pytest.mark.parametrize("value", _HUGE_NUMBERS)
+@pytest.mark.parametrize("field", list(_JAVA_FIELDS))
+async def test_java_numbers_beyond_64_bits_are_an_offline_protocol_answer_cached(
+    field: str, value: int, kind: str, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    answer = _java_answer(field, value)
+    async with (
+        HostileServer(Behaviour.ANSWER, answer=answer) as server,
+        client_factory(settings_factory()) as client,
+    ):
+        responses = await _asked_twice(client, f"/api/v1/{kind}/127.0.0.1:{server.port}", "java")
+        assert server.connections == 1  # the second answer came from the cache
+    _offline_protocol_and_cached(responses)
+
+
+@pytest.mark.parametrize("kind", ["status", "players"])
+@pytest.mark.parametrize("value", _HUGE_NUMBERS)
+@pytest.mark.parametrize("field", [2, 4, 5], ids=["protocol", "players.online", "players.max"])
+async def test_bedrock_numbers_beyond_64_bits_are_an_offline_protocol_answer_cached(
+    field: int, value: int, kind: str, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    fields = _GOOD_ID.decode().split(";")
+    fields[field] = str(value)
+    pong = _pong(";".join(fields).encode())
+    async with UdpResponder(lambda _: [pong]) as server, client_factory(settings_factory()) as client:
+        responses = await _asked_twice(client, f"/api/v1/{kind}/127.0.0.1:{server.port}", "bedrock")
+        assert server.requests == 1
+    _offline_protocol_and_cached(responses)
+
+
+@pytest.mark.parametrize("field", [0, 3, 4], ids=["protocol", "players.online", "players.max"])
+async def test_legacy_numbers_beyond_64_bits_are_an_offline_protocol_answer_cached(
+    field: int, settings_factory: SettingsFactory, client_factory: ClientFactory
+) -> None:
+    fields = list(LEGACY_FIELDS)
+    fields[field] = str(10**30)
+    async with (
+        HostileServer(Behaviour.LEGACY, legacy_fields=tuple(fields)) as server,
+        client_factory(settings_factory()) as client,
+    ):
+        responses = await _asked_twice(client, f"/api/v1/status/127.0.0.1:{server.port}", "java")
+        assert server.connections == 2  # the modern ping and the legacy one, once
+    _offline_protocol_and_cached(responses)

@@ -10,9 +10,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 import httpx
+import orjson
 import pytest
 import redis
-from mcstatbot_query.cache import RedisCache
+from mcstatbot_query.cache import LockState, MemoryCache
+from mcstatbot_query.redis_cache import LOCK_TTL, RedisCache
 from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.redis import RedisServer
@@ -156,27 +158,110 @@ async def test_lock_of_a_dead_holder_expires_and_another_replica_probes(
     assert 'mcstatbot_coalesced_waits_total{scope="cluster"}' in metrics
 
 
-async def test_one_round_trip_looks_up_and_locks(redis_server: RedisServer) -> None:
-    """`lock_and_get`: the values and the lock in one script; with only_on_miss, no lock when found."""
+async def test_probe_lock_states_renewal_and_expiry(redis_server: RedisServer) -> None:
+    """The cluster lock's named states; its holder renews it; a lock nobody renews goes within LOCK_TTL."""
     cache = RedisCache(QuerySettings(redis_url=redis_server.url))
-    keys = ["mc:server:a:25565:status", "mc:server:a:25565:error"]
-    lock = "mc:lock:mc:server:a:25565:status"
+    key = "mc:lock:mc:server:a:25565:status"
+    direct = redis.Redis.from_url(redis_server.url)
     try:
-        assert await cache.lock_and_get(lock, "one", 5, keys, only_on_miss=True) == (True, [None, None])
-        assert await cache.lock_and_get(lock, "two", 5, keys, only_on_miss=True) == (False, [None, None])
-        await cache.write([(keys[1], b"offline", 5)], delete=[], release=(lock, "one"))
-        assert not await cache.lock_held(lock)  # the write released it
-        # Something is cached: a look-up leaves the lock alone; a forced try takes it.
-        assert await cache.lock_and_get(lock, "two", 5, keys, only_on_miss=True) == (
-            False,
-            [None, b"offline"],
-        )
-        assert not await cache.lock_held(lock)
-        assert await cache.lock_and_get(lock, "two", 5, keys) == (True, [None, b"offline"])
-        await cache.release_lock(lock, "two")
-        assert not await cache.lock_held(lock)
+        first, second = cache.lock(key), cache.lock(key)
+        assert await first.acquire() is LockState.ACQUIRED
+        assert await second.acquire() is LockState.HELD_ELSEWHERE
+        async with first.holding():
+            await asyncio.sleep(3 * LOCK_TTL)  # longer than the lock lives: renewed meanwhile
+            assert await second.held_elsewhere()
+            assert 0 < direct.pttl(key) <= LOCK_TTL * 1000
+        assert not await second.held_elsewhere()  # released on the way out
+        # A lock nobody renews (a request Redis ran after its client gave up on it) goes by itself.
+        assert await second.acquire() is LockState.ACQUIRED
+        await asyncio.sleep(LOCK_TTL + 0.2)
+        assert not await first.held_elsewhere()
     finally:
+        direct.close()
         await cache.close()
+    assert await MemoryCache(10).lock(key).acquire() is LockState.UNSHARED
+
+
+async def test_a_stray_lock_without_expiry_does_not_hang_requests(
+    redis_server: RedisServer,
+    java_peer: JavaPeer,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+) -> None:
+    """`SET mc:lock:... garbage` with no TTL: the wait has a deadline, then the request probes itself."""
+    settings = settings_factory(redis_url=redis_server.url, mc_timeout=1.0)
+    base = f"mc:server:{java_peer.address}"
+    direct = redis.Redis.from_url(redis_server.url)
+    try:
+        for kind in ("status", "players"):
+            direct.set(f"mc:lock:{base}:{kind}", b"garbage")
+        java_peer.reset_counts()
+        async with client_factory(settings) as client:
+            for kind in ("status", "players"):
+                url = f"/api/v1/{kind}/{java_peer.address}"
+                started = time.monotonic()
+                first = await client.get(url, params={"edition": "java"})
+                elapsed = time.monotonic() - started
+                second = await client.get(url, params={"edition": "java"})
+                assert first.status_code == 200
+                assert first.json()["online"] is True
+                # The wait (MC_TIMEOUT plus a margin), then the probe (within MC_TIMEOUT).
+                assert elapsed < 2 * settings.mc_timeout + 2.0
+                assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+        assert java_peer.status_requests == 2  # one probe per kind, none while waiting
+    finally:
+        direct.close()
+
+
+async def test_no_request_waits_out_stale_locks_after_redis_resumes(
+    redis_server: RedisServer,
+    java_peer: JavaPeer,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+) -> None:
+    """Redis paused (SIGSTOP) for 6 s while requests come, then resumed: every request still answers
+    within MC_TIMEOUT plus a small margin (a correctness bound, not a speed claim)."""
+    settings = settings_factory(
+        redis_url=redis_server.url,
+        mc_timeout=1.0,
+        redis_backoff=0.2,
+        cache_ttl_status=1,
+        cache_ttl_players=1,
+        cache_ttl_offline=1,
+    )
+    hosts = ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]"]
+    urls = [
+        (f"/api/v1/{kind}/{host}:{java_peer.port}", edition)
+        for host in hosts
+        for kind in ("status", "players")
+        for edition in ("java", "auto")
+    ]
+    durations: list[float] = []
+
+    async def ask(client: httpx.AsyncClient, url: str, edition: str) -> None:
+        started = time.monotonic()
+        response = await client.get(url, params={"edition": edition})
+        durations.append(time.monotonic() - started)
+        assert response.status_code == 200
+        assert response.json()["online"] is True
+
+    async def rounds(client: httpx.AsyncClient, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            await asyncio.gather(*(ask(client, url, edition) for url, edition in urls))
+            await asyncio.sleep(0.1)
+
+    async with client_factory(settings) as client:
+        await rounds(client, 0.5)  # a working cache first (its entries expire during the pause)
+        redis_server.pause()
+        try:
+            await rounds(client, 6.0)  # lock requests pile up in the paused server
+        finally:
+            redis_server.resume()
+        durations.clear()
+        await rounds(client, 3.0)
+    assert len(durations) >= len(urls)
+    assert max(durations) < settings.mc_timeout + 1.0, sorted(durations)[-5:]
 
 
 async def test_an_unreadable_cached_value_is_a_miss_probed_under_the_lock(
@@ -241,11 +326,11 @@ async def test_degraded_mode_warns_again_once_the_interval_has_passed(
     caplog.set_level(logging.WARNING, logger="mcstatbot_query.cache")
     try:
         for _ in range(5):
-            assert (await cache.try_lock("mc:lock:k", "t", 1)) is None  # Redis down
+            assert await cache.lock("mc:lock:k").acquire() is LockState.UNSHARED  # Redis down
         assert len(_degraded_warnings(caplog)) == 1
         await asyncio.sleep(0.35)
         for _ in range(5):
-            assert (await cache.try_lock("mc:lock:k", "t", 1)) is None
+            assert await cache.lock("mc:lock:k").acquire() is LockState.UNSHARED
         assert len(_degraded_warnings(caplog)) == 2
     finally:
         await cache.close()
@@ -256,3 +341,40 @@ def _errors_counted(metrics: str) -> float:
         if line.startswith("mcstatbot_cache_backend_errors_total "):
             return float(line.split()[1])
     return 0.0
+
+
+_GARBAGE_EXPIRIES = [
+    b'"nan"', b'"inf"', b'"-inf"', b'"1e999"', b'"9999999999"', b"1e308", b"-1e308", b"1e30",
+    b"1000000000000000000000000000000", b"-5", b"0", b"true", b"null", b"[]", b"{}", b"1e999", b"NaN",
+]  # fmt: skip
+"""Expiry values no replica writes: strings, non-finite, not JSON, absurdly far, negative, not numbers."""
+
+
+@pytest.mark.parametrize("suffix", ["status", "error"])
+@pytest.mark.parametrize("expiry", _GARBAGE_EXPIRIES, ids=lambda e: e.decode())
+async def test_a_garbage_expiry_in_the_cache_is_a_miss(  # noqa: PLR0917 - fixtures
+    expiry: bytes,
+    suffix: str,
+    redis_server: RedisServer,
+    java_peer: JavaPeer,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+) -> None:
+    settings = settings_factory(redis_url=redis_server.url)
+    key = f"mc:server:{java_peer.address}:{suffix}"
+    offline = {"address": java_peer.address, "host": "127.0.0.1", "port": java_peer.port,
+               "edition": "java", "online": False, "error": {"code": "timeout", "message": "x"}}  # fmt: skip
+    direct = redis.Redis.from_url(redis_server.url)
+    try:
+        direct.set(key, b'{"exp": ' + expiry + b', "data": ' + orjson.dumps(offline) + b"}", ex=60)
+        async with client_factory(settings) as client:
+            url = f"/api/v1/status/{java_peer.address}"
+            first = await client.get(url, params={"edition": "java"})
+            second = await client.get(url, params={"edition": "java"})
+    finally:
+        direct.close()
+    assert first.status_code == 200
+    assert first.json()["online"] is True  # the garbage was not served: the server was probed
+    assert (first.headers["X-Cache"], first.headers["Cache-Control"]) == ("MISS", "max-age=60")
+    assert second.headers["X-Cache"] == "HIT"
+    assert second.headers["Cache-Control"] in {"max-age=60", "max-age=59"}

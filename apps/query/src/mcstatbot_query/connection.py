@@ -14,9 +14,9 @@ import socket
 from typing import TYPE_CHECKING, Any, Self
 
 from mcstatbot_common.models import ErrorCode
-from mcstatus._protocol.io.connection import BaseAsyncConnection
 
 from mcstatbot_query.errors import ProbeFailedError
+from mcstatbot_query.mcstatus_protocol import BaseAsyncConnection
 
 if TYPE_CHECKING:
     from mcstatbot_query.resolver import IPAddress
@@ -89,6 +89,11 @@ class _DatagramQueue(asyncio.DatagramProtocol):
             self.queue.put_nowait(exc or ConnectionAbortedError("the UDP socket was closed"))
 
 
+def _close_created(creating: asyncio.Future[tuple[asyncio.DatagramTransport, _DatagramQueue]]) -> None:
+    if not creating.cancelled() and creating.exception() is None:
+        creating.result()[0].close()
+
+
 class UDPConnection(BaseAsyncConnection):
     """A connected UDP socket to `ip`:`port` for mcstatus's Query client and the Bedrock ping.
 
@@ -107,9 +112,16 @@ class UDPConnection(BaseAsyncConnection):
 
     async def connect(self) -> Self:
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_datagram_endpoint(
-            _DatagramQueue, remote_addr=(str(self.ip), self.port)
+        # Under uvloop, a create_datagram_endpoint cancelled mid-way leaves its socket open: it is let
+        # finish and the socket closed when the probe's deadline (or auto's winner) cuts it off.
+        creating = asyncio.ensure_future(
+            loop.create_datagram_endpoint(_DatagramQueue, remote_addr=(str(self.ip), self.port))
         )
+        try:
+            transport, protocol = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            creating.add_done_callback(_close_created)
+            raise
         self._transport, self._protocol = transport, protocol
         return self
 

@@ -34,15 +34,17 @@ from mcstatbot_common.models import (
     SrvRecord,
     Version,
 )
-from mcstatus._net.address import Address
-from mcstatus._protocol.bedrock_client import BedrockClient
-from mcstatus._protocol.java_client import AsyncJavaClient
-from mcstatus._protocol.legacy_client import AsyncLegacyClient
-from mcstatus._protocol.query_client import AsyncQueryClient
 from opentelemetry import trace
 
 from mcstatbot_query.connection import BoundedTCPConnection, UDPConnection
 from mcstatbot_query.errors import ForbiddenAddressError, ProbeFailedError, classify
+from mcstatbot_query.mcstatus_protocol import (
+    Address,
+    AsyncJavaClient,
+    AsyncLegacyClient,
+    AsyncQueryClient,
+    BedrockClient,
+)
 from mcstatbot_query.metrics import PROBE_DURATION, PROBES
 from mcstatbot_query.motd import parse_motd, render_motd
 
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from contextlib import AbstractContextManager
 
-    from mcstatus._protocol.io.connection import TCPAsyncSocketConnection, UDPAsyncSocketConnection
     from mcstatus.responses import (
         BedrockStatusResponse,
         JavaStatusResponse,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         QueryResponse,
     )
 
+    from mcstatbot_query.mcstatus_protocol import TCPAsyncSocketConnection, UDPAsyncSocketConnection
     from mcstatbot_query.resolver import IPAddress, Resolver
     from mcstatbot_query.settings import QuerySettings
 
@@ -364,10 +366,10 @@ class Prober:
                 edition=Edition.BEDROCK,
                 online=True,
                 version=Version(
-                    name=str(response.version.name), protocol=_int_or_none(response.version.protocol)
+                    name=str(response.version.name), protocol=_protocol_version(response.version.protocol)
                 ),
                 motd=render_motd(response.motd, str(response.motd.raw)),
-                players=Players(online=int(response.players.online), max=int(response.players.max)),
+                players=_players(response.players.online, response.players.max),
                 latency_ms=round(float(response.latency), 3),
                 bedrock=BedrockInfo(map_name=response.map_name, gamemode=response.gamemode),
             )
@@ -405,11 +407,36 @@ def _offline(host: str, port: int, edition: Edition, failure: ProbeFailedError) 
     )
 
 
-def _int_or_none(value: Any) -> int | None:
+_NUMBER_RANGE = range(-(2**31), 2**31)
+"""What the server's numbers (protocol, player counts) may be: Minecraft's own 32-bit integers."""
+
+
+def _server_int(value: Any, field: str) -> int:
+    """A number from the server's answer; out of range (or not a number): a `protocol` error."""
     try:
-        return int(value)
+        number = int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ProbeFailedError(ErrorCode.PROTOCOL, f"the server's {field} is not a number") from exc
+    if number not in _NUMBER_RANGE:
+        raise ProbeFailedError(ErrorCode.PROTOCOL, f"the server's {field} is out of range")
+    return number
+
+
+def _protocol_version(value: Any) -> int | None:
+    """The version's protocol number: None when it is not a number, a `protocol` error out of range."""
+    try:
+        int(value)
     except (TypeError, ValueError):
         return None
+    return _server_int(value, "protocol version")
+
+
+def _players(online: Any, maximum: Any, sample: list[PlayerEntry] | None = None) -> Players:
+    return Players(
+        online=_server_int(online, "player count"),
+        max=_server_int(maximum, "player limit"),
+        sample=sample or [],
+    )
 
 
 def _java_status_model(
@@ -429,9 +456,11 @@ def _java_status_model(
         port=asked_port,
         edition=Edition.JAVA,
         online=True,
-        version=Version(name=str(response.version.name), protocol=_int_or_none(response.version.protocol)),
+        version=Version(
+            name=str(response.version.name), protocol=_protocol_version(response.version.protocol)
+        ),
         motd=parse_motd(raw.get("description", ""), bedrock=False),
-        players=Players(online=int(response.players.online), max=int(response.players.max), sample=entries),
+        players=_players(response.players.online, response.players.max, entries),
         latency_ms=round(float(response.latency), 3),
         srv=target.srv,
         icon=icon,
@@ -448,9 +477,11 @@ def _legacy_status_model(
         port=asked_port,
         edition=Edition.JAVA,
         online=True,
-        version=Version(name=str(response.version.name), protocol=_int_or_none(response.version.protocol)),
+        version=Version(
+            name=str(response.version.name), protocol=_protocol_version(response.version.protocol)
+        ),
         motd=render_motd(response.motd, str(response.motd.raw)),
-        players=Players(online=int(response.players.online), max=int(response.players.max)),
+        players=_players(response.players.online, response.players.max),
         latency_ms=round(float(response.latency), 3),
         srv=target.srv,
     )

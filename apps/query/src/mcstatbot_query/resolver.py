@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dns.asyncresolver
 import dns.exception
@@ -22,13 +23,17 @@ from mcstatbot_common.models import ErrorCode
 
 from mcstatbot_query.errors import ForbiddenAddressError, ProbeFailedError
 
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+T = TypeVar("T")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
 _LOCAL_NAMES = ("localhost", ".localhost")
 MAX_ADDRESSES = 8
-"""At most this many resolved addresses are kept (and checked, and tried)."""
+"""At most this many of the resolved addresses are tried (every one of them is checked)."""
 
 
 def forbidden_reason(ip: IPAddress) -> str | None:
@@ -77,6 +82,7 @@ class Resolver:
         self.allow_private = allow_private
         self._nameservers = nameservers or []
         self._dns: dns.asyncresolver.Resolver | None = None
+        self._lookups: set[asyncio.Future[Any]] = set()
 
     def _dns_resolver(self) -> dns.asyncresolver.Resolver:
         if self._dns is None:
@@ -110,17 +116,39 @@ class Resolver:
             self.check([literal], host)
             return [literal]
         try:
-            async with asyncio.timeout(timeout):
-                ips = await (self._resolve_dns(host) if self._nameservers else self._resolve_system(host))
+            if self._nameservers:
+                ips = await self._run_out(self._resolve_dns(host, timeout), timeout)
+            else:
+                async with asyncio.timeout(timeout):
+                    ips = await self._resolve_system(host)
         except (TimeoutError, ForbiddenAddressError, ProbeFailedError):
             raise
         except (OSError, dns.exception.DNSException, UnicodeError, ValueError) as exc:
             raise ProbeFailedError(ErrorCode.DNS, f"the name {host} could not be resolved") from exc
         if not ips:
             raise ProbeFailedError(ErrorCode.DNS, f"the name {host} has no addresses")
-        ips = sorted(dict.fromkeys(ips), key=lambda ip: ip.version)[:MAX_ADDRESSES]
-        self.check(ips, host)
-        return ips
+        ips = sorted(dict.fromkeys(ips), key=lambda ip: ip.version)
+        self.check(ips, host)  # every address, not only those tried
+        return ips[:MAX_ADDRESSES]
+
+    async def _run_out(self, lookup: Coroutine[Any, Any, T], timeout: float) -> T:  # noqa: ASYNC109
+        """Await a dnspython `lookup` for at most `timeout` seconds, never cancelling it.
+
+        dnspython opens a UDP socket per query; under uvloop, a socket whose creation is cancelled is
+        never closed (its create_datagram_endpoint does not clean up), so a probe cut off by its deadline
+        leaked one. The look-up is given the same `timeout` as its own lifetime instead: cut off, it
+        runs on by itself for at most that long and closes its sockets.
+        """
+        task = asyncio.ensure_future(lookup)
+        self._lookups.add(task)
+        task.add_done_callback(self._lookup_done)
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(task)
+
+    def _lookup_done(self, task: asyncio.Future[Any]) -> None:
+        self._lookups.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the awaiting probe, if still there, has it too
 
     async def _resolve_system(self, host: str) -> list[IPAddress]:
         loop = asyncio.get_running_loop()
@@ -131,19 +159,26 @@ class Resolver:
             result.append(ipaddress.ip_address(text))
         return result
 
-    async def _resolve_dns(self, host: str) -> list[IPAddress]:
+    async def _resolve_dns(self, host: str, lifetime: float) -> list[IPAddress]:
         resolver = self._dns_resolver()
         result: list[IPAddress] = []
         errors: list[BaseException] = []
-        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-            try:
-                answer = await resolver.resolve(host, rdtype, raise_on_no_answer=False)
-            except dns.resolver.NXDOMAIN:
-                raise
-            except dns.exception.DNSException as exc:
-                errors.append(exc)
-                continue
-            result.extend(ipaddress.ip_address(record.to_text()) for record in answer)
+        answers = await asyncio.gather(
+            *(
+                resolver.resolve(host, rdtype, lifetime=lifetime, raise_on_no_answer=False)
+                for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+            ),
+            return_exceptions=True,
+        )
+        for answer in answers:
+            if isinstance(answer, dns.resolver.NXDOMAIN):
+                raise answer
+            if isinstance(answer, dns.exception.DNSException):
+                errors.append(answer)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                result.extend(ipaddress.ip_address(record.to_text()) for record in answer)
         if not result and errors:
             raise errors[0]
         return result
@@ -157,11 +192,15 @@ class Resolver:
         if _is_literal(host) or host == _LOCAL_NAMES[0] or host.endswith(_LOCAL_NAMES[1]):
             return None
         resolver = self._dns_resolver()
+        lifetime = timeout / 2
         try:
-            answer = await resolver.resolve(
-                f"_minecraft._tcp.{host}", dns.rdatatype.SRV, lifetime=timeout / 2, raise_on_no_answer=False
+            answer = await self._run_out(
+                resolver.resolve(
+                    f"_minecraft._tcp.{host}", dns.rdatatype.SRV, lifetime=lifetime, raise_on_no_answer=False
+                ),
+                lifetime,
             )
-        except dns.exception.DNSException:
+        except (dns.exception.DNSException, TimeoutError):
             return None
         records = sorted(answer, key=lambda r: (r.priority, -r.weight)) if answer.rrset else []
         for record in records:

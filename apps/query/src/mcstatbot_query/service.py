@@ -8,53 +8,47 @@ Cache keys (see docs/query-service.md), with `{hp}` the host and port (`[v6]:por
   auto probes 25565 and 19132).
 `:error` holds the offline ServerStatus for CACHE_TTL_OFFLINE seconds and answers both kinds.
 
-Coalescing: concurrent requests for one key share one probe in this process (a shared task), and
-replicas share one probe through a short Redis lock `mc:lock:{base}:{kind}` (SET NX PX): a replica
-that does not get it polls the cache until the holder's result appears; if the holder dies, the lock
-expires and the next replica probes.
-
-A cache hit is cheap: each cached value is validated and rendered as the API's JSON once, then kept by
-its bytes (`_DecodedValues`), so answering it again parses and serialises nothing; with the in-process
-cache a hit is found without a task.
+Coalescing, in two steps:
+1. In this process, one flight per key (`{base}:{kind}`): a shared task that every concurrent request for
+   the key awaits (a caller that goes away does not cancel it).
+2. Across replicas, the flight's cache look-up, then on a miss the key's Redis lock
+   `mc:lock:{base}:{kind}` (cache.ProbeLock): ACQUIRED, it probes and stores for everybody; HELD_ELSEWHERE,
+   it polls the cache for the holder's answer (trying the lock again when it goes without one);
+   UNSHARED (no Redis), it probes alone. Every wait ends MC_TIMEOUT + _WAIT_MARGIN after the flight
+   began, and the flight then probes by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
-import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from mcstatbot_common.addresses import BEDROCK_DEFAULT_PORT, JAVA_DEFAULT_PORT, format_host_port
 from mcstatbot_common.models import Edition, PlayerList, ServerStatus
 from opentelemetry import trace
+from pydantic import ValidationError
 
-from mcstatbot_query.cache import CacheUnavailableError, MemoryCache, open_envelope, pack
+from mcstatbot_query.cache import CacheUnavailableError, LockState, open_envelope, pack
 from mcstatbot_query.metrics import CACHE_REQUESTS, COALESCED_WAITS
 
 if TYPE_CHECKING:
     from mcstatbot_common.addresses import ServerAddress
-    from prometheus_client.metrics import Counter
 
-    from mcstatbot_query.cache import Cache
+    from mcstatbot_query.cache import Cache, ProbeLock
     from mcstatbot_query.probe import Prober
     from mcstatbot_query.settings import QuerySettings
 
-log = logging.getLogger(__name__)
 tracer = trace.get_tracer("mcstatbot.query")
 
 Kind = Literal["status", "players"]
-_LOCK_MARGIN = 2.0
-"""The cluster lock lives MC_TIMEOUT plus this long; a holder that dies frees it after that."""
-
-
-_DECODED_MAX_BYTES = 16 * 1024 * 1024
-"""Cached values kept decoded (and rendered) in memory, in bytes of their raw and rendered forms."""
+_WAIT_MARGIN = 1.0
+"""A flight waits for another replica's answer MC_TIMEOUT plus this long at most, then probes itself."""
+_CLOCK_SLACK = 1.0
+"""Seconds a cached value may claim beyond the longest TTL (replicas' clocks differ a little)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,66 +58,13 @@ class Answer:
     body: ServerStatus | PlayerList
     hit: bool
     max_age: int
-    payload: bytes
-    """`body` as the JSON the API answers with."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Lock:
-    """The cluster probe lock of one flight: its key, this flight's token, its time to live (seconds)."""
-
-    key: str
-    token: str
-    ttl: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Decoded:
-    body: ServerStatus | PlayerList
-    payload: bytes
-    expires: float
-    """unix time"""
-
-
-def render(body: ServerStatus | PlayerList) -> bytes:
-    """The API's JSON of `body` (compact, UTF-8)."""
-    return body.model_dump_json().encode()
-
-
-class _DecodedValues:
-    """Cache values already validated and rendered, by their raw bytes (least recently used go first).
-
-    A value's bytes never change while it is cached, so equal bytes always mean the same answer; the
-    seconds it has left are computed from its expiry on every use.
-    """
-
-    def __init__(self, max_bytes: int = _DECODED_MAX_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._items: OrderedDict[tuple[bytes, Kind, bool], _Decoded] = OrderedDict()
-
-    def get(self, raw: bytes, kind: Kind, *, offline: bool) -> _Decoded | None:
-        """The decoded value, or None when it is unreadable or written by an incompatible version."""
-        key = (raw, kind, offline)
-        decoded = self._items.get(key)
-        if decoded is not None:
-            self._items.move_to_end(key)
-            return decoded
-        opened = open_envelope(raw)
-        if opened is None:
-            return None
-        data, expires = opened
-        try:
-            body = _from_cache(data, kind, offline=offline)
-        except ValueError:
-            return None
-        decoded = _Decoded(body, render(body), expires)
-        self._items[key] = decoded
-        self.size += len(raw) + len(decoded.payload)
-        while self.size > self.max_bytes and self._items:
-            (old_raw, _, _), old = self._items.popitem(last=False)
-            self.size -= len(old_raw) + len(old.payload)
-        return decoded
+    @property
+    def outcome(self) -> str:
+        """`online`, or the error code of the offline answer."""
+        if self.body.online:
+            return "online"
+        return self.body.error.code.value if self.body.error is not None else "offline"
 
 
 def key_base(address: ServerAddress, edition: Edition) -> str:
@@ -139,167 +80,115 @@ class QueryService:
         self.settings = settings
         self.cache = cache
         self.prober = prober
-        self._inflight: dict[str, asyncio.Task[Answer]] = {}
-        self._decoded = _DecodedValues()
-        self._cache_requests: dict[tuple[Kind, bool], Counter] = {
-            (kind, hit): CACHE_REQUESTS.labels(kind, "hit" if hit else "miss")
-            for kind in ("status", "players")
-            for hit in (True, False)
-        }
+        self._flights: dict[str, asyncio.Task[Answer]] = {}
+        self._longest_ttl = max(
+            settings.cache_ttl_status, settings.cache_ttl_players, settings.cache_ttl_offline
+        )
 
     async def status(self, address: ServerAddress, edition: Edition) -> Answer:
-        return await self._answer(address, edition, "status")
+        return await self.answer(address, edition, "status")
 
     async def players(self, address: ServerAddress, edition: Edition) -> Answer:
-        return await self._answer(address, edition, "players")
+        return await self.answer(address, edition, "players")
 
-    # -- the flow -----------------------------------------------------------------------------------
-
-    async def _answer(self, address: ServerAddress, edition: Edition, kind: Kind) -> Answer:
+    async def answer(self, address: ServerAddress, edition: Edition, kind: Kind) -> Answer:
+        """The answer for `address`, shared with every concurrent request for the same key."""
         base = key_base(address, edition)
         with tracer.start_as_current_span(f"mc.{kind}") as span:
             if span.is_recording():
                 span.set_attributes({"mc.edition": edition.value, "server.address": address.host})
-            joined = False
-            answer = self._peek(base, kind)
-            if answer is None:
-                flight_key = f"{base}:{kind}"
-                task = self._inflight.get(flight_key)
-                joined = task is not None
-                if task is None:
-                    # One flight per key in this process: one cache look-up, and on a miss one probe (or
-                    # one wait for the replica that holds the cluster lock), shared by every request.
-                    task = asyncio.create_task(self._flight(address, edition, base, kind))
-                    self._inflight[flight_key] = task
-                    task.add_done_callback(lambda _: self._inflight.pop(flight_key, None))
-                answer = await asyncio.shield(task)  # a caller that goes away does not cancel the work
-            self._cache_requests[kind, answer.hit].inc()
+            key = f"{base}:{kind}"
+            flight = self._flights.get(key)
+            joined = flight is not None
+            if flight is None:
+                flight = asyncio.create_task(self._flight(address, edition, base, kind))
+                self._flights[key] = flight
+                flight.add_done_callback(lambda _: self._flights.pop(key, None))
+            answer = await asyncio.shield(flight)  # a caller that goes away does not cancel the work
+            CACHE_REQUESTS.labels(kind, "hit" if answer.hit else "miss").inc()
             if joined and not answer.hit:
                 COALESCED_WAITS.labels("process").inc()
             if span.is_recording():
-                span.set_attributes({"mc.cache_hit": answer.hit, "mc.outcome": _outcome(answer.body)})
+                span.set_attributes({"mc.cache_hit": answer.hit, "mc.outcome": answer.outcome})
             return answer
 
-    def _peek(self, base: str, kind: Kind) -> Answer | None:
-        """A hit in the in-process cache, found without awaiting anything; None otherwise (and for Redis)."""
-        if not isinstance(self.cache, MemoryCache):
-            return None
-        return self._hit(self.cache.peek_many([f"{base}:{kind}", f"{base}:error"]), kind)
-
     async def _flight(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
-        """One cache look-up and, on a miss, one probe for everybody (or a wait for the replica probing).
-
-        The look-up takes the cluster lock in the same round trip when it finds nothing there.
-        """
-        lock = _Lock(f"mc:lock:{base}:{kind}", secrets.token_hex(8), self.settings.mc_timeout + _LOCK_MARGIN)
-        keys = [f"{base}:{kind}", f"{base}:error"]
-        got, values = await self.cache.lock_and_get(lock.key, lock.token, lock.ttl, keys, only_on_miss=True)
-        cached = self._hit(values, kind)
+        """One cache look-up and, on a miss, one probe for every replica (or a wait for the one probing)."""
+        cached = await self._lookup(base, kind)
         if cached is not None:
-            return cached  # the lock was not taken: something was found
-        if got is False and any(value is not None for value in values):
-            # Only something unreadable is cached (another version wrote it): the lock was not tried yet.
-            got, values = await self.cache.lock_and_get(lock.key, lock.token, lock.ttl, keys)
-        return await self._lead(address, edition, base, kind, lock, (got, values))
-
-    async def _lookup(self, base: str, kind: Kind) -> Answer | None:
-        try:
-            values = await self.cache.get_many([f"{base}:{kind}", f"{base}:error"])
-        except CacheUnavailableError:
-            return None
-        return self._hit(values, kind)
-
-    def _hit(self, values: list[bytes | None], kind: Kind) -> Answer | None:
-        """The answer from the `[main, error]` cache values: the first that is readable and fresh."""
-        now = time.time()
-        for raw, offline in zip(values, (False, True), strict=True):
-            if raw is None:
-                continue
-            # None: unreadable, or written by an incompatible version: treated as a miss.
-            decoded = self._decoded.get(raw, kind, offline=offline)
-            if decoded is None or (left := decoded.expires - now) <= 0:
-                continue
-            return Answer(body=decoded.body, hit=True, max_age=math.ceil(left), payload=decoded.payload)
-        return None
-
-    async def _lead(  # noqa: PLR0917 - the flight's state, passed on once
-        self,
-        address: ServerAddress,
-        edition: Edition,
-        base: str,
-        kind: Kind,
-        lock: _Lock,
-        first: tuple[bool | None, list[bytes | None]],
-    ) -> Answer:
-        """Probe once for everybody: with the cluster lock (`first`: the first try's answer and values), or
-        wait for the replica that has it and try again when it went without a result."""
-        give_up = time.monotonic() + 2 * lock.ttl
+            return cached
+        lock = self.cache.lock(f"mc:lock:{base}:{kind}")
+        give_up = time.monotonic() + self.settings.mc_timeout + _WAIT_MARGIN
         waited = False
-        keys = [f"{base}:{kind}", f"{base}:error"]
-        got, values = first
         while True:
-            if got is None or got:
-                try:
-                    # Another replica may have stored a result between our miss and our lock: the values
-                    # read with the lock say. The write of our result releases the lock.
-                    if got and (fresh := self._hit(values, kind)) is not None:
-                        await self.cache.release_lock(lock.key, lock.token)
-                        return fresh
-                    release = (lock.key, lock.token) if got else None
-                    return await self._probe_and_store(address, edition, base, kind, release)
-                except BaseException:
-                    if got:
-                        await self.cache.release_lock(lock.key, lock.token)
-                    raise
+            state = await lock.acquire()
+            if state is LockState.UNSHARED:
+                return await self._probe_and_store(address, edition, base, kind)
+            if state is LockState.ACQUIRED:
+                async with lock.holding():
+                    # Another replica may have stored its answer between our look-up and our lock.
+                    fresh = await self._lookup(base, kind)
+                    return fresh or await self._probe_and_store(address, edition, base, kind)
             if not waited:
                 COALESCED_WAITS.labels("cluster").inc()
                 waited = True
-            answer = await self._wait_for_other(base, kind, lock.key)
+            answer = await self._wait_for_other(base, kind, lock, give_up)
             if answer is not None:
                 return answer
-            if time.monotonic() > give_up:
+            if time.monotonic() >= give_up:
                 return await self._probe_and_store(address, edition, base, kind)
-            got, values = await self.cache.lock_and_get(lock.key, lock.token, lock.ttl, keys)
 
-    async def _wait_for_other(self, base: str, kind: Kind, lock_key: str) -> Answer | None:
-        """Poll the cache while another replica holds the lock; None when the lock went without a result."""
-        while True:
+    async def _wait_for_other(self, base: str, kind: Kind, lock: ProbeLock, give_up: float) -> Answer | None:
+        """Poll the cache while another replica holds the lock, until `give_up` at the latest.
+
+        None when the lock went without a result (try it again) or the time is up (probe).
+        """
+        while time.monotonic() < give_up:
             await asyncio.sleep(self.settings.lock_poll_interval)
             answer = await self._lookup(base, kind)
             if answer is not None:
                 return answer
-            if not await self.cache.lock_held(lock_key):
+            if not await lock.held_elsewhere():
                 # Released without a result in the cache (it may have just been written: look once more).
                 return await self._lookup(base, kind)
+        return None
+
+    async def _lookup(self, base: str, kind: Kind) -> Answer | None:
+        """The first readable, fresh answer of `{base}:{kind}` and `{base}:error`; None: a miss."""
+        try:
+            values = await self.cache.get_many([f"{base}:{kind}", f"{base}:error"])
+        except CacheUnavailableError:
+            return None
+        now = time.time()
+        for raw, offline in zip(values, (False, True), strict=True):
+            opened = None if raw is None else open_envelope(raw)
+            if opened is None:
+                continue
+            data, expires = opened
+            left = expires - now
+            if not 0 < left <= self._longest_ttl + _CLOCK_SLACK:
+                continue  # expired, or an expiry no replica writes
+            try:
+                body = _from_cache(data, kind, offline=offline)
+            except ValidationError:
+                continue  # written by an incompatible version
+            return Answer(body=body, hit=True, max_age=math.ceil(min(left, self._longest_ttl)))
+        return None
 
     async def _probe_and_store(
-        self,
-        address: ServerAddress,
-        edition: Edition,
-        base: str,
-        kind: Kind,
-        release: tuple[str, str] | None = None,
+        self, address: ServerAddress, edition: Edition, base: str, kind: Kind
     ) -> Answer:
-        """Probe, store the result and release the cluster lock `release` (key, token) with that write."""
         settings = self.settings
-        status: ServerStatus
         body: ServerStatus | PlayerList
         if kind == "status":
-            status = await self.prober.status(address, edition)
-            body = status
+            status = body = await self.prober.status(address, edition)
         else:
             body, status = await self.prober.players(address, edition)
         items: list[tuple[str, bytes, float]] = []
         delete: list[str] = []
         if status.online:
-            items.append(
-                (
-                    f"{base}:status",
-                    pack(status.model_dump(mode="json"), settings.cache_ttl_status),
-                    settings.cache_ttl_status,
-                )
-            )
             ttl = settings.cache_ttl_status
+            items.append((f"{base}:status", pack(status.model_dump(mode="json"), ttl), ttl))
             if kind == "players":
                 ttl = settings.cache_ttl_players
                 items.append((f"{base}:players", pack(body.model_dump(mode="json"), ttl), ttl))
@@ -308,8 +197,8 @@ class QueryService:
             ttl = settings.cache_ttl_offline
             items.append((f"{base}:error", pack(status.model_dump(mode="json"), ttl), ttl))
         with contextlib.suppress(CacheUnavailableError):  # degraded mode: answer anyway
-            await self.cache.write(items, delete, release)
-        return Answer(body=body, hit=False, max_age=ttl, payload=render(body))
+            await self.cache.write(items, delete)
+        return Answer(body=body, hit=False, max_age=ttl)
 
 
 def _from_cache(data: dict[str, object], kind: Kind, *, offline: bool) -> ServerStatus | PlayerList:
@@ -325,9 +214,3 @@ def _from_cache(data: dict[str, object], kind: Kind, *, offline: bool) -> Server
             cached=True,
         )
     return PlayerList.model_validate({**data, "cached": True})
-
-
-def _outcome(body: ServerStatus | PlayerList) -> str:
-    if body.online:
-        return "online"
-    return body.error.code.value if body.error is not None else "offline"

@@ -6,9 +6,7 @@ prometheus_client registry, so `/metrics` shows them all, next to the process co
 `process_cpu_seconds_total` and `process_resident_memory_bytes`.
 
 The HTTP metrics and the server spans come from one pure ASGI middleware around the whole app (error
-handlers included). What it replaces, Starlette's `@app.middleware("http")` (a task and a memory stream
-per request) under OpenTelemetry's FastAPI instrumentation (which also matches every route once more
-before the request is routed), made a constant endpoint several times as costly to serve.
+handlers included), so the request's span is current while its error handlers and log lines run.
 """
 
 from __future__ import annotations
@@ -154,8 +152,8 @@ class HttpTelemetryMiddleware:
         self.service = service
         self._excluded_paths = frozenset(TRACE_EXCLUDED_PATHS)
         self._excluded_urls = _extra_excluded_urls()
-        # Label children by (method, route, status): finding them in prometheus_client costs more than the
-        # rest of the bookkeeping. Methods, route templates and statuses are bounded, so is this dict.
+        # Label children by (method, route, status), looked up once each. Methods, route templates and
+        # statuses are bounded, so is this dict.
         self._children: dict[tuple[str, str, int], tuple[_CounterChild, _HistogramChild]] = {}
 
     def _traced(self, scope: Scope, headers: dict[str, list[str]]) -> bool:

@@ -8,7 +8,7 @@ bot to the query service); they are exported over OTLP/HTTP only when a collecto
 While nothing would receive them (no exporter configured and no span processor added), spans are not
 recorded: each still has its trace and span IDs, is current while it runs, and travels in the
 `traceparent` / `X-Amzn-Trace-Id` headers (marked not sampled), but filling in attributes and events that
-nobody will ever read is skipped. That made up most of the cost of tracing a cheap request.
+nobody will ever read is skipped.
 """
 
 from __future__ import annotations
@@ -176,6 +176,11 @@ class _TracerProvider(TracerProvider):
         super().add_span_processor(span_processor)
         self._gate.receiving = True
 
+    @property
+    def receiving(self) -> bool:
+        """Whether spans are recorded (a span processor is there to receive them)."""
+        return self._gate.receiving
+
 
 def _env(name: str) -> str:
     return os.environ.get(name, "").strip()
@@ -250,8 +255,9 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _instrument_libraries() -> None:
-    """Instrument httpx (client spans + header injection), Redis and (aio)botocore where installed."""
+def _instrument_libraries(*, receiving: bool) -> None:
+    """Instrument httpx (client spans + header injection) always; Redis and (aio)botocore where installed,
+    once spans are received (they only add client spans, and importing them costs memory at rest)."""
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor  # noqa: PLC0415
 
     instrumentors: list[Any] = []
@@ -260,6 +266,8 @@ def _instrument_libraries() -> None:
         httpx_instrumentor.instrument(
             request_hook=_httpx_request_hook, async_request_hook=_httpx_async_request_hook
         )
+    if not receiving:
+        return
     if _installed("redis"):
         from opentelemetry.instrumentation.redis import RedisInstrumentor  # noqa: PLC0415
 
@@ -306,5 +314,5 @@ def setup_tracing(service: str, *, span_processors: Iterable[SpanProcessor] = ()
         _configure_propagators()
     for processor in span_processors:
         provider.add_span_processor(processor)
-    _instrument_libraries()
+    _instrument_libraries(receiving=not isinstance(provider, _TracerProvider) or provider.receiving)
     return provider

@@ -12,7 +12,10 @@ Behaviours:
 - WRONG_SHAPE: well-framed, valid JSON, but not a status object (`players` is a string).
 - CLOSE: accepts and closes at once without a byte.
 - LEGACY: behaves like a pre-1.7 server: answers the legacy ping (0xFE 0x01) with a kick packet
-  (1.6.4, "A legacy server", 3/20 players) and closes the connection on a modern handshake.
+  (`legacy_fields`: 1.6.4, "A legacy server", 3/20 players by default) and closes the connection on a
+  modern handshake.
+- ANSWER: a well-framed status response carrying `answer` (the status JSON, as bytes) as it is: a
+  server that lies in its values (numbers beyond 64 bits, ...).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Behaviour(enum.StrEnum):
     WRONG_SHAPE = "wrong_shape"
     CLOSE = "close"
     LEGACY = "legacy"
+    ANSWER = "answer"
 
 
 def varint(value: int) -> bytes:
@@ -89,8 +93,12 @@ class HostileServer(AsyncStarted):
         port: int = 0,
         trickle_interval: float = 0.2,
         huge_size: int = TEN_MB,
+        answer: bytes = _PLAUSIBLE_STATUS,
+        legacy_fields: tuple[str, ...] = LEGACY_FIELDS,
     ) -> None:
         self.behaviour = behaviour
+        self.answer = answer
+        self.legacy_fields = legacy_fields
         self.port = port
         self.trickle_interval = trickle_interval
         self.huge_size = huge_size
@@ -148,7 +156,7 @@ class HostileServer(AsyncStarted):
         first = await reader.read(1024)  # the handshake and status request (usually in one or two segments)
         if behaviour is Behaviour.LEGACY:
             if first[:1] == b"\xfe":
-                await self._send(writer, legacy_kick(LEGACY_FIELDS))
+                await self._send(writer, legacy_kick(self.legacy_fields))
             return
         if behaviour is Behaviour.TRICKLE:
             packet = status_packet(_PLAUSIBLE_STATUS)
@@ -157,6 +165,9 @@ class HostileServer(AsyncStarted):
                 await asyncio.sleep(self.trickle_interval)
         elif behaviour is Behaviour.HUGE:
             await self._send_huge(writer)
+        elif behaviour is Behaviour.ANSWER:
+            await self._send(writer, status_packet(self.answer))
+            await asyncio.sleep(30)
         else:
             await self._send(writer, _ONE_BAD_PACKET[behaviour])
             await asyncio.sleep(30)

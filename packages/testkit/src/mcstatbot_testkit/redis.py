@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import time
 from typing import TYPE_CHECKING, Self
@@ -25,7 +26,9 @@ class RedisServer(ManagedProcess):
     """`redis-server` without persistence on 127.0.0.1:`port` (a free one by default).
 
     `start()` returns once it accepts connections; `kill()` ends it at once (SIGKILL, like a crash);
-    `restart()` brings it back on the same port, empty. `url` is what REDIS_URL should say.
+    `restart()` brings it back on the same port, empty; `pause()` / `resume()` stop and continue it
+    (SIGSTOP / SIGCONT: it holds its connections and what they sent, and runs it on resuming). `url` is
+    what REDIS_URL should say.
     """
 
     def __init__(self, log_path: Path, port: int = 0) -> None:
@@ -64,6 +67,12 @@ class RedisServer(ManagedProcess):
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+    def pause(self) -> None:
+        self.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.send_signal(signal.SIGCONT)
 
     def restart(self) -> Self:
         self.stop()

@@ -1,0 +1,174 @@
+"""The Redis cache (REDIS_URL) and its cluster probe lock; imported only when REDIS_URL is set.
+
+A failing or slow call (REDIS_TIMEOUT) counts as a miss: the service probes directly (degraded mode),
+logs a warning at most once a minute, sets `mcstatbot_cache_backend_up` to 0 and leaves Redis alone for
+REDIS_BACKOFF seconds before trying it again; the first call that works again sets the gauge back to 1.
+Nothing needs restarting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, TypeVar
+
+import redis.asyncio as redis_asyncio
+from redis.asyncio.lock import Lock
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import LockError, RedisError
+
+from mcstatbot_query.cache import CacheUnavailableError, LockState
+from mcstatbot_query.metrics import CACHE_BACKEND_ERRORS, CACHE_BACKEND_UP
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from mcstatbot_query.settings import QuerySettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_WARN_EVERY = 60.0
+LOCK_TTL = 1.0
+"""Seconds a cluster probe lock lives unless its holder renews it (it does, every third of that)."""
+
+
+class RedisCache:
+    """Redis with short timeouts, one immediate reconnect, and a back-off after each failure."""
+
+    kind = "redis"
+
+    def __init__(self, settings: QuerySettings) -> None:
+        if settings.redis_url is None:
+            raise ValueError("RedisCache needs REDIS_URL")
+        self.timeout = settings.redis_timeout
+        self.backoff = settings.redis_backoff
+        self.client: redis_asyncio.Redis = redis_asyncio.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
+            # One immediate retry replaces a pooled connection that died with a restarted Redis; the
+            # asyncio.timeout around every call still bounds the whole call to REDIS_TIMEOUT.
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=0,
+        )
+        self._down_until = 0.0
+        self.warn_every = _WARN_EVERY
+        """Seconds between two "degraded mode" warnings in the log (the metric counts every failure)."""
+        self._last_warning: float | None = None
+        self.degraded = False
+        CACHE_BACKEND_UP.set(1)
+
+    async def call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()` within REDIS_TIMEOUT; CacheUnavailableError when Redis fails (LockError passes)."""
+        if time.monotonic() < self._down_until:
+            raise CacheUnavailableError("Redis is in its back-off period")
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await call()
+        except LockError:
+            raise  # an answer from Redis (the lock is not ours), not a failure of it
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed(what, exc)
+            raise CacheUnavailableError(str(exc)) from exc
+        if self.degraded:
+            self.degraded = False
+            log.info("cache backend answers again: using Redis")
+        CACHE_BACKEND_UP.set(1)
+        return result
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        CACHE_BACKEND_ERRORS.inc()
+        CACHE_BACKEND_UP.set(0)
+        self.degraded = True
+        self._down_until = time.monotonic() + self.backoff
+        now = time.monotonic()
+        if self._last_warning is None or now - self._last_warning >= self.warn_every:
+            self._last_warning = now
+            log.warning(
+                "cache backend unavailable (%s: %s): answering from direct probes (degraded mode)",
+                what,
+                type(exc).__name__,
+            )
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        values = await self.call("MGET", lambda: self.client.mget(keys))
+        return [value.encode() if isinstance(value, str) else value for value in values]
+
+    async def write(self, items: list[tuple[str, bytes, float]], delete: list[str]) -> None:
+        """Write `items` (key, value, TTL in seconds) and delete `delete`: one round trip."""
+
+        async def run() -> None:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in delete:
+                    pipe.delete(key)
+                for key, value, ttl in items:
+                    pipe.set(key, value, px=max(int(ttl * 1000), 1))
+                await pipe.execute()
+
+        await self.call("SET", run)
+
+    def lock(self, key: str) -> RedisLock:
+        return RedisLock(key, self)
+
+    async def healthy(self) -> bool:
+        try:
+            await self.call("PING", self.client.ping)
+        except CacheUnavailableError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class RedisLock:
+    """The cluster probe lock of one key (`mc:lock:...`): redis-py's Lock with a LOCK_TTL its holder renews.
+
+    A lock nobody renews is gone within LOCK_TTL: its holder died, or Redis ran a lock request whose
+    client had given up on it (Redis paused, then resumed). One instance serves one flight.
+    """
+
+    def __init__(self, key: str, cache: RedisCache) -> None:
+        self.key = key
+        self._cache = cache
+        self._lock = Lock(cache.client, key, timeout=LOCK_TTL, blocking=False, thread_local=False)
+
+    async def acquire(self) -> LockState:
+        try:
+            got = await self._cache.call("LOCK", self._lock.acquire)
+        except CacheUnavailableError:
+            return LockState.UNSHARED
+        return LockState.ACQUIRED if got else LockState.HELD_ELSEWHERE
+
+    async def held_elsewhere(self) -> bool:
+        """Whether the lock (anybody's) is still there; False when Redis cannot say."""
+        try:
+            return await self._cache.call("GET", self._lock.locked)
+        except CacheUnavailableError:
+            return False
+
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """Keep the acquired lock (renewed) while the body probes and stores; release it afterwards."""
+        renewing = asyncio.create_task(self._renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+            with contextlib.suppress(CacheUnavailableError, LockError):  # else it expires by itself
+                await self._cache.call("UNLOCK", self._lock.release)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(LOCK_TTL / 3)
+            try:
+                await self._cache.call("RENEW", self._lock.reacquire)
+            except CacheUnavailableError:
+                continue
+            except LockError:
+                return  # expired meanwhile: it is not ours any more

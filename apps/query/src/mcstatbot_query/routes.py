@@ -1,0 +1,109 @@
+"""The query service's endpoints (SPEC.md, "Query service HTTP API (v1)"); the service comes by `Depends`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.responses import Response
+from mcstatbot_common.addresses import InvalidAddressError, parse_address
+from mcstatbot_common.models import (
+    MAX_SERVER_URL_LENGTH,
+    Edition,
+    PlayerList,
+    ServerStatus,
+    StatusRequest,
+)
+
+from mcstatbot_query.cache import Cache
+from mcstatbot_query.errors import ForbiddenAddressError
+from mcstatbot_query.handlers import ERROR_RESPONSES, ApiError
+from mcstatbot_query.service import Kind, QueryService
+
+
+def _service(request: Request) -> QueryService:
+    service: QueryService = request.app.state.service
+    return service
+
+
+def _cache(request: Request) -> Cache:
+    cache: Cache = request.app.state.cache
+    return cache
+
+
+Service = Annotated[QueryService, Depends(_service)]
+CacheOfApp = Annotated[Cache, Depends(_cache)]
+ServerUrlPath = Annotated[
+    str, Path(max_length=MAX_SERVER_URL_LENGTH, description="host, host:port, IPv4 or [IPv6]:port")
+]
+EditionQuery = Annotated[Edition, Query(description="auto probes Java and Bedrock side by side")]
+
+router = APIRouter()
+
+
+async def _answer(
+    request: Request, service: QueryService, server_url: str, edition: Edition, kind: Kind
+) -> Response:
+    """What every status and players endpoint does once its input is valid (ApiError: a 4xx answer)."""
+    try:
+        address = parse_address(server_url)
+    except InvalidAddressError as exc:
+        raise ApiError(400, "invalid_address", str(exc)) from None
+    try:
+        answer = await service.answer(address, edition, kind)
+    except ForbiddenAddressError as exc:
+        raise ApiError(403, "forbidden_address", str(exc)) from None
+    request.state.outcome = answer.outcome
+    request.state.cache_hit = answer.hit
+    return Response(
+        answer.body.model_dump_json(),
+        media_type="application/json",
+        headers={"X-Cache": "HIT" if answer.hit else "MISS", "Cache-Control": f"max-age={answer.max_age}"},
+    )
+
+
+@router.post("/api/v1/status", response_model=ServerStatus, responses=ERROR_RESPONSES, tags=["v1"])
+async def post_status(request: Request, service: Service, body: Annotated[StatusRequest, Body()]) -> Response:
+    """The server's status, online or not (200 either way)."""
+    return await _answer(request, service, body.server_url, body.edition, "status")
+
+
+@router.get(
+    "/api/v1/status/{server_url:path}", response_model=ServerStatus, responses=ERROR_RESPONSES, tags=["v1"]
+)
+async def get_status(
+    request: Request, service: Service, server_url: ServerUrlPath, edition: EditionQuery = Edition.AUTO
+) -> Response:
+    """The same as POST, for curl and browsers."""
+    return await _answer(request, service, server_url, edition, "status")
+
+
+@router.post("/api/v1/players", response_model=PlayerList, responses=ERROR_RESPONSES, tags=["v1"])
+async def post_players(
+    request: Request, service: Service, body: Annotated[StatusRequest, Body()]
+) -> Response:
+    """Who is playing: the full list over the Query protocol, else the status sample."""
+    return await _answer(request, service, body.server_url, body.edition, "players")
+
+
+@router.get(
+    "/api/v1/players/{server_url:path}", response_model=PlayerList, responses=ERROR_RESPONSES, tags=["v1"]
+)
+async def get_players(
+    request: Request, service: Service, server_url: ServerUrlPath, edition: EditionQuery = Edition.AUTO
+) -> Response:
+    """The same as POST, for curl and browsers."""
+    return await _answer(request, service, server_url, edition, "players")
+
+
+@router.get("/health", tags=["ops"])
+async def health() -> dict[str, str]:
+    """Alive: the process answers HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", tags=["ops"])
+async def ready(cache: CacheOfApp) -> dict[str, Any]:
+    """Ready to answer; a Redis outage is degraded mode (still 200: answers come from direct probes)."""
+    up = await cache.healthy()
+    return {"status": "ready" if up else "degraded", "cache": cache.kind, "cache_up": up}
