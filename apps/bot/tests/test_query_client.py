@@ -42,7 +42,14 @@ class StandIn:
     def __init__(self) -> None:
         self.script: list[int | str] = []  # status code, or "hang"
         self.bodies: list[dict[str, Any]] = []
+        self.healthy = True
         self.app = FastAPI()
+
+        @self.app.get("/health")
+        async def health() -> JSONResponse:
+            return JSONResponse(
+                {"status": "ok"} if self.healthy else {"status": "down"}, 200 if self.healthy else 503
+            )
 
         @self.app.post("/api/v1/{endpoint}")
         async def endpoint(endpoint: str, request: Request) -> JSONResponse:
@@ -138,6 +145,31 @@ async def test_4xx_is_its_meaning_not_an_outage(
     assert caught.value.code == expected
     assert len(fake.bodies) == 1  # no retry
     assert breaker.state is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize("failure", [500, "hang"])
+async def test_a_failure_for_one_server_does_not_open_the_breaker(
+    stand_in: tuple[StandIn, str], failure: int | str
+) -> None:
+    # the service answers /health: a 500 or a timeout for one request is that request's (a hostile
+    # server's), not the service's, and no number of them opens the breaker
+    fake, url = stand_in
+    breaker = CircuitBreaker(2, 30)
+    client = _client(url, breaker, timeout=0.3)
+    fake.script = [failure] * 6
+    for _ in range(3):
+        with pytest.raises(QueryUnavailable) as caught:
+            await client.status("hostile.example")
+        assert not caught.value.short_circuited
+    assert breaker.consecutive_failures == 0
+    assert (await client.status("a.example")).online
+    # the same failures while /health fails too: the service's own, and the breaker opens
+    fake.healthy = False
+    fake.script = [failure] * 4
+    for _ in range(2):
+        with pytest.raises(QueryUnavailable):
+            await client.status("hostile.example")
+    assert breaker.state is BreakerState.OPEN
 
 
 async def test_breaker_opens_short_circuits_and_recovers() -> None:

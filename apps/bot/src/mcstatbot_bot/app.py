@@ -41,6 +41,7 @@ _STATUS = {
     Outcome.DUPLICATE: HTTPStatus.OK,
     Outcome.BUSY: HTTPStatus.SERVICE_UNAVAILABLE,
     Outcome.FAILED: HTTPStatus.INTERNAL_SERVER_ERROR,
+    Outcome.REFUSED: HTTPStatus.OK,  # the Bot API refused the reply for good: a redelivery cannot help
 }
 _ANSWERS = {
     outcome: (
@@ -167,7 +168,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
                 return reject(413, "body too large")
         try:
             payload: Any = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return reject(400, "malformed JSON")
         if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
             return reject(400, "not a Telegram update")
@@ -187,7 +188,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             return JSONResponse({"ok": False, "detail": "not ready"}, status_code=503)
         try:
             update = Update.de_json(payload, application.bot)
-        except (AttributeError, KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError, RecursionError):
             return reject(400, "not a Telegram update")
         outcome = await application.runner.run(update, application.process_update_directly)
         status, body = _ANSWERS[outcome]

@@ -2,6 +2,13 @@
 
 Errors come out typed: `QueryRejected` (a 4xx: the address is invalid or refused; the service is fine)
 and `QueryUnavailable` (connection failure, timeout, 5xx, unreadable answer, or the breaker is open).
+
+The breaker counts the query service's own failures only. A failed request can be the service's fault
+(down, overloaded, unreachable) or the fault of what was asked: a hostile Minecraft server that makes one
+probe slow or makes the service answer 500 for it. So before a failure counts, the client asks the
+service's `GET /health` (`HEALTH_TIMEOUT`): when that answers, the service is up and the failure was the
+request's own; it is reported as unavailable for that request (the user gets the stored answer for that
+server) but the breaker stays closed, so no input a user or a Minecraft server controls can open it.
 One `QueryClient` wraps the one pooled HTTP client created in the app's lifespan (`mcstatbot_bot.http`:
 keep-alive HTTP/1.1 with the trace context in every request; httpx when a proxy applies).
 """
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 Endpoint = Literal["status", "players"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _PATHS: dict[Endpoint, str] = {"status": "/api/v1/status", "players": "/api/v1/players"}
+HEALTH_PATH = "/health"
+HEALTH_TIMEOUT = 1.0
 
 
 class QueryError(Exception):
@@ -95,10 +104,15 @@ class QueryClient:
                     result = await self._attempt(endpoint, body, model)
                 except _RetryableError as exc:
                     if attempt >= self._retries:
-                        self.breaker.record_failure()
+                        service_down = not await self._healthy()
+                        if service_down:
+                            self.breaker.record_failure()
+                        else:
+                            self.breaker.record_success()  # it answers /health: this request's own failure
                         metrics.QUERY_REQUESTS.labels(endpoint, "unavailable").inc()
                         log.warning(
-                            "query service unavailable", extra={"endpoint": endpoint, "reason": str(exc)}
+                            "query service unavailable" if service_down else "query request failed",
+                            extra={"endpoint": endpoint, "reason": str(exc), "service_down": service_down},
                         )
                         raise QueryUnavailable(str(exc)) from None
                     delay = self._backoff_base * (2**attempt) * (0.5 + self._jitter())
@@ -115,6 +129,14 @@ class QueryClient:
         except BaseException:
             self.breaker.release()
             raise
+
+    async def _healthy(self) -> bool:
+        """Does the service itself answer (GET /health, 2xx, within HEALTH_TIMEOUT)?"""
+        try:
+            response = await self._http.request("GET", HEALTH_PATH, timeout=HEALTH_TIMEOUT)
+        except HttpError:
+            return False
+        return HTTPStatus.OK <= response.status < HTTPStatus.MULTIPLE_CHOICES
 
     async def _attempt(self, endpoint: Endpoint, body: bytes, model: type[ModelT]) -> ModelT:
         try:

@@ -8,7 +8,18 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from telegram._utils.defaultvalue import DefaultValue
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import AIORateLimiter, ApplicationBuilder
 from telegram.request import BaseRequest, HTTPXRequest
 
@@ -140,6 +151,20 @@ def classify(error: TelegramError) -> str | None:
     if isinstance(error, NetworkError | TimedOut):
         return "network"
     return "other"
+
+
+def is_not_modified(error: BaseException) -> bool:
+    """Telegram's "message is not modified" (an edit that changes nothing): not an error at all."""
+    return isinstance(error, BadRequest) and "not modified" in str(error).lower()
+
+
+def is_permanent(error: BaseException | None) -> bool:
+    """A Bot API 4xx other than 429: asking again would be refused again (400 bad request, 401/404,
+    403 blocked by the user, 409, a chat that migrated). "Not modified" is not an error; network
+    failures, timeouts and 5xx may pass."""
+    if isinstance(error, BadRequest):
+        return not is_not_modified(error)
+    return isinstance(error, Forbidden | InvalidToken | EndPointNotFound | Conflict | ChatMigrated)
 
 
 class CountingRateLimiter(AIORateLimiter):

@@ -4,7 +4,10 @@ Both paths go through `UpdateRunner.run`: the webhook endpoint (which answers Te
 outcome) and long polling (`BotApplication.process_update`). An update is claimed in the state store
 first (processing, with a lease), handled, then marked done; a duplicate is acknowledged without being
 handled again; an update another replica is handling right now is BUSY (Telegram retries it later);
-a failed handling releases the claim so the redelivery is handled afresh.
+a failed handling releases the claim so the redelivery is handled afresh. An update whose reply the Bot
+API refused for good (a 4xx other than 429: "message is too long", "message to edit not found", "query
+is too old", "bot was blocked by the user") is REFUSED: logged, counted and acknowledged like a handled
+one, since a redelivery would be refused again, forever.
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     BUSY = "busy"
     FAILED = "failed"
+    REFUSED = "refused"
 
 
 @dataclass(slots=True)
 class _Run:
     failed: bool = False
+    refused: str | None = None
+    """The Bot API's description of the first permanent refusal, when there was one."""
 
 
 _CURRENT_RUN: ContextVar[_Run | None] = ContextVar("mcstatbot_current_update_run", default=None)
@@ -52,6 +58,13 @@ def mark_current_update_failed() -> None:
     run = _CURRENT_RUN.get()
     if run is not None:
         run.failed = True
+
+
+def mark_current_update_refused(description: str) -> None:
+    """A Bot API call of the update being run in this task was refused for good (a 4xx)."""
+    run = _CURRENT_RUN.get()
+    if run is not None and run.refused is None:
+        run.refused = description
 
 
 def describe(update: Update) -> str:
@@ -105,6 +118,14 @@ class UpdateRunner:
                 span.set_status(trace.StatusCode.ERROR, "handling failed")
                 return Outcome.FAILED
             await self._store.finish_update(update_id)
+            if run.refused is not None:
+                metrics.UPDATES.labels("refused").inc()
+                span.set_attribute("telegram.outcome", "refused")
+                log.warning(
+                    "the Bot API refused a reply for good; the update is acknowledged, not retried",
+                    extra={"command": command, "error": run.refused},
+                )
+                return Outcome.REFUSED
             metrics.UPDATES.labels("handled").inc()
             span.set_attribute("telegram.outcome", "handled")
             return Outcome.HANDLED

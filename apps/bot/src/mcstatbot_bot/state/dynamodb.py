@@ -6,8 +6,8 @@ All item kinds live in the one table, told apart by the partition key `chat_id` 
   `server_data` (M, the last ServerStatus), `ttl` (N, epoch seconds, 7 days ahead);
 - `"server#<edition>|<address>"`: the last ServerStatus of a server (`server_data`, `stored_at`, `ttl`);
 - `"ref#<id>"`: a button reference (`address`, `edition`, `ttl` about a year ahead);
-- `"update#<update_id>"`: an update claim (`status` processing|done, `lease_until` N, `ttl` a day ahead),
-  taken with a conditional put so only one replica handles an update.
+- `"update#<bot id>:<update_id>"`: an update claim (`status` processing|done, `lease_until` N, `ttl` a
+  day ahead), taken with a conditional put so only one replica of that bot handles an update.
 
 Region, endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) and credentials (IRSA in the cluster) come from the SDK's
 own environment variables and default chain. The SDK's own retries are off: ResilientStore retries.
@@ -36,6 +36,7 @@ from mcstatbot_bot.state.base import (
     ClaimResult,
     ServerRef,
     StoredServer,
+    claim_key,
     iso,
     parse_iso,
     utc_now,
@@ -103,8 +104,9 @@ def _conditional_failed(exc: ClientError) -> bool:
 class DynamoDBStore:
     backend = "dynamodb"
 
-    def __init__(self, table: str, *, timeout: float = 2.0) -> None:
+    def __init__(self, table: str, *, timeout: float = 2.0, bot_id: str = "") -> None:
         self.table = table
+        self.bot_id = bot_id
         self._timeout = timeout
         self._stack = contextlib.AsyncExitStack()
         self._client: DynamoDBClient | None = None
@@ -206,9 +208,12 @@ class DynamoDBStore:
             },
         )
 
+    def _claim(self, update_id: int) -> str:
+        return f"update#{claim_key(self.bot_id, update_id)}"
+
     async def claim_update(self, update_id: int, lease_seconds: float, token: str) -> ClaimResult:
         now = time.time()
-        key = f"update#{update_id}"
+        key = self._claim(update_id)
         try:
             await self.client.put_item(
                 TableName=self.table,
@@ -243,14 +248,14 @@ class DynamoDBStore:
     async def finish_update(self, update_id: int) -> None:
         await self.client.put_item(
             TableName=self.table,
-            Item={"chat_id": {"S": f"update#{update_id}"}, "status": {"S": "done"}, "ttl": _ttl(UPDATE_TTL)},
+            Item={"chat_id": {"S": self._claim(update_id)}, "status": {"S": "done"}, "ttl": _ttl(UPDATE_TTL)},
         )
 
     async def release_update(self, update_id: int) -> None:
         with contextlib.suppress(ClientError):
             await self.client.delete_item(
                 TableName=self.table,
-                Key={"chat_id": {"S": f"update#{update_id}"}},
+                Key={"chat_id": {"S": self._claim(update_id)}},
                 ConditionExpression="#s = :processing",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":processing": {"S": "processing"}},
