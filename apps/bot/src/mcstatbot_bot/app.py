@@ -89,7 +89,8 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
             application = build_application(settings, webhook=webhook_mode)
             BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds).register(application)
-            application.runner = UpdateRunner(store, settings.update_lease_seconds)
+            commands = frozenset(name for name, _ in BOT_COMMANDS)
+            application.runner = UpdateRunner(store, settings.update_lease_seconds, commands)
             await application.initialize()
             stack.push_async_callback(application.shutdown)
             if settings.set_commands:
