@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
-from mcstatbot_bot.http import HttpClient, HttpxRequester
+from mcstatbot_bot.clients import query_http_client
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
 from mcstatbot_common.models import Edition
 from mcstatbot_testkit.net import LOOPBACK, async_wait_for_tcp, free_port
@@ -92,8 +92,8 @@ async def _no_sleep(_: float) -> None:
 
 
 def _client(url: str, breaker: CircuitBreaker | None = None, timeout: float = 3.0) -> QueryClient:
-    http = HttpClient(url, timeout=timeout, inject_trace_context=True)
-    return QueryClient(http, breaker or CircuitBreaker(3, 30), retries=1, sleep=_no_sleep)
+    http = query_http_client(url, timeout=timeout)
+    return QueryClient(http, breaker or CircuitBreaker(3, 30), timeout=timeout, retries=1, sleep=_no_sleep)
 
 
 async def test_ok_and_body(stand_in: tuple[StandIn, str]) -> None:
@@ -202,7 +202,7 @@ async def test_breaker_opens_short_circuits_and_recovers() -> None:
 
 
 async def test_real_query_service(query: ServiceProcess, java_peer: JavaPeer) -> None:
-    http = HttpClient(query.url, timeout=5)
+    http = query_http_client(query.url, timeout=5)
     try:
         client = QueryClient(http, CircuitBreaker(3, 30))
         status = await client.status(java_peer.address)
@@ -219,8 +219,7 @@ async def test_real_query_service(query: ServiceProcess, java_peer: JavaPeer) ->
 
 
 async def test_real_query_service_forbidden(strict_query: ServiceProcess, java_peer: JavaPeer) -> None:
-    # through httpx, as when a proxy applies to the query service's URL
-    http = HttpxRequester(strict_query.url, timeout=5)
+    http = query_http_client(strict_query.url, timeout=5)
     try:
         client = QueryClient(http, CircuitBreaker(3, 30))
         with pytest.raises(QueryRejected) as caught:

@@ -15,6 +15,7 @@ from mcstatbot_bot.state.memory import MemoryStore
 from mcstatbot_bot.state.sqlite import SqliteStore
 from mcstatbot_common.models import Edition, ServerStatus
 from mcstatbot_testkit.net import LOOPBACK, free_port
+from prometheus_client import REGISTRY
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from mcstatbot_testkit.dynamodb import DynamoDBLocal
 
 TABLE = "user_sessions"
+RETRIES = "mcstatbot_state_store_retries_total"
 STATUS = ServerStatus.model_validate(
     {
         "address": "play.example.com:25565",
@@ -174,10 +176,14 @@ async def test_unreachable_dynamodb_degrades_to_answers(monkeypatch: pytest.Monk
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    store = ResilientStore(DynamoDBStore(TABLE, timeout=0.5), retries=3, backoff_base=0.01)
+    # as build_store makes it: the SDK retries (standard mode), ResilientStore does not retry on top
+    store = ResilientStore(DynamoDBStore(TABLE, timeout=0.5, retries=2), retries=0)
+    before = REGISTRY.get_sample_value(RETRIES, {"backend": "dynamodb", "operation": "get_chat"}) or 0.0
     await store.open()
     try:
         assert await store.get_chat(1) is None
+        after = REGISTRY.get_sample_value(RETRIES, {"backend": "dynamodb", "operation": "get_chat"})
+        assert after == before + 2  # the SDK's two retries, counted under the store's operation
         await store.save_chat(1, SERVER, STATUS)  # logged, not raised
         assert await store.claim_update(5, 60) is ClaimResult.CLAIMED  # handle rather than drop
         assert not await store.healthy()

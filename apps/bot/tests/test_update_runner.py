@@ -122,10 +122,10 @@ async def test_one_structured_line_per_update() -> None:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     summary = [line for line in lines if "outcome" in line]
     assert [(line["update_id"], line["command"], line["outcome"]) for line in summary] == [
-        (7001, "/status", "handled"),
-        (7001, "/status", "duplicate"),
-        (7002, "/players", "failed"),
-        (7003, "/other", "handled"),
+        (7001, "status", "handled"),
+        (7001, "status", "duplicate"),
+        (7002, "players", "failed"),
+        (7003, "other", "handled"),
     ]
     for line in summary:
         assert line["level"] == "INFO"

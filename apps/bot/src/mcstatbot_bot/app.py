@@ -18,9 +18,9 @@ from telegram.error import TelegramError
 
 from mcstatbot_bot import metrics
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
+from mcstatbot_bot.clients import query_http_client
 from mcstatbot_bot.flood import FloodControl
 from mcstatbot_bot.handlers import BOT_COMMANDS, BotHandlers
-from mcstatbot_bot.http import requester
 from mcstatbot_bot.query_client import QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.telegram_api import build_application
@@ -79,13 +79,13 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             store = build_store(settings)
             await store.open()
             stack.push_async_callback(store.close)
-            http = requester(settings.query_service_url, timeout=settings.query_timeout, max_connections=100)
+            http = query_http_client(settings.query_service_url, timeout=settings.query_timeout)
             stack.push_async_callback(http.aclose)
             breaker = CircuitBreaker(
                 settings.breaker_failure_threshold, settings.breaker_reset_seconds, on_change=_breaker_changed
             )
             metrics.BREAKER_STATE.set(int(BreakerState.CLOSED))
-            query = QueryClient(http, breaker, retries=settings.query_retries)
+            query = QueryClient(http, breaker, timeout=settings.query_timeout, retries=settings.query_retries)
             flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
             application = build_application(settings, webhook=webhook_mode)
             BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds).register(application)
@@ -114,7 +114,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             app.state.ready = True
             # Everything made so far (modules, PTB, FastAPI, the SDKs) lives as long as the process: keep
             # it out of the garbage collector's full passes, which otherwise walk all of it and stall
-            # every update in flight (p99 under load ~120 ms -> ~45 ms in the bot benchmark).
+            # every update in flight (docs/benchmarks.md, the bot section).
             gc.collect()
             gc.freeze()
             log.info("bot service started", extra={"mode": settings.bot_mode, "backend": store.backend})

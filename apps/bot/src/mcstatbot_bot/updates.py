@@ -118,7 +118,7 @@ class UpdateRunner:
                     "update %s",
                     outcome.value,
                     extra={
-                        "command": command,
+                        "command": command.removeprefix("/"),  # a log line never shows what was typed
                         "outcome": outcome.value,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                     },

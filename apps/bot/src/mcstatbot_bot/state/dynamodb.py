@@ -10,7 +10,9 @@ All item kinds live in the one table, told apart by the partition key `chat_id` 
   day ahead), taken with a conditional put so only one replica of that bot handles an update.
 
 Region, endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) and credentials (IRSA in the cluster) come from the SDK's
-own environment variables and default chain. The SDK's own retries are off: ResilientStore retries.
+own environment variables and default chain. Retries are the SDK's own, in its standard mode
+(`retries + 1` attempts, exponential backoff with jitter, a retry quota), each counted in
+`mcstatbot_state_store_retries_total` under the ResilientStore operation it belongs to.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 from mcstatbot_common.models import Edition, ServerStatus
 
+from mcstatbot_bot import metrics
 from mcstatbot_bot.state.base import (
     CHAT_TTL,
     REF_TTL,
@@ -41,6 +44,7 @@ from mcstatbot_bot.state.base import (
     parse_iso,
     utc_now,
 )
+from mcstatbot_bot.state.resilient import CURRENT_OPERATION
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -101,12 +105,19 @@ def _conditional_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def _count_retry(attempts: int, **_: Any) -> None:
+    """The SDK asks after every attempt whether to retry; asked after attempt 2 or later, a retry ran."""
+    if attempts > 1:
+        metrics.STATE_RETRIES.labels("dynamodb", CURRENT_OPERATION.get()).inc()
+
+
 class DynamoDBStore:
     backend = "dynamodb"
 
-    def __init__(self, table: str, *, timeout: float = 2.0, bot_id: str = "") -> None:
+    def __init__(self, table: str, *, timeout: float = 2.0, bot_id: str = "", retries: int = 3) -> None:
         self.table = table
         self.bot_id = bot_id
+        self._retries = retries
         self._timeout = timeout
         self._stack = contextlib.AsyncExitStack()
         self._client: DynamoDBClient | None = None
@@ -119,7 +130,7 @@ class DynamoDBStore:
 
     async def open(self) -> None:
         config = AioConfig(
-            retries={"total_max_attempts": 1, "mode": "standard"},  # ResilientStore retries
+            retries={"total_max_attempts": self._retries + 1, "mode": "standard"},
             connect_timeout=self._timeout,
             read_timeout=self._timeout,
             max_pool_connections=50,
@@ -127,6 +138,7 @@ class DynamoDBStore:
         self._client = await self._stack.enter_async_context(
             get_session().create_client("dynamodb", region_name=sdk_region(), config=config)
         )
+        self._client.meta.events.register("needs-retry.dynamodb", _count_retry)
 
     async def close(self) -> None:
         await self._stack.aclose()
