@@ -104,6 +104,7 @@ def serve() -> None:
         timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
         proxy_headers=True,
         server_header=False,
+        ws="none",  # no WebSocket endpoint: uvicorn need not load a WebSocket implementation
     )
 
 
