@@ -54,13 +54,14 @@ async def _check_telegram(settings: BotSettings) -> tuple[int, str]:
     """(0, "@username") when the Bot API knows the token; else (exit status, the one line to print)."""
     from telegram import Bot  # noqa: PLC0415 - only the commands that talk to Telegram load PTB
     from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut  # noqa: PLC0415
-    from telegram.request import HTTPXRequest  # noqa: PLC0415
+
+    from mcstatbot_bot.clients import bot_api_request  # noqa: PLC0415
 
     root = settings.telegram_api_base_url
     bot = Bot(
         settings.telegram_bot_token.get_secret_value(),
         base_url=f"{root}/bot",
-        request=HTTPXRequest(connection_pool_size=1, connect_timeout=5.0, read_timeout=10.0),
+        request=bot_api_request(connection_pool_size=1, connect_timeout=5.0, read_timeout=10.0),
     )
     try:
         async with bot:

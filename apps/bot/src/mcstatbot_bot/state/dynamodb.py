@@ -145,7 +145,10 @@ class DynamoDBStore:
         self._client = None
 
     async def ping(self) -> None:
-        await self.client.describe_table(TableName=self.table)
+        """DescribeTable within one request's timeout: readiness is a quick question, the SDK's retries
+        (with their backoff) are for the calls an update needs."""
+        async with asyncio.timeout(self._timeout):
+            await self.client.describe_table(TableName=self.table)
 
     async def _get(self, key: str) -> dict[str, Any] | None:
         response = await self.client.get_item(
