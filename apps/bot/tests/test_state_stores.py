@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -329,3 +331,23 @@ async def test_sqlite_file_from_before_claims_named_the_bot(tmp_path: Path) -> N
         assert await store.claim_update(7, 60, "b") is ClaimResult.DUPLICATE
     finally:
         await store.close()
+
+
+def test_the_aws_sdk_is_loaded_only_for_dynamodb(tmp_path: Path) -> None:
+    """The bot's own modules import the AWS SDK only when STATE_BACKEND=dynamodb (a fresh interpreter;
+    tracing is not set up here, since mcstatbot_common's setup_tracing instruments what is installed)."""
+    code = f"""
+import os, sys
+os.environ.update(TELEGRAM_BOT_TOKEN="1:x", SQLITE_PATH={str(tmp_path / "s.db")!r})
+from mcstatbot_bot.app import create_app
+from mcstatbot_bot.settings import BotSettings
+from mcstatbot_bot.state import build_store
+create_app(BotSettings())
+for backend in ("sqlite", "memory"):
+    build_store(BotSettings(state_backend=backend))
+aws = ("boto3", "botocore", "aioboto3", "aiobotocore", "types_aiobotocore_dynamodb")
+assert not [m for m in sys.modules if m.split(".")[0] in aws], sorted(sys.modules)
+build_store(BotSettings(state_backend="dynamodb"))
+assert "aiobotocore.session" in sys.modules
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
