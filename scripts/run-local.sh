@@ -49,6 +49,9 @@ EOF
   exit 2
 fi
 
+# --- does Telegram know the token? (one line and a non-zero exit when not, before anything starts) ---
+bot_name=$("$PY" -m mcstatbot_bot check-telegram) || exit $?
+
 # --- configuration: the embedded defaults, each one overridable from the environment ---------------
 BIND=${HOST:-127.0.0.1}
 QUERY_PORT=${QUERY_PORT:-8081}
@@ -91,8 +94,15 @@ trap 'stop_all; exit 143' TERM
 trap 'stop_all' EXIT
 
 # Waits until GET url/ready answers 200 while pid is alive (scripts/wait_for_ready.py); fails after 60 s.
+# A service that exits during start-up has said why itself: this exits with its status, adding nothing.
 wait_ready() {
-  "$PY" scripts/wait_for_ready.py "$1" "$2" "$3" 60 || fail "$1 did not become ready (its output is above)"
+  "$PY" scripts/wait_for_ready.py "$1" "$2" "$3" 60 2>/dev/null && return 0
+  if ! kill -0 "$2" 2>/dev/null; then
+    local status=0
+    wait "$2" || status=$?
+    exit $(( status == 0 ? 1 : status ))
+  fi
+  fail "$1 not ready after 60 s (its output is above)"
 }
 
 cache="in-process cache"
@@ -118,7 +128,7 @@ cat <<EOF
 
   mcstatbot is running.
     query service  http://${BIND}:${QUERY_PORT}   (pid $query_pid; try ${QUERY_URL}/api/v1/status/HOST)
-    bot            http://${BIND}:${BOT_PORT}   (pid $bot_pid; $BOT_MODE, $STATE_BACKEND state) - send /start to your bot
+    bot            http://${BIND}:${BOT_PORT}   (pid $bot_pid; $BOT_MODE, $STATE_BACKEND state) - send /start to ${bot_name}
   Press Ctrl-C to stop both.
 
 EOF

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+REFUSED_TOKEN = "111111:not-the-token-telegram-knows-0123456789"  # noqa: S105 - a token no server knows
 
 
 def alive(pid: int) -> bool:
@@ -128,3 +130,60 @@ def test_it_uses_redis_and_dynamodb_when_configured(tmp_path: Path) -> None:
             run.stop()
         assert "stopped" in run.log_text()
         assert not (tmp_path / "mcstatbot.db").exists()
+
+
+def _run_local(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "scripts/run-local.sh"],  # what `make run` runs
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def _one_clear_line(result: subprocess.CompletedProcess[str]) -> str:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert "starting" not in result.stdout  # nothing was started
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+@pytest.mark.timeout(300)
+def test_a_token_telegram_refuses_is_one_clear_line(tmp_path: Path) -> None:
+    with BotApiServer() as api:
+        env = local_run_env(
+            TELEGRAM_BOT_TOKEN=REFUSED_TOKEN,
+            TELEGRAM_API_BASE_URL=api.base_url,
+            QUERY_PORT=str(free_port()),
+            BOT_PORT=str(free_port()),
+            SQLITE_PATH=str(tmp_path / "state.db"),
+        )
+        result = _run_local(env)
+        assert [c.error_code for c in api.calls_to("getMe")] == [401]
+    assert result.returncode == 2
+    line = _one_clear_line(result)
+    assert "refused TELEGRAM_BOT_TOKEN (401 Unauthorized)" in line
+    assert "@BotFather" in line
+    assert "not-the-token" not in line
+
+
+@pytest.mark.timeout(300)
+def test_an_unreachable_bot_api_is_one_clear_line(tmp_path: Path) -> None:
+    nowhere = f"http://{LOOPBACK}:{free_port()}"  # nothing listens there
+    env = local_run_env(
+        TELEGRAM_BOT_TOKEN=REFUSED_TOKEN,
+        TELEGRAM_API_BASE_URL=nowhere,
+        QUERY_PORT=str(free_port()),
+        BOT_PORT=str(free_port()),
+        SQLITE_PATH=str(tmp_path / "state.db"),
+    )
+    result = _run_local(env)
+    assert result.returncode == 1
+    line = _one_clear_line(result)
+    assert f"cannot reach the Telegram Bot API at {nowhere}" in line
+    assert "Check the network" in line

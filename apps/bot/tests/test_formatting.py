@@ -20,6 +20,7 @@ from mcstatbot_common.models import (
     SrvRecord,
     Version,
 )
+from mcstatbot_testkit.telegram import parse_html, utf16_length
 
 ALLOWED_TAGS = {"b", "i", "code"}
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -143,3 +144,79 @@ def test_every_problem_has_a_text_that_says_what_to_do() -> None:
     assert formatting.problem_plain(Problem.BUTTON_EXPIRED).startswith(
         "⌛ This button has expired. Send /status"
     )
+
+
+BIDI = "\u202e\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c\u202a\u202b\u202c"
+
+
+def assert_telegram_accepts(text: str) -> None:
+    """What the Bot API test server checks, as Telegram does: the HTML parses, and its visible text is
+    within 4096 UTF-16 code units."""
+    visible = parse_html(text)
+    assert visible.strip()
+    assert utf16_length(visible) <= formatting.MAX_MESSAGE
+
+
+def test_bidi_controls_from_servers_are_removed() -> None:
+    status = online(
+        address=f"{BIDI}evil.example:25565",
+        motd=Motd(raw="x", clean=f"{BIDI}Welcome", html=""),
+        version=Version(name=f"1.21{BIDI}", protocol=767),
+        srv=SrvRecord(target=f"mc{BIDI}.example.com", port=25566),
+    )
+    players = PlayerList(
+        address="a:1",
+        online=True,
+        players=PlayerCount(online=1, max=2),
+        names=[f"{BIDI}Steve"],
+        source="query",
+        retrieved_at=NOW,
+    )
+    texts = [
+        formatting.status_card(status, now=NOW),
+        formatting.players_card(players, now=NOW),
+        formatting.problem(Problem.INVALID_ADDRESS, address=f"{BIDI}x", detail=f"{BIDI}y"),
+        formatting.start_text(f"{BIDI}Eve"),
+    ]
+    for text in texts:
+        assert not set(BIDI) & set(text)
+    assert "Welcome" in texts[0]
+    assert "• Steve" in texts[1]
+
+
+def test_lengths_count_utf16_units_after_entities() -> None:
+    # names outside the BMP count two units each, entities count one: the list is cut by what Telegram counts
+    names = [f"{'😀' * 64}{i}" for i in range(500)] + [f"{'&' * 60}{i}" for i in range(500)]
+    players = PlayerList(
+        address="a:1", online=True, players=PlayerCount(online=1000, max=1000), names=names, source="query"
+    )
+    text = formatting.players_card(players, now=NOW)
+    assert_telegram_accepts(text)
+    assert "…and" in text
+    # the longest status card: every server-provided field at its bound, in astral characters
+    big = "😀" * 5000
+    status = online(
+        address=big,
+        motd=Motd(raw="x", clean=big, html=""),
+        version=Version(name=big, protocol=1),
+        srv=SrvRecord(target=big, port=1),
+    )
+    for card in (formatting.status_card(status, now=NOW), formatting.status_card(status, stored_at=NOW)):
+        assert_telegram_accepts(card)
+
+
+def test_what_a_user_typed_is_cut_and_escaped() -> None:
+    typed = "<" + "a" * 4088
+    text = formatting.problem(Problem.INVALID_ADDRESS, address=typed, detail="d" * 5000)
+    assert_telegram_accepts(text)
+    assert "&lt;" + "a" * 62 + "…" in text
+    assert "d" * (formatting.MAX_DETAIL) not in text
+    assert formatting.visible_length(text) < 500
+
+
+def test_callback_answers_stay_within_200() -> None:
+    for kind in Problem:
+        answer = formatting.problem_plain(
+            kind, address="x" * 300, detail="y" * 300, command="c", limit=1, window=1
+        )
+        assert utf16_length(answer) <= formatting.MAX_CALLBACK_ANSWER

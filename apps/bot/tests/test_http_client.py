@@ -1,6 +1,7 @@
-"""The bot's small HTTP/1.1 client (mcstatbot_bot.http) against real sockets on loopback: keep-alive,
-the pool's limits, every way a response can end or fail, TLS, spans and trace context, proxies; and PTB
-on top of it (BotApiRequest) against the Bot API test server."""
+"""The bot's HTTP clients (mcstatbot_bot.clients: httpx for the query service, PTB's HTTPXRequest for
+the Bot API) against real sockets on loopback: keep-alive, the pool's limits, timeouts and cancellation,
+every way a response can end or fail, the bound on a response's size, TLS, proxies, spans (the token
+redacted) and trace context; and PTB on its request layer against the Bot API test server."""
 
 from __future__ import annotations
 
@@ -12,17 +13,9 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
-from mcstatbot_bot.http import (
-    HttpClient,
-    HttpConnectError,
-    HttpPoolTimeoutError,
-    HttpProtocolError,
-    HttpTimeoutError,
-    HttpxRequester,
-    uses_proxy,
-)
-from mcstatbot_bot.telegram_api import BotApiRequest, redact_bot_url
+from mcstatbot_bot.clients import ResponseTooLargeError, bot_api_request, query_http_client
 from mcstatbot_common.observability import setup_tracing
 from mcstatbot_testkit.net import LOOPBACK, free_port
 from mcstatbot_testkit.telegram import BotApiServer
@@ -109,11 +102,12 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
 
 
 @pytest.fixture
-async def clients() -> AsyncIterator[Callable[..., HttpClient]]:
-    made: list[HttpClient] = []
+async def clients() -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
+    made: list[httpx.AsyncClient] = []
 
-    def make(base_url: str = "", **options: object) -> HttpClient:
-        client = HttpClient(base_url, **options)  # type: ignore[arg-type]
+    def make(base_url: str = "", **options: object) -> httpx.AsyncClient:
+        options.setdefault("timeout", 5.0)
+        client = query_http_client(base_url, **options)  # type: ignore[arg-type]
         made.append(client)
         return client
 
@@ -126,13 +120,13 @@ async def clients() -> AsyncIterator[Callable[..., HttpClient]]:
 
 
 async def test_keep_alive_reuses_one_connection(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     server = await serve()
     client = clients(server.url)
-    first = await client.request("POST", "/api/x", body=b'{"a":1}', content_type="application/json")
-    second = await client.post_json("/api/y?z=1", {"b": "é"})
-    assert (first.status, first.json()) == (200, {"ok": True})
+    first = await client.post("/api/x", content=b'{"a":1}', headers={"Content-Type": "application/json"})
+    second = await client.post("/api/y?z=1", json={"b": "é"})
+    assert (first.status_code, first.json()) == (200, {"ok": True})
     assert first.headers["content-type"] == "application/json"
     assert second.json() == {"ok": True}
     assert server.connections == 1
@@ -146,7 +140,7 @@ async def test_keep_alive_reuses_one_connection(
 
 
 async def test_absolute_urls_and_concurrency_within_the_limit(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     async def slow(_: Seen, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(0.05)
@@ -155,27 +149,27 @@ async def test_absolute_urls_and_concurrency_within_the_limit(
     server = await serve(slow)
     client = clients(max_connections=2)
     answers = await asyncio.gather(*(client.request("GET", f"{server.url}/n{i}") for i in range(6)))
-    assert [a.status for a in answers] == [200] * 6
+    assert [a.status_code for a in answers] == [200] * 6
     assert server.connections == 2
     assert server.requests[0].head.startswith("GET /n")
     assert "content-length" not in server.requests[0].headers
 
 
 async def test_pool_timeout(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     async def hang(_: Seen, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(1)
         await _ok(_, writer)
 
     server = await serve(hang)
-    client = clients(server.url, max_connections=1, pool_timeout=0.1)
-    busy = asyncio.create_task(client.request("GET", "/"))
+    client = clients(server.url, max_connections=1, timeout=httpx.Timeout(5.0, pool=0.1))
+    busy = asyncio.create_task(client.get("/"))
     await asyncio.sleep(0.05)
-    with pytest.raises(HttpPoolTimeoutError):
-        await client.request("GET", "/")
+    with pytest.raises(httpx.PoolTimeout):
+        await client.get("/")
     assert len(server.requests) == 1  # nothing was sent
-    assert (await busy).status == 200
+    assert (await busy).status_code == 200
 
 
 def _hang_once() -> Callable[[Seen, asyncio.StreamWriter], Awaitable[None]]:
@@ -191,31 +185,31 @@ def _hang_once() -> Callable[[Seen, asyncio.StreamWriter], Awaitable[None]]:
 
 
 async def test_a_timed_out_connection_is_dropped(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     server = await serve(_hang_once())
     client = clients(server.url, timeout=0.2)
-    with pytest.raises(HttpTimeoutError):
-        await client.request("GET", "/")
-    assert (await client.request("GET", "/")).status == 200
+    with pytest.raises(httpx.ReadTimeout):
+        await client.get("/")
+    assert (await client.get("/")).status_code == 200
     assert server.connections == 2
 
 
 async def test_cancelling_a_request_frees_its_connection_slot(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     server = await serve(_hang_once())
-    client = clients(server.url, max_connections=1, pool_timeout=0.5)
-    task = asyncio.create_task(client.request("GET", "/"))
+    client = clients(server.url, max_connections=1, timeout=httpx.Timeout(5.0, pool=0.5))
+    task = asyncio.create_task(client.get("/"))
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert (await client.request("GET", "/")).status == 200
+    assert (await client.get("/")).status_code == 200
 
 
 async def test_chunked_gzip_and_close_delimited_bodies(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     async def varied(seen: Seen, writer: asyncio.StreamWriter) -> None:
         if seen.head.startswith("GET /chunked"):
@@ -237,17 +231,17 @@ async def test_chunked_gzip_and_close_delimited_bodies(
 
     server = await serve(varied)
     client = clients(server.url)
-    assert (await client.request("GET", "/chunked")).body == b"hello world"
-    assert (await client.request("GET", "/gzip")).json() == {"packed": True}
-    closed = await client.request("GET", "/close")
-    assert (closed.status, closed.body) == (503, b"until the end")
+    assert (await client.get("/chunked")).content == b"hello world"
+    assert (await client.get("/gzip")).json() == {"packed": True}
+    closed = await client.get("/close")
+    assert (closed.status_code, closed.content) == (503, b"until the end")
     assert server.connections == 1
-    assert (await client.request("GET", "/chunked")).status == 200
+    assert (await client.get("/chunked")).status_code == 200
     assert server.connections == 2  # the close-delimited one was not reused
 
 
 async def test_idle_connections_closed_by_the_server_or_expired_are_not_reused(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     async def once(seen: Seen, writer: asyncio.StreamWriter) -> None:
         await _ok(seen, writer)
@@ -257,12 +251,12 @@ async def test_idle_connections_closed_by_the_server_or_expired_are_not_reused(
 
     server = await serve(once)
     client = clients(server.url, keepalive_expiry=0.2)
-    await client.request("GET", "/last")
+    await client.get("/last")
     await asyncio.sleep(0.1)
-    assert (await client.request("GET", "/")).status == 200
+    assert (await client.get("/")).status_code == 200
     assert server.connections == 2
     await asyncio.sleep(0.3)  # past the client's own keep-alive expiry
-    assert (await client.request("GET", "/")).status == 200
+    assert (await client.get("/")).status_code == 200
     assert server.connections == 3
 
 
@@ -270,7 +264,7 @@ async def test_idle_connections_closed_by_the_server_or_expired_are_not_reused(
     "reply", [b"", b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort", b"SMTP ready\r\n\r\n"]
 )
 async def test_no_answer_half_an_answer_or_garbage_is_a_protocol_error(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient], reply: bytes
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient], reply: bytes
 ) -> None:
     async def broken(_: Seen, writer: asyncio.StreamWriter) -> None:
         writer.write(reply)
@@ -278,20 +272,24 @@ async def test_no_answer_half_an_answer_or_garbage_is_a_protocol_error(
         writer.close()
 
     server = await serve(broken)
-    with pytest.raises(HttpProtocolError):
-        await clients(server.url).request("GET", "/")
+    with pytest.raises(httpx.RemoteProtocolError):
+        await clients(server.url).get("/")
 
 
-async def test_refused_and_bad_input(clients: Callable[..., HttpClient]) -> None:
+async def test_refused_and_bad_input(
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
+) -> None:
     client = clients(f"http://{LOOPBACK}:{free_port()}")
-    with pytest.raises(HttpConnectError):
-        await client.request("GET", "/")
-    with pytest.raises(ValueError, match="line break"):
-        await client.request("GET", "/", headers={"X-Evil": "a\r\nInjected: 1"})
-    with pytest.raises(ValueError, match="whitespace"):
-        await client.request("GET", "/a b")
-    with pytest.raises(ValueError, match="not an http"):
-        await clients().request("GET", "ftp://example.com/")
+    with pytest.raises(httpx.ConnectError):
+        await client.get("/")
+    server = await serve()
+    client = clients(server.url)
+    with pytest.raises(httpx.LocalProtocolError):
+        await client.get("/", headers={"X-Evil": "a\r\nInjected: 1"})
+    assert (await client.get("/a b")).status_code == 200
+    assert [seen.head for seen in server.requests] == ["GET /a%20b HTTP/1.1"]  # quoted, never split
+    with pytest.raises(httpx.UnsupportedProtocol):
+        await clients().get("ftp://example.com/")
 
 
 @pytest.fixture
@@ -321,23 +319,25 @@ def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def test_tls(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient], tls_cert: tuple[Path, Path]
+    serve: Callable[..., Awaitable[Server]],
+    clients: Callable[..., httpx.AsyncClient],
+    tls_cert: tuple[Path, Path],
 ) -> None:
     cert, key = tls_cert
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     server = await serve(ssl_context=server_context)
     trusting = ssl.create_default_context(cafile=str(cert))
-    client = clients(server.url, ssl_context=trusting)
-    assert (await client.request("GET", "/")).json() == {"ok": True}
-    assert (await client.request("GET", "/")).status == 200
+    client = clients(server.url, verify=trusting)
+    assert (await client.get("/")).json() == {"ok": True}
+    assert (await client.get("/")).status_code == 200
     assert server.connections == 1
-    with pytest.raises(HttpConnectError):  # the default trust store does not know this certificate
-        await clients(server.url).request("GET", "/")
+    with pytest.raises(httpx.ConnectError):  # the default trust store does not know this certificate
+        await clients(server.url).get("/")
 
 
 async def test_client_spans_and_trace_context(
-    serve: Callable[..., Awaitable[Server]], clients: Callable[..., HttpClient]
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     exporter = InMemorySpanExporter()
     assert setup_tracing("bot", span_processors=[SimpleSpanProcessor(exporter)]) is not None
@@ -350,11 +350,18 @@ async def test_client_spans_and_trace_context(
         await _ok(seen, writer)
 
     server = await serve(not_found)
-    traced = clients(server.url, inject_trace_context=True)
-    quiet = clients(server.url, span_url=redact_bot_url)
-    with trace.get_tracer("test").start_as_current_span("parent") as parent:
-        await traced.request("POST", "/api/v1/status", body=b"{}")
-        await quiet.request("POST", "/bot123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345678/missing")
+    query = clients(server.url)
+    bot_api = bot_api_request(connection_pool_size=1, connect_timeout=2, read_timeout=2)
+    await bot_api.initialize()
+    try:
+        with trace.get_tracer("test").start_as_current_span("parent") as parent:
+            await query.post("/api/v1/status", content=b"{}")
+            status, _ = await bot_api.do_request(
+                f"{server.url}/bot123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345678/missing", "POST"
+            )
+    finally:
+        await bot_api.shutdown()
+    assert status == 404
     spans = [s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.CLIENT]
     assert [s.name for s in spans] == ["POST", "POST"]
     first, second = spans
@@ -365,72 +372,95 @@ async def test_client_spans_and_trace_context(
     assert first.parent is not None
     assert first.parent.span_id == parent.get_span_context().span_id
     assert second.attributes["http.url"] == f"{server.url}/bot<redacted>/missing"
+    assert "ABCdefGHI" not in str(second.attributes)
     assert second.status.status_code is trace.StatusCode.ERROR
-    sent, unsent = server.requests
+    sent = server.requests[0]
     trace_id = format(first.context.trace_id, "032x")
     assert trace_id in sent.headers["traceparent"]
     assert format(first.context.span_id, "016x") in sent.headers["traceparent"]
-    assert "traceparent" not in unsent.headers
 
 
-def test_uses_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_size_of_a_response_is_bounded(
+    serve: Callable[..., Awaitable[Server]], clients: Callable[..., httpx.AsyncClient]
+) -> None:
+    async def big(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        if " /declared " in seen.head:  # says 10 MB, sends a little
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n" + b"x" * 1024)
+        elif " /endless " in seen.head:  # chunked, no length: 64 KB chunks until cut off
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(100):
+                writer.write(b"10000\r\n" + b"y" * 65536 + b"\r\n")
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"z" * 1000)
+        await writer.drain()
+
+    server = await serve(big)
+    client = clients(server.url, max_response_bytes=256 * 1024)
+    with pytest.raises(ResponseTooLargeError, match="10485760"):
+        await client.get("/declared")
+    with pytest.raises(ResponseTooLargeError, match="larger than 262144"):
+        await client.get("/endless")
+    assert (await client.get("/small")).content == b"z" * 1000  # within the bound: served as usual
+    request = bot_api_request(
+        connection_pool_size=1, connect_timeout=2, read_timeout=2, max_response_bytes=256 * 1024
+    )
+    await request.initialize()
+    try:
+        with pytest.raises(NetworkError, match="larger than"):
+            await request.post(f"{server.url}/endless")
+    finally:
+        await request.shutdown()
+
+
+async def test_proxies_from_the_environment(
+    serve: Callable[..., Awaitable[Server]],
+    clients: Callable[..., httpx.AsyncClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = await serve()  # a forward proxy sees the request in absolute form
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-    assert not uses_proxy("https://api.telegram.org")
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    assert uses_proxy("https://api.telegram.org")
-    assert not uses_proxy("http://query:8081")
-    monkeypatch.setenv("NO_PROXY", "api.telegram.org")
-    assert not uses_proxy("https://api.telegram.org")
-    monkeypatch.setenv("ALL_PROXY", "http://proxy.internal:3128")
-    assert uses_proxy("http://query:8081")
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    target = f"http://query.internal:{free_port()}"
+    assert (await clients(target).get("/api")).json() == {"ok": True}
+    assert proxy.requests[0].head == f"GET {target}/api HTTP/1.1"
+    monkeypatch.setenv("NO_PROXY", "query.internal")
+    with pytest.raises(httpx.ConnectError):  # exempt: straight to a host that does not resolve
+        await clients(target).get("/api")
+    assert len(proxy.requests) == 1
 
 
-async def test_httpx_requester_gives_the_same_answers(serve: Callable[..., Awaitable[Server]]) -> None:
-    server = await serve()
-    client = HttpxRequester(server.url, timeout=2)
-    try:
-        answer = await client.request("POST", "/x", body=b"{}", content_type="application/json")
-        assert (answer.status, answer.json()) == (200, {"ok": True})
-        assert server.requests[0].headers["content-type"] == "application/json"
-    finally:
-        await client.aclose()
-    refused = HttpxRequester(f"http://{LOOPBACK}:{free_port()}", timeout=2)
-    try:
-        with pytest.raises(HttpConnectError):
-            await refused.request("GET", "/")
-    finally:
-        await refused.aclose()
-
-
-async def test_ptb_on_the_small_client() -> None:
+async def test_ptb_on_its_request_layer() -> None:
     with BotApiServer() as api:
-        request = BotApiRequest(connection_pool_size=4, read_timeout=5)
+        request = bot_api_request(connection_pool_size=4, connect_timeout=2, read_timeout=5)
         bot = Bot(api.token, base_url=f"{api.base_url}/bot", request=request)
         async with bot:
             assert (await bot.get_me()).username == api.bot_username
-            sent = await bot.send_message(42, "<b>hi</b> & bye", parse_mode="HTML")
+            sent = await bot.send_message(42, "<b>hi</b> &amp; bye", parse_mode="HTML")
             assert sent.chat.id == 42
             call = api.calls_to("sendMessage", 42)[0]
-            assert call.params["text"] == "<b>hi</b> & bye"
+            assert call.params["text"] == "<b>hi</b> &amp; bye"
             assert call.params["parse_mode"] == "HTML"
         async with bot:  # initialised again after a shutdown
             assert (await bot.get_me()).id == api.bot_user["id"]
 
 
-async def test_ptb_errors_on_the_small_client(serve: Callable[..., Awaitable[Server]]) -> None:
+async def test_ptb_errors_on_its_request_layer(serve: Callable[..., Awaitable[Server]]) -> None:
     async def hang(_: Seen, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(1)
         await _ok(_, writer)
 
     server = await serve(hang)
-    request = BotApiRequest(read_timeout=0.2)
+    request = bot_api_request(connection_pool_size=1, connect_timeout=2, read_timeout=0.2)
+    await request.initialize()
     try:
         with pytest.raises(TimedOut):
             await request.post(f"{server.url}/botX/getMe")
         refused = f"http://{LOOPBACK}:{free_port()}/botX/getMe"
-        with pytest.raises(NetworkError, match="HttpConnectError"):
+        with pytest.raises(NetworkError, match="ConnectError"):
             await request.post(refused)
     finally:
         await request.shutdown()

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
-from mcstatbot_bot.http import HttpClient, HttpxRequester
+from mcstatbot_bot.clients import query_http_client
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
 from mcstatbot_common.models import Edition
 from mcstatbot_testkit.net import LOOPBACK, async_wait_for_tcp, free_port
@@ -42,7 +42,14 @@ class StandIn:
     def __init__(self) -> None:
         self.script: list[int | str] = []  # status code, or "hang"
         self.bodies: list[dict[str, Any]] = []
+        self.healthy = True
         self.app = FastAPI()
+
+        @self.app.get("/health")
+        async def health() -> JSONResponse:
+            return JSONResponse(
+                {"status": "ok"} if self.healthy else {"status": "down"}, 200 if self.healthy else 503
+            )
 
         @self.app.post("/api/v1/{endpoint}")
         async def endpoint(endpoint: str, request: Request) -> JSONResponse:
@@ -85,8 +92,8 @@ async def _no_sleep(_: float) -> None:
 
 
 def _client(url: str, breaker: CircuitBreaker | None = None, timeout: float = 3.0) -> QueryClient:
-    http = HttpClient(url, timeout=timeout, inject_trace_context=True)
-    return QueryClient(http, breaker or CircuitBreaker(3, 30), retries=1, sleep=_no_sleep)
+    http = query_http_client(url, timeout=timeout)
+    return QueryClient(http, breaker or CircuitBreaker(3, 30), timeout=timeout, retries=1, sleep=_no_sleep)
 
 
 async def test_ok_and_body(stand_in: tuple[StandIn, str]) -> None:
@@ -140,6 +147,31 @@ async def test_4xx_is_its_meaning_not_an_outage(
     assert breaker.state is BreakerState.CLOSED
 
 
+@pytest.mark.parametrize("failure", [500, "hang"])
+async def test_a_failure_for_one_server_does_not_open_the_breaker(
+    stand_in: tuple[StandIn, str], failure: int | str
+) -> None:
+    # the service answers /health: a 500 or a timeout for one request is that request's (a hostile
+    # server's), not the service's, and no number of them opens the breaker
+    fake, url = stand_in
+    breaker = CircuitBreaker(2, 30)
+    client = _client(url, breaker, timeout=0.3)
+    fake.script = [failure] * 6
+    for _ in range(3):
+        with pytest.raises(QueryUnavailable) as caught:
+            await client.status("hostile.example")
+        assert not caught.value.short_circuited
+    assert breaker.consecutive_failures == 0
+    assert (await client.status("a.example")).online
+    # the same failures while /health fails too: the service's own, and the breaker opens
+    fake.healthy = False
+    fake.script = [failure] * 4
+    for _ in range(2):
+        with pytest.raises(QueryUnavailable):
+            await client.status("hostile.example")
+    assert breaker.state is BreakerState.OPEN
+
+
 async def test_breaker_opens_short_circuits_and_recovers() -> None:
     port = free_port()  # nothing listens: connection refused
     now = [0.0]
@@ -170,7 +202,7 @@ async def test_breaker_opens_short_circuits_and_recovers() -> None:
 
 
 async def test_real_query_service(query: ServiceProcess, java_peer: JavaPeer) -> None:
-    http = HttpClient(query.url, timeout=5)
+    http = query_http_client(query.url, timeout=5)
     try:
         client = QueryClient(http, CircuitBreaker(3, 30))
         status = await client.status(java_peer.address)
@@ -187,8 +219,7 @@ async def test_real_query_service(query: ServiceProcess, java_peer: JavaPeer) ->
 
 
 async def test_real_query_service_forbidden(strict_query: ServiceProcess, java_peer: JavaPeer) -> None:
-    # through httpx, as when a proxy applies to the query service's URL
-    http = HttpxRequester(strict_query.url, timeout=5)
+    http = query_http_client(strict_query.url, timeout=5)
     try:
         client = QueryClient(http, CircuitBreaker(3, 30))
         with pytest.raises(QueryRejected) as caught:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -15,6 +17,7 @@ from mcstatbot_bot.state.memory import MemoryStore
 from mcstatbot_bot.state.sqlite import SqliteStore
 from mcstatbot_common.models import Edition, ServerStatus
 from mcstatbot_testkit.net import LOOPBACK, free_port
+from prometheus_client import REGISTRY
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from mcstatbot_testkit.dynamodb import DynamoDBLocal
 
 TABLE = "user_sessions"
+RETRIES = "mcstatbot_state_store_retries_total"
 STATUS = ServerStatus.model_validate(
     {
         "address": "play.example.com:25565",
@@ -174,10 +178,14 @@ async def test_unreachable_dynamodb_degrades_to_answers(monkeypatch: pytest.Monk
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    store = ResilientStore(DynamoDBStore(TABLE, timeout=0.5), retries=3, backoff_base=0.01)
+    # as build_store makes it: the SDK retries (standard mode), ResilientStore does not retry on top
+    store = ResilientStore(DynamoDBStore(TABLE, timeout=0.5, retries=2), retries=0)
+    before = REGISTRY.get_sample_value(RETRIES, {"backend": "dynamodb", "operation": "get_chat"}) or 0.0
     await store.open()
     try:
         assert await store.get_chat(1) is None
+        after = REGISTRY.get_sample_value(RETRIES, {"backend": "dynamodb", "operation": "get_chat"})
+        assert after == before + 2  # the SDK's two retries, counted under the store's operation
         await store.save_chat(1, SERVER, STATUS)  # logged, not raised
         assert await store.claim_update(5, 60) is ClaimResult.CLAIMED  # handle rather than drop
         assert not await store.healthy()
@@ -237,13 +245,13 @@ async def test_sqlite_forgets_day_old_claims_once_a_minute(tmp_path: Path) -> No
         day_ago = time.time() - 2 * 86400
         await store.db.execute(
             "INSERT INTO updates (update_id, status, lease_until, updated_at) VALUES (?, 'done', 0, ?)",
-            (update_id, day_ago),
+            (str(update_id), day_ago),
         )
         await store.db.commit()
 
     async def claims() -> set[int]:
         async with store.db.execute("SELECT update_id FROM updates") as cursor:
-            return {row[0] for row in await cursor.fetchall()}
+            return {int(row[0]) for row in await cursor.fetchall()}
 
     try:
         await old_claim(1)
@@ -256,3 +264,90 @@ async def test_sqlite_forgets_day_old_claims_once_a_minute(tmp_path: Path) -> No
         assert await claims() == {2, 10, 11}  # not another full-table scan within the minute
     finally:
         await store.close()
+
+
+async def test_update_ids_beyond_64_bits(store: StateStore) -> None:
+    huge = 2**70 + _chat()  # beyond SQLite's INTEGER; DynamoDB and memory take it too
+    assert await store.claim_update(huge, 60, "a") is ClaimResult.CLAIMED
+    assert await store.claim_update(huge + 1, 60, "a") is ClaimResult.CLAIMED
+    await store.finish_update(huge)
+    assert await store.claim_update(huge, 60, "b") is ClaimResult.DUPLICATE
+    await store.release_update(huge + 1)
+    assert await store.claim_update(huge + 1, 60, "b") is ClaimResult.CLAIMED
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+async def two_bots(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[StateStore, StateStore]]:
+    """Two bots (ids 111 and 222) on one state store: the same SQLite file, the same DynamoDB table."""
+    stores: list[StateStore]
+    if request.param == "sqlite":
+        stores = [SqliteStore(str(tmp_path / "shared.db"), bot_id=bot) for bot in ("111", "222")]
+    else:
+        ddb: DynamoDBLocal = request.getfixturevalue("dynamodb")
+        ddb.apply_env(monkeypatch)
+        stores = [DynamoDBStore(TABLE, bot_id=bot) for bot in ("111", "222")]
+    for store in stores:
+        await store.open()
+    try:
+        yield stores[0], stores[1]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_two_bots_on_one_store_keep_their_own_claims(two_bots: tuple[StateStore, StateStore]) -> None:
+    first, second = two_bots
+    update_id = _chat()
+    assert await first.claim_update(update_id, 60, "a") is ClaimResult.CLAIMED
+    assert await second.claim_update(update_id, 60, "b") is ClaimResult.CLAIMED  # not BUSY: another bot's
+    await first.finish_update(update_id)
+    assert await second.claim_update(update_id, 60, "c") is ClaimResult.BUSY  # its own claim, still held
+    await second.release_update(update_id)
+    assert await first.claim_update(update_id, 60, "d") is ClaimResult.DUPLICATE
+    assert await second.claim_update(update_id, 60, "e") is ClaimResult.CLAIMED  # not a duplicate of 111's
+    await second.finish_update(update_id)
+    assert await second.claim_update(update_id, 60, "f") is ClaimResult.DUPLICATE
+
+
+async def test_sqlite_file_from_before_claims_named_the_bot(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = SqliteStore(str(path))
+    await old.open()
+    await old.db.execute("DROP TABLE updates")
+    await old.db.execute(
+        "CREATE TABLE updates (update_id INTEGER PRIMARY KEY, status TEXT NOT NULL, "
+        "lease_until REAL NOT NULL, updated_at REAL NOT NULL)"
+    )
+    await old.db.execute("INSERT INTO updates VALUES (7, 'done', 0, 0)")
+    await old.db.commit()
+    await old.close()
+    store = SqliteStore(str(path), bot_id="111")
+    await store.open()
+    try:
+        assert await store.claim_update(7, 60, "a") is ClaimResult.CLAIMED
+        await store.finish_update(7)
+        assert await store.claim_update(7, 60, "b") is ClaimResult.DUPLICATE
+    finally:
+        await store.close()
+
+
+def test_the_aws_sdk_is_loaded_only_for_dynamodb(tmp_path: Path) -> None:
+    """The bot's own modules import the AWS SDK only when STATE_BACKEND=dynamodb (a fresh interpreter;
+    tracing is not set up here, since mcstatbot_common's setup_tracing instruments what is installed)."""
+    code = f"""
+import os, sys
+os.environ.update(TELEGRAM_BOT_TOKEN="1:x", SQLITE_PATH={str(tmp_path / "s.db")!r})
+from mcstatbot_bot.app import create_app
+from mcstatbot_bot.settings import BotSettings
+from mcstatbot_bot.state import build_store
+create_app(BotSettings())
+for backend in ("sqlite", "memory"):
+    build_store(BotSettings(state_backend=backend))
+aws = ("boto3", "botocore", "aioboto3", "aiobotocore", "types_aiobotocore_dynamodb")
+assert not [m for m in sys.modules if m.split(".")[0] in aws], sorted(sys.modules)
+build_store(BotSettings(state_backend="dynamodb"))
+assert "aiobotocore.session" in sys.modules
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

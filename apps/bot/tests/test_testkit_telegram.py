@@ -155,3 +155,49 @@ async def test_wrong_token_is_unauthorized(api: BotApiServer) -> None:
     bot = Bot("1:wrong-token-xxxxxxxxxxxxxxxxxxxxxx", base_url=f"{api.base_url}/bot")
     with pytest.raises(Exception, match="rejected"):
         await bot.initialize()
+
+
+async def test_refuses_what_telegram_refuses(api: BotApiServer) -> None:
+    async with _bot(api) as bot:
+        # 4096 after the entities are parsed, counted in UTF-16 code units
+        await bot.send_message(42, "&amp;" * 4096, parse_mode="HTML")
+        await bot.send_message(42, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")
+        await bot.send_message(42, "😀" * 2048)
+        for too_long in ("&amp;" * 4097, "😀" * 2049, "&#128512;" * 2049):
+            with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+                await bot.send_message(42, too_long, parse_mode="HTML")
+        for empty in ("<b></b>", "<i> </i>", ""):
+            with pytest.raises(BadRequest, match=r"(?i)text is empty"):
+                await bot.send_message(42, empty, parse_mode="HTML")
+        for broken in ("<x>y</x>", "<b>open", "a < b", "<b><i>x</b></i>", "</b>", "&#xD800;"):
+            with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
+                await bot.send_message(42, broken, parse_mode="HTML")
+        await bot.send_message(42, "a < b &foo; </x>")  # no parse mode: plain text
+        with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+            await bot.edit_message_text("x", chat_id=42, message_id=999)
+        sent = await bot.send_message(43, "to be deleted")
+        api.delete_message(43, sent.message_id)
+        with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+            await bot.edit_message_text("x", chat_id=43, message_id=sent.message_id)
+        with pytest.raises(BadRequest, match=r"(?i)text is empty"):
+            await bot.edit_message_text("<b></b>", chat_id=42, message_id=1, parse_mode="HTML")
+
+        # callback answers: at most 200 characters, only for a query that was sent, once
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("B", callback_data="d")]])
+        message = await bot.send_message(44, "buttons", reply_markup=markup)
+        first = api.press_button(message.to_dict(), "d")["callback_query"]["id"]
+        second = api.press_button(message.to_dict(), "d")["callback_query"]["id"]
+        with pytest.raises(BadRequest, match=r"(?i)MESSAGE_TOO_LONG"):
+            await bot.answer_callback_query(first, "x" * 201)
+        assert await bot.answer_callback_query(first, "x" * 200)
+        with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+            await bot.answer_callback_query(first)  # answered already
+        with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+            await bot.answer_callback_query("12345")  # never sent
+        assert await bot.answer_callback_query(second)
+        pressed = api.press_button(message.to_dict(), "d", inaccessible=True)
+    assert pressed["callback_query"]["message"] == {
+        "chat": message.chat.to_dict(),
+        "message_id": message.message_id,
+        "date": 0,
+    }

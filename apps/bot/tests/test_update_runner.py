@@ -94,3 +94,44 @@ async def test_outcomes_spans_and_log_context() -> None:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["update_id"] for line in lines] == [4242, 4243]
     assert all("secret.example.com" not in json.dumps(line) for line in lines)
+
+
+async def test_one_structured_line_per_update() -> None:
+    assert setup_tracing("bot") is not None
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("bot"))
+    logger = logging.getLogger("mcstatbot_bot.updates")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    runner = UpdateRunner(ResilientStore(MemoryStore()), 60, frozenset({"status", "players"}))
+
+    async def handle(_: Update) -> None:
+        return None
+
+    async def fail(_: Update) -> None:
+        mark_current_update_failed()
+
+    try:
+        await runner.run(_update(7001, "/status secret.example.com"), handle)
+        await runner.run(_update(7001, "/status secret.example.com"), handle)
+        await runner.run(_update(7002, "/players secret.example.com"), fail)
+        await runner.run(_update(7003, "/mysecretword hello"), handle)
+    finally:
+        logger.removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    summary = [line for line in lines if "outcome" in line]
+    assert [(line["update_id"], line["command"], line["outcome"]) for line in summary] == [
+        (7001, "status", "handled"),
+        (7001, "status", "duplicate"),
+        (7002, "players", "failed"),
+        (7003, "other", "handled"),
+    ]
+    for line in summary:
+        assert line["level"] == "INFO"
+        assert isinstance(line["duration_ms"], float)
+        assert len(line["trace_id"]) == 32
+    assert summary[0]["trace_id"] != summary[1]["trace_id"]  # each update its own span
+    text = stream.getvalue()
+    assert "secret" not in text
+    assert "hello" not in text

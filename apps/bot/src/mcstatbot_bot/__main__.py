@@ -1,10 +1,13 @@
 """`mcstatbot-bot` / `python -m mcstatbot_bot`: run the service, or a one-shot command.
 
     mcstatbot-bot                 the service (uvicorn; BOT_MODE polling or webhook)
+    mcstatbot-bot check-telegram  ask the Bot API who the token belongs to (getMe): prints @username
     mcstatbot-bot set-webhook     register WEBHOOK_URL (with WEBHOOK_SECRET) with Telegram, then exit
     mcstatbot-bot create-table    create the DynamoDB table (DYNAMODB_TABLE) with TTL, then exit
 
-Exit status 2 when the configuration is unusable (e.g. TELEGRAM_BOT_TOKEN missing).
+Exit status 2 when the configuration is unusable (TELEGRAM_BOT_TOKEN missing, or refused by Telegram),
+1 when the Bot API cannot be reached; each with one line on stderr saying what is wrong and what to do.
+The service checks the token the same way before it starts.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mcstatbot_bot.settings import BotSettings
 
 EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 1
 
 
 class _TableSettings(BaseSettings):
@@ -46,9 +50,50 @@ def _load_settings() -> BotSettings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+async def _check_telegram(settings: BotSettings) -> tuple[int, str]:
+    """(0, "@username") when the Bot API knows the token; else (exit status, the one line to print)."""
+    from telegram import Bot  # noqa: PLC0415 - only the commands that talk to Telegram load PTB
+    from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut  # noqa: PLC0415
+
+    from mcstatbot_bot.clients import bot_api_request  # noqa: PLC0415
+
+    root = settings.telegram_api_base_url
+    bot = Bot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=f"{root}/bot",
+        request=bot_api_request(connection_pool_size=1, connect_timeout=5.0, read_timeout=10.0),
+    )
+    try:
+        async with bot:
+            return 0, f"@{bot.username}"
+    except InvalidToken:
+        return EXIT_CONFIG, (
+            f"Telegram ({root}) refused TELEGRAM_BOT_TOKEN (401 Unauthorized): it is not a valid bot token. "
+            "Copy the token from @BotFather (or get a new one there with /token) into TELEGRAM_BOT_TOKEN."
+        )
+    except (TimedOut, NetworkError) as exc:  # refused, DNS, TLS, timeout
+        return EXIT_UNREACHABLE, (
+            f"cannot reach the Telegram Bot API at {root} ({type(exc).__name__}: {exc}). "
+            "Check the network (and HTTPS_PROXY if you need one), or TELEGRAM_API_BASE_URL if you set it."
+        )
+    except TelegramError as exc:
+        return EXIT_UNREACHABLE, (
+            f"the Telegram Bot API at {root} answered getMe with an error ({exc}); try again in a minute."
+        )
+
+
+def _check_or_exit(settings: BotSettings) -> str:
+    status, line = asyncio.run(_check_telegram(settings))
+    if status:
+        sys.stderr.write(f"mcstatbot-bot: {line}\n")
+        raise SystemExit(status)
+    return line
+
+
 def serve() -> None:
     settings = _load_settings()
     configure_logging(settings.log_level, settings.log_format, service="bot")
+    _check_or_exit(settings)  # a refused token or an unreachable Bot API: one line, not a traceback
     setup_tracing("bot")
     from mcstatbot_bot.app import create_app  # noqa: PLC0415 - after logging and tracing are set up
 
@@ -60,6 +105,7 @@ def serve() -> None:
         timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
         proxy_headers=True,
         server_header=False,
+        ws="none",  # no WebSocket endpoint: uvicorn need not load a WebSocket implementation
     )
 
 
@@ -95,11 +141,19 @@ async def _create_table(table: str) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mcstatbot-bot", description="mcstatbot bot service")
     parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "set-webhook", "create-table"]
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "check-telegram", "set-webhook", "create-table"],
     )
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve()
+        return
+    if args.command == "check-telegram":
+        settings = _load_settings()
+        configure_logging(settings.log_level, settings.log_format, service="bot")
+        sys.stdout.write(_check_or_exit(settings) + "\n")
         return
     if args.command == "set-webhook":
         settings = _load_settings()

@@ -18,9 +18,9 @@ from telegram.error import TelegramError
 
 from mcstatbot_bot import metrics
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
+from mcstatbot_bot.clients import query_http_client
 from mcstatbot_bot.flood import FloodControl
 from mcstatbot_bot.handlers import BOT_COMMANDS, BotHandlers
-from mcstatbot_bot.http import requester
 from mcstatbot_bot.query_client import QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.telegram_api import build_application
@@ -41,6 +41,7 @@ _STATUS = {
     Outcome.DUPLICATE: HTTPStatus.OK,
     Outcome.BUSY: HTTPStatus.SERVICE_UNAVAILABLE,
     Outcome.FAILED: HTTPStatus.INTERNAL_SERVER_ERROR,
+    Outcome.REFUSED: HTTPStatus.OK,  # the Bot API refused the reply for good: a redelivery cannot help
 }
 _ANSWERS = {
     outcome: (
@@ -78,17 +79,18 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             store = build_store(settings)
             await store.open()
             stack.push_async_callback(store.close)
-            http = requester(settings.query_service_url, timeout=settings.query_timeout, max_connections=100)
+            http = query_http_client(settings.query_service_url, timeout=settings.query_timeout)
             stack.push_async_callback(http.aclose)
             breaker = CircuitBreaker(
                 settings.breaker_failure_threshold, settings.breaker_reset_seconds, on_change=_breaker_changed
             )
             metrics.BREAKER_STATE.set(int(BreakerState.CLOSED))
-            query = QueryClient(http, breaker, retries=settings.query_retries)
+            query = QueryClient(http, breaker, timeout=settings.query_timeout, retries=settings.query_retries)
             flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
             application = build_application(settings, webhook=webhook_mode)
             BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds).register(application)
-            application.runner = UpdateRunner(store, settings.update_lease_seconds)
+            commands = frozenset(name for name, _ in BOT_COMMANDS)
+            application.runner = UpdateRunner(store, settings.update_lease_seconds, commands)
             await application.initialize()
             stack.push_async_callback(application.shutdown)
             if settings.set_commands:
@@ -112,7 +114,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             app.state.ready = True
             # Everything made so far (modules, PTB, FastAPI, the SDKs) lives as long as the process: keep
             # it out of the garbage collector's full passes, which otherwise walk all of it and stall
-            # every update in flight (p99 under load ~120 ms -> ~45 ms in the bot benchmark).
+            # every update in flight (docs/benchmarks.md, the bot section).
             gc.collect()
             gc.freeze()
             log.info("bot service started", extra={"mode": settings.bot_mode, "backend": store.backend})
@@ -167,7 +169,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
                 return reject(413, "body too large")
         try:
             payload: Any = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return reject(400, "malformed JSON")
         if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
             return reject(400, "not a Telegram update")
@@ -187,7 +189,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             return JSONResponse({"ok": False, "detail": "not ready"}, status_code=503)
         try:
             update = Update.de_json(payload, application.bot)
-        except (AttributeError, KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError, RecursionError):
             return reject(400, "not a Telegram update")
         outcome = await application.runner.run(update, application.process_update_directly)
         status, body = _ANSWERS[outcome]

@@ -1,7 +1,10 @@
 """Every text the bot sends, in Telegram's HTML parse mode, in one place (so it can be translated later).
 
-Everything that comes from a user or a Minecraft server (addresses, MOTDs, versions, player names) goes
-through `html.escape`. Replies stay within Telegram's 4096-character limit.
+Everything that comes from a user or a Minecraft server (addresses, MOTDs, versions, player names, the
+user's first name) goes through `user_text`: bidirectional control characters (RTL override and kin)
+removed, cut to a bound, then `html.escape`d. Replies stay within Telegram's limit of 4096 characters,
+counted as Telegram counts them: UTF-16 code units of the text after the HTML entities are parsed
+(`visible_length`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,20 @@ if TYPE_CHECKING:
     from mcstatbot_bot.state.base import ServerRef
 
 MAX_MESSAGE = 4096
+MAX_CALLBACK_ANSWER = 200
 MAX_MOTD = 300
 MAX_NAME = 64
+MAX_ADDRESS = 270
+MAX_VERSION = 100
+MAX_ECHO = 64
+"""What the user typed is echoed (in an "invalid address" reply) at most this long."""
+MAX_DETAIL = 200
+# Bidirectional formatting characters: embeddings, overrides, isolates, marks. Echoed as they are, an RTL
+# override from a user or a server turns the rest of a reply around (a spoofed address, a reversed word).
+_BIDI_CONTROLS = dict.fromkeys(
+    map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
+_TAG = re.compile(r"<[^>]+>")
 LATENCY_GOOD_MS = 100
 LATENCY_FAIR_MS = 300
 
@@ -76,22 +91,59 @@ OFFLINE_ADVICE = (
 EDITION_NAMES = {Edition.JAVA: "Java", Edition.BEDROCK: "Bedrock", Edition.AUTO: "unknown"}
 
 
+def utf16_length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (a character outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def visible_length(html: str) -> int:
+    """Length of one of our HTML texts as Telegram counts it: after the tags and entities are parsed."""
+    return utf16_length(strip_tags(html))
+
+
+def neutralise(text: str) -> str:
+    """`text` without bidirectional control characters."""
+    return text.translate(_BIDI_CONTROLS)
+
+
+def _clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-16 code units (an ellipsis marks the cut)."""
+    if utf16_length(text) <= limit:
+        return text
+    out: list[str] = []
+    used = 1  # the ellipsis
+    for char in text:
+        used += 2 if ord(char) > 0xFFFF else 1  # noqa: PLR2004 - outside the BMP: a surrogate pair
+        if used > limit:
+            break
+        out.append(char)
+    return "".join(out) + "…"
+
+
+def user_text(value: object, limit: int = MAX_DETAIL) -> str:
+    """Text from a user or a server, fit for an HTML reply: bidi controls removed, cut, escaped."""
+    return escape(_clip(neutralise(str(value)), limit))
+
+
 def problem(kind: Problem, **fields: object) -> str:
-    """The text for `kind`; every field is escaped."""
-    return PROBLEM_TEXTS[kind].format(**{k: escape(str(v)) for k, v in fields.items()})
+    """The text for `kind`; every field is neutralised, cut (`MAX_ECHO` for an address) and escaped."""
+    return PROBLEM_TEXTS[kind].format(
+        **{k: user_text(v, MAX_ECHO if k == "address" else MAX_DETAIL) for k, v in fields.items()}
+    )
 
 
 def strip_tags(text: str) -> str:
     """Plain text from one of our HTML texts (for callback answers, which take no markup)."""
-    return unescape(re.sub(r"<[^>]+>", "", text))
+    return unescape(_TAG.sub("", text))
+
+
+def plain(html: str) -> str:
+    """One of our HTML texts as a callback answer: no markup, at most MAX_CALLBACK_ANSWER long."""
+    return _clip(strip_tags(html), MAX_CALLBACK_ANSWER)
 
 
 def problem_plain(kind: Problem, **fields: object) -> str:
-    return strip_tags(problem(kind, **fields))
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return plain(problem(kind, **fields))
 
 
 def latency_badge(latency_ms: float | None) -> str:
@@ -127,21 +179,21 @@ def status_card(
 ) -> str:
     """The status card; with `stored_at`, a note that this is an older, stored answer and its age."""
     now = now or datetime.now(UTC)
-    address = f"<code>{escape(status.address)}</code>"
+    address = f"<code>{user_text(status.address, MAX_ADDRESS)}</code>"
     lines: list[str] = []
     if status.online:
         lines.append(f"🟢 <b>Online</b> · {address}")
     else:
         lines.append(f"🔴 <b>Offline</b> · {address}")
     if status.srv is not None:
-        lines.append(f"↪️ SRV: <code>{escape(status.srv.target)}:{status.srv.port}</code>")
+        lines.append(f"↪️ SRV: <code>{user_text(status.srv.target, MAX_ADDRESS)}:{status.srv.port}</code>")
     if status.online:
-        lines.append(f"Edition: {EDITION_NAMES.get(status.edition, escape(str(status.edition)))}")
-        if status.motd is not None and status.motd.clean.strip():
-            motd = escape(_clip(status.motd.clean.strip(), MAX_MOTD))
-            lines.append(f"MOTD: <i>{motd}</i>")
+        lines.append(f"Edition: {EDITION_NAMES.get(status.edition, user_text(status.edition, 16))}")
+        motd = neutralise(status.motd.clean).strip() if status.motd is not None else ""
+        if motd:
+            lines.append(f"MOTD: <i>{user_text(motd, MAX_MOTD)}</i>")
         if status.version is not None:
-            lines.append(f"Version: {escape(_clip(status.version.name, 100))}")
+            lines.append(f"Version: {user_text(status.version.name, MAX_VERSION)}")
         lines.append(f"Latency: {latency_badge(status.latency_ms)}")
         if status.players is not None:
             online, most = status.players.online, status.players.max
@@ -154,7 +206,8 @@ def status_card(
     lines.append(f"Checked: {format_time(status.retrieved_at)}")
     if stored_at is not None:
         lines.extend(("", stale_note(stored_at, now)))
-    return _clip("\n".join(lines), MAX_MESSAGE)
+    # every part is bounded (address, SRV target, MOTD, version), so the card is well within MAX_MESSAGE
+    return "\n".join(lines)
 
 
 def players_card(
@@ -162,7 +215,7 @@ def players_card(
 ) -> str:
     """Names sorted case-insensitively, '...and N more' when they do not all fit or are unknown."""
     now = now or datetime.now(UTC)
-    address = f"<code>{escape(players.address)}</code>"
+    address = f"<code>{user_text(players.address, MAX_ADDRESS)}</code>"
     if not players.online:
         reason = OFFLINE_REASONS.get(players.error.code) if players.error else None
         head = f"🔴 <b>Offline</b> · {address}\nThe server could not be reached: {reason or 'no answer'}."
@@ -184,15 +237,17 @@ def players_card(
         body = ["Nobody is online right now." if online == 0 else "The server does not share player names."]
         return "\n".join([header, *body, "", *footer])
     footer_text = "\n".join(footer)
-    budget = MAX_MESSAGE - len(header) - len(footer_text) - 60  # room for the "...and N more" line
+    # counted as Telegram counts (UTF-16 units of the visible text), with room for "...and N more"
+    budget = MAX_MESSAGE - visible_length(header) - visible_length(footer_text) - 60
     shown: list[str] = []
     used = 0
     for name in names:
-        line = f"• {escape(_clip(name, MAX_NAME))}"
-        if used + len(line) + 1 > budget:
+        line = f"• {user_text(name, MAX_NAME)}"
+        size = visible_length(line) + 1
+        if used + size > budget:
             break
         shown.append(line)
-        used += len(line) + 1
+        used += size
     more = max(online, len(names)) - len(shown)
     body = shown + ([f"…and {more} more"] if more > 0 else [])
     return "\n".join([header, *body, "", footer_text])
@@ -219,7 +274,7 @@ def unavailable(server: ServerRef) -> str:
 
 
 def start_text(first_name: str | None) -> str:
-    hello = f"Hi {escape(first_name)}! " if first_name else "Hi! "
+    hello = f"Hi {user_text(first_name, MAX_NAME)}! " if first_name else "Hi! "
     return (
         f"👋 {hello}I check Minecraft servers for you: whether they are up, who is playing and how "
         "fast they answer.\n\n" + help_text()
@@ -248,5 +303,5 @@ def about_text(server: ServerRef | None = None) -> str:
         "It keeps, for 7 days, the last server each chat asked about and the last answer for each server.",
     ]
     if server is not None:
-        lines.append(f"\nServer on this card: <code>{escape(server.address)}</code>")
+        lines.append(f"\nServer on this card: <code>{user_text(server.address, MAX_ADDRESS)}</code>")
     return "\n".join(lines)

@@ -25,7 +25,8 @@ from mcstatbot_bot.flood import FloodControl, Verdict
 from mcstatbot_bot.formatting import Problem
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
 from mcstatbot_bot.state import ResilientStore, ServerRef
-from mcstatbot_bot.updates import mark_current_update_failed
+from mcstatbot_bot.telegram_api import is_not_modified, is_permanent
+from mcstatbot_bot.updates import mark_current_update_failed, mark_current_update_refused
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -87,10 +88,6 @@ def server_from_args(args: list[str]) -> ServerRef | None:
     except InvalidAddressError as exc:
         raise ArgumentError(args[0], str(exc)) from None
     return ServerRef(str(address), edition)
-
-
-def _is_not_modified(exc: BadRequest) -> bool:
-    return "not modified" in str(exc).lower()
 
 
 @contextlib.asynccontextmanager
@@ -315,10 +312,10 @@ class BotHandlers:
                 and self.flood.check(chat_id) is not Verdict.ALLOWED
             )
             if limited:
-                await query.answer(formatting.strip_tags(self._slow_down_text()))
+                await _answer(query, formatting.plain(self._slow_down_text()))
                 answered = True
                 return
-            await query.answer()
+            await _answer(query)
             answered = True
             await self._edit(query, press.action, server, chat_id)
         finally:
@@ -337,7 +334,7 @@ class BotHandlers:
             server = await self.store.get_ref(press.ref)
         if press is None or server is None:
             metrics.CALLBACKS.labels("expired").inc()
-            await query.answer(formatting.problem_plain(Problem.BUTTON_EXPIRED), show_alert=True)
+            await _answer(query, formatting.problem_plain(Problem.BUTTON_EXPIRED), show_alert=True)
             return None
         return press, server
 
@@ -349,18 +346,45 @@ class BotHandlers:
         if ref is not None:
             await self.store.put_ref(ref, server)
         await self._store_answer(chat_id, server, rendered)
+        message = query.message
+        if message is None:  # an inline-mode message; the bot serves no inline mode
+            return
         try:
-            await query.edit_message_text(
-                rendered.text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW
+            # by chat and message id, not `query.edit_message_text`: that refuses (TypeError) to edit a
+            # message Telegram sends as inaccessible (date 0); Telegram itself says whether it can be edited
+            await query.get_bot().edit_message_text(
+                rendered.text,
+                chat_id=message.chat.id,
+                message_id=message.message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                link_preview_options=NO_PREVIEW,
             )
         except BadRequest as exc:
-            if not _is_not_modified(exc):
+            if not is_not_modified(exc):
                 raise
 
     # ------------------------------------------------------------------ errors
     async def on_error(self, update: object, context: Context) -> None:
         error = context.error
         metrics.ERRORS.labels("bot", type(error).__name__ if error else "unknown").inc()
+        if is_permanent(error):  # a redelivery would be refused again: acknowledge it
+            log.warning("the Bot API refused a call: %s", error)
+            if isinstance(update, Update):
+                mark_current_update_refused(str(error))
+            return
         log.error("handling an update failed", exc_info=error)
         if isinstance(update, Update):
             mark_current_update_failed()
+
+
+async def _answer(query: CallbackQuery, text: str | None = None, *, show_alert: bool = False) -> None:
+    """answerCallbackQuery; a permanent refusal ("query is too old", the message is inaccessible) is
+    noted on the update (it is acknowledged, not retried) and does not stop the edit that follows."""
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except TelegramError as exc:
+        if not is_permanent(exc):
+            raise
+        log.warning("answerCallbackQuery was refused: %s", exc)
+        mark_current_update_refused(str(exc))

@@ -13,7 +13,8 @@ COMMANDS = Counter("mcstatbot_commands", "Bot commands handled, by command", ["c
 CALLBACKS = Counter("mcstatbot_callbacks", "Inline button presses handled, by action", ["action"])
 UPDATES = Counter(
     "mcstatbot_updates",
-    "Telegram updates by outcome: handled, duplicate (seen before), failed, rejected (bad request)",
+    "Telegram updates by outcome: handled, duplicate (seen before), failed, rejected (bad request), "
+    "refused (the Bot API refused the reply for good; acknowledged)",
     ["outcome"],
 )
 QUERY_REQUESTS = Counter(

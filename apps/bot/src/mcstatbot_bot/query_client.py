@@ -2,8 +2,17 @@
 
 Errors come out typed: `QueryRejected` (a 4xx: the address is invalid or refused; the service is fine)
 and `QueryUnavailable` (connection failure, timeout, 5xx, unreadable answer, or the breaker is open).
-One `QueryClient` wraps the one pooled HTTP client created in the app's lifespan (`mcstatbot_bot.http`:
-keep-alive HTTP/1.1 with the trace context in every request; httpx when a proxy applies).
+
+The breaker counts the query service's own failures only. A failed request can be the service's fault
+(down, overloaded, unreachable) or the fault of what was asked: a hostile Minecraft server that makes one
+probe slow or makes the service answer 500 for it. So before a failure counts, the client asks the
+service's `GET /health` (`HEALTH_TIMEOUT`): when that answers, the service is up and the failure was the
+request's own; it is reported as unavailable for that request (the user gets the stored answer for that
+server) but the breaker stays closed, so no input a user or a Minecraft server controls can open it.
+One `QueryClient` wraps the one pooled httpx client created in the app's lifespan
+(`mcstatbot_bot.clients.query_http_client`: keep-alive, the trace context in every request, a bound on the
+response's size); each request has one deadline for the whole exchange (`timeout`), and failed ones are
+retried with tenacity (exponential backoff with jitter).
 """
 
 from __future__ import annotations
@@ -11,26 +20,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import httpx
 from mcstatbot_common.models import Edition, PlayerList, ServerStatus
 from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from mcstatbot_bot import metrics
-from mcstatbot_bot.http import HttpError, HttpTimeoutError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from mcstatbot_bot.breaker import CircuitBreaker
-    from mcstatbot_bot.http import Requester, Response
 
 log = logging.getLogger(__name__)
 Endpoint = Literal["status", "players"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _PATHS: dict[Endpoint, str] = {"status": "/api/v1/status", "players": "/api/v1/players"}
+_JSON = {"Content-Type": "application/json"}
+HEALTH_PATH = "/health"
+HEALTH_TIMEOUT = 1.0
 
 
 class QueryError(Exception):
@@ -62,20 +73,20 @@ class _RetryableError(Exception):
 class QueryClient:
     def __init__(
         self,
-        http: Requester,
+        http: httpx.AsyncClient,
         breaker: CircuitBreaker,
         *,
+        timeout: float = 3.0,
         retries: int = 1,
         backoff_base: float = 0.2,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._http = http
         self.breaker = breaker
+        self._timeout = timeout
         self._retries = retries
         self._backoff_base = backoff_base
         self._sleep = sleep
-        self._jitter = jitter
 
     async def status(self, address: str, edition: Edition = Edition.AUTO) -> ServerStatus:
         return await self._call("status", address, edition, ServerStatus)
@@ -88,58 +99,75 @@ class QueryClient:
             metrics.QUERY_REQUESTS.labels(endpoint, "short_circuited").inc()
             raise QueryUnavailable("circuit breaker open", short_circuited=True)
         body = json.dumps({"server_url": address, "edition": edition.value}).encode()
-        attempt = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retries + 1),
+            wait=wait_random_exponential(multiplier=self._backoff_base, max=5 * self._backoff_base),
+            retry=retry_if_exception_type(_RetryableError),
+            sleep=self._sleep,
+            reraise=True,
+        )
         try:
-            while True:
-                try:
-                    result = await self._attempt(endpoint, body, model)
-                except _RetryableError as exc:
-                    if attempt >= self._retries:
-                        self.breaker.record_failure()
-                        metrics.QUERY_REQUESTS.labels(endpoint, "unavailable").inc()
-                        log.warning(
-                            "query service unavailable", extra={"endpoint": endpoint, "reason": str(exc)}
-                        )
-                        raise QueryUnavailable(str(exc)) from None
-                    delay = self._backoff_base * (2**attempt) * (0.5 + self._jitter())
-                    attempt += 1
-                    await self._sleep(delay)
-                    continue
-                except QueryRejected:
-                    self.breaker.record_success()  # the service answered: it is up
-                    metrics.QUERY_REQUESTS.labels(endpoint, "client_error").inc()
-                    raise
-                self.breaker.record_success()
-                metrics.QUERY_REQUESTS.labels(endpoint, "ok").inc()
-                return result
+            try:
+                result: ModelT = await retrying(self._attempt, endpoint, body, model)
+            except _RetryableError as exc:
+                await self._failed(endpoint, str(exc))
+                raise QueryUnavailable(str(exc)) from None
+            except QueryRejected:
+                self.breaker.record_success()  # the service answered: it is up
+                metrics.QUERY_REQUESTS.labels(endpoint, "client_error").inc()
+                raise
         except BaseException:
             self.breaker.release()
             raise
+        self.breaker.record_success()
+        metrics.QUERY_REQUESTS.labels(endpoint, "ok").inc()
+        return result
+
+    async def _failed(self, endpoint: Endpoint, reason: str) -> None:
+        """Every attempt failed: the breaker counts it only when the service's /health fails too."""
+        service_down = not await self._healthy()
+        if service_down:
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_success()  # it answers /health: this request's own failure
+        metrics.QUERY_REQUESTS.labels(endpoint, "unavailable").inc()
+        log.warning(
+            "query service unavailable" if service_down else "query request failed",
+            extra={"endpoint": endpoint, "reason": reason, "service_down": service_down},
+        )
+
+    async def _healthy(self) -> bool:
+        """Does the service itself answer (GET /health, 2xx, within HEALTH_TIMEOUT)?"""
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT):
+                response = await self._http.get(HEALTH_PATH)
+        except (httpx.HTTPError, TimeoutError):
+            return False
+        return response.is_success
 
     async def _attempt(self, endpoint: Endpoint, body: bytes, model: type[ModelT]) -> ModelT:
         try:
-            response = await self._http.request(
-                "POST", _PATHS[endpoint], body=body, content_type="application/json"
-            )
-        except HttpTimeoutError:
+            async with asyncio.timeout(self._timeout):  # one deadline for the whole exchange
+                response = await self._http.post(_PATHS[endpoint], content=body, headers=_JSON)
+        except (TimeoutError, httpx.TimeoutException):
             raise _RetryableError("timeout") from None
-        except HttpError as exc:
+        except httpx.HTTPError as exc:
             raise _RetryableError(type(exc).__name__) from None
-        status = response.status
+        status = response.status_code
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise _RetryableError(f"HTTP {status}")
         if status >= HTTPStatus.BAD_REQUEST:
             code, message = _error_detail(response)
             raise QueryRejected(status, code, message)
         try:
-            return model.model_validate_json(response.body)
+            return model.model_validate_json(response.content)
         except ValidationError:
             raise _RetryableError("unreadable answer") from None
 
 
-def _error_detail(response: Response) -> tuple[str, str]:
+def _error_detail(response: httpx.Response) -> tuple[str, str]:
     """(code, message) from a 4xx body: `{"detail": {"code", "message"}}` or FastAPI's validation list."""
-    default_code = "forbidden_address" if response.status == HTTPStatus.FORBIDDEN else "invalid_address"
+    default_code = "forbidden_address" if response.status_code == HTTPStatus.FORBIDDEN else "invalid_address"
     try:
         payload: Any = response.json()
     except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from mcstatbot_common.settings import ServiceSettings
@@ -64,6 +65,15 @@ class BotSettings(ServiceSettings):
         ge=0,
         description='show "typing…" (sendChatAction) only when the answer takes longer than this; 0: at once',
     )
+
+    @property
+    def bot_id(self) -> str:
+        """The bot's numeric id (the token's part before ':'; public, unlike the token): update claims
+        are kept per bot, so two bots sharing a state store never take each other's updates for
+        duplicates. A token without one is named by a digest of it."""
+        token = self.telegram_bot_token.get_secret_value()
+        prefix = token.split(":", 1)[0]
+        return prefix if prefix.isdigit() else "t" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
     @field_validator("telegram_api_base_url", "query_service_url")
     @classmethod

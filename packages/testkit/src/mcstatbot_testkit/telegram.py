@@ -20,7 +20,14 @@ What it does:
   `X-Telegram-Bot-Api-Secret-Token`, REDELIVERING each update after a non-2xx answer or a connection
   error until it is acknowledged (`deliveries` records every attempt);
 - injects failures: `fail_next(method, 429, retry_after=1)`, `fail_next(method, 400, "...")` or
-  `not_modified_next()` ("message is not modified").
+  `not_modified_next()` ("message is not modified");
+- refuses what Telegram refuses: a text over 4096 UTF-16 code units after its entities are parsed
+  (HTML parse mode: Telegram's tags only, balanced; `&lt;` `&gt;` `&amp;` `&quot;` and numeric
+  entities), a text that is empty after parsing, HTML that does not parse ("can't parse entities"),
+  an edit of a message it does not have ("message to edit not found"; `delete_message` removes one),
+  a callback answer over 200 characters, and an answer to a callback query it never sent or that was
+  answered already ("query is too old"). `press_button(..., inaccessible=True)` sends the message as
+  Telegram does when the bot may not see it any more (an InaccessibleMessage: chat, id, date 0).
 
 Typical use (pytest)::
 
@@ -41,6 +48,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,6 +70,9 @@ if TYPE_CHECKING:
 DEFAULT_TOKEN = "123456789:TEST-token-abcdefghijklmnopqrstuvwxyz"  # noqa: S105 - a test server's token
 DEFAULT_BOT_ID = 123456789
 DEFAULT_BOT_USERNAME = "mcstatbot_test_bot"
+MAX_TEXT = 4096
+MAX_CALLBACK_TEXT = 200
+QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -159,6 +170,7 @@ class _State:
     failures: list[_Failure] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     acknowledged: set[int] = field(default_factory=set)
+    open_callbacks: set[str] = field(default_factory=set)
     webhook: _Webhook | None = None
     commands: list[dict[str, Any]] = field(default_factory=list)
 
@@ -284,11 +296,14 @@ class BotApiServer(Started):
         user_id: int | None = None,
         check: bool = True,
         update_id: int | None = None,
+        inaccessible: bool = False,
     ) -> dict[str, Any]:
         """A user presses the inline button with `callback_data` under `message` (a bot message).
 
         `message` is a Message dict (e.g. `call.result` of a sendMessage) or the ApiCall itself; the
         update carries the message as it is NOW (after any edits). With `check`, the button must exist.
+        With `inaccessible`, the update carries only the message's chat and id (date 0), as Telegram
+        sends a message the bot may no longer see.
         """
         msg = message.result if isinstance(message, ApiCall) else message
         chat_id, message_id = int(msg["chat"]["id"]), int(msg["message_id"])
@@ -303,14 +318,24 @@ class BotApiServer(Started):
             if callback_data not in buttons:
                 raise AssertionError(f"message {message_id} has no button {callback_data!r}: {buttons}")
         sender = {"id": user_id or abs(chat_id), "is_bot": False, "first_name": "Tester"}
+        if inaccessible:
+            current = {"chat": current["chat"], "message_id": message_id, "date": 0}
+        query_id = str(next(self._callback_ids))
         query = {
-            "id": str(next(self._callback_ids)),
+            "id": query_id,
             "from": sender,
             "message": current,
             "chat_instance": f"ci{chat_id}",
             "data": callback_data,
         }
+        with self._state.lock:
+            self._state.open_callbacks.add(query_id)
         return self.enqueue_update({"callback_query": query}, update_id=update_id)
+
+    def delete_message(self, chat_id: int, message_id: int) -> None:
+        """The message is gone (deleted by the user): editing it answers "message to edit not found"."""
+        with self._state.lock:
+            self._state.messages.pop((chat_id, message_id), None)
 
     def enqueue_update(self, body: dict[str, Any], *, update_id: int | None = None) -> dict[str, Any]:
         """Queue any update (`body` without update_id; one is assigned unless given) for delivery.
@@ -621,7 +646,9 @@ class BotApiServer(Started):
             return self._send_message(params)
         if name in {"editmessagetext", "editmessagereplymarkup"}:
             return self._edit_message(name, params)
-        if name in {"answercallbackquery", "sendchataction", "close", "logout", "deletemessage"}:
+        if name == "answercallbackquery":
+            return self._answer_callback(params)
+        if name in {"sendchataction", "close", "logout", "deletemessage"}:
             return True
         if name == "getchat":
             chat_id = params.get("chat_id")
@@ -662,13 +689,21 @@ class BotApiServer(Started):
         chat["first_name" if chat_type == "private" else "title"] = f"chat {raw}"
         return raw, chat
 
+    def _answer_callback(self, params: dict[str, Any]) -> bool:
+        text = params.get("text")
+        if isinstance(text, str) and utf16_length(text) > MAX_CALLBACK_TEXT:
+            raise _ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        with self._state.lock:
+            query_id = str(params.get("callback_query_id", ""))
+            if query_id not in self._state.open_callbacks:
+                raise _ApiError(400, QUERY_TOO_OLD)
+            self._state.open_callbacks.discard(query_id)
+        return True
+
     def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id, chat = self._chat_of(params)
         text = params.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise _ApiError(400, "Bad Request: message text is empty")
-        if len(text) > 4096:  # noqa: PLR2004
-            raise _ApiError(400, "Bad Request: message is too long")
+        _check_text(text, params.get("parse_mode"))
         _check_markup(params.get("reply_markup"))
         message: dict[str, Any] = {
             "message_id": self._new_message_id(chat_id),
@@ -696,10 +731,7 @@ class BotApiServer(Started):
             updated = dict(current)
             if name == "editmessagetext":
                 text = params.get("text")
-                if not isinstance(text, str) or not text.strip():
-                    raise _ApiError(400, "Bad Request: message text is empty")
-                if len(text) > 4096:  # noqa: PLR2004
-                    raise _ApiError(400, "Bad Request: message is too long")
+                _check_text(text, params.get("parse_mode"))
                 updated["text"] = text
             if params.get("reply_markup"):
                 updated["reply_markup"] = params["reply_markup"]
@@ -719,6 +751,88 @@ class _ApiError(Exception):
         super().__init__(description)
         self.code = code
         self.description = description
+
+
+def utf16_length(text: str) -> int:
+    """A length as Telegram counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+_HTML_TAGS = frozenset(
+    {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "tg-emoji"}
+    | {"code", "pre", "blockquote"}
+)
+_TAG_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
+_ENTITY = re.compile(r"&(?:#[xX](?P<hex>[0-9a-fA-F]{1,6})|#(?P<dec>[0-9]{1,7})|(?P<name>[a-zA-Z]+));")
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+
+
+def _refuse(reason: str) -> _ApiError:
+    return _ApiError(400, f"Bad Request: can't parse entities: {reason}")
+
+
+def _read_tag(text: str, i: int, stack: list[str]) -> int:
+    """The tag at text[i] ('<') pushed on or popped off `stack`; returns the index after it."""
+    offset = len(text[:i].encode())
+    end = text.find(">", i)
+    if end == -1:
+        raise _refuse(f"Unclosed start tag at byte offset {offset}")
+    inner = text[i + 1 : end]
+    if inner.startswith("/"):
+        name = inner[1:].strip().lower()
+        if not stack or stack[-1] != name:
+            expected = f'"</{stack[-1]}>"' if stack else "nothing"
+            raise _refuse(
+                f'Unmatched end tag at byte offset {offset}, expected {expected}, found "</{name}>"'
+            )
+        stack.pop()
+    else:
+        match = _TAG_NAME.match(inner)
+        name = match.group(0).lower() if match else inner
+        if match is None or name not in _HTML_TAGS:
+            raise _refuse(f'Unsupported start tag "{name}" at byte offset {offset}')
+        stack.append(name)
+    return end + 1
+
+
+def _decode_entity(entity: re.Match[str], offset: int) -> str:
+    if entity["name"] is not None:
+        return _NAMED_ENTITIES.get(entity["name"].lower(), entity.group(0))  # others stay as they are
+    code = int(entity["hex"], base=16) if entity["hex"] is not None else int(entity["dec"])
+    if not 0 < code <= 0x10FFFF or 0xD800 <= code <= 0xDFFF:  # noqa: PLR2004
+        raise _refuse(f"Invalid character entity at byte offset {offset}")
+    return chr(code)
+
+
+def parse_html(text: str) -> str:
+    """The text Telegram shows for `text` in HTML parse mode (tags removed, entities decoded); raises
+    the 400 Telegram answers when it does not parse: an unsupported or unbalanced tag, a bare `<`."""
+    out: list[str] = []
+    stack: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "<":
+            i = _read_tag(text, i, stack)
+        elif text[i] == "&" and (entity := _ENTITY.match(text, i)) is not None:
+            out.append(_decode_entity(entity, len(text[:i].encode())))
+            i = entity.end()
+        else:
+            out.append(text[i])
+            i += 1
+    if stack:
+        raise _refuse(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
+
+
+def _check_text(text: Any, parse_mode: Any) -> None:
+    """Telegram's checks of a message text: parsed entities, then not empty, then at most 4096 units."""
+    if not isinstance(text, str):
+        raise _ApiError(400, "Bad Request: message text is empty")
+    visible = parse_html(text) if str(parse_mode or "").upper() == "HTML" else text
+    if not visible.strip():
+        raise _ApiError(400, "Bad Request: message text is empty")
+    if utf16_length(visible) > MAX_TEXT:
+        raise _ApiError(400, "Bad Request: message is too long")
 
 
 def _check_markup(markup: Any) -> None:

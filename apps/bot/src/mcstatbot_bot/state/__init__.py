@@ -26,13 +26,19 @@ def build_store(settings: BotSettings) -> ResilientStore:
     if settings.state_backend == "dynamodb":
         from mcstatbot_bot.state.dynamodb import DynamoDBStore  # noqa: PLC0415 - loads the AWS SDK only when used
 
-        inner = DynamoDBStore(settings.dynamodb_table, timeout=settings.state_timeout)
-    elif settings.state_backend == "sqlite":
+        inner = DynamoDBStore(
+            settings.dynamodb_table,
+            timeout=settings.state_timeout,
+            bot_id=settings.bot_id,
+            retries=settings.state_retries,  # the SDK's own retries (standard mode)
+        )
+        return ResilientStore(inner, retries=0)
+    if settings.state_backend == "sqlite":
         from mcstatbot_bot.state.sqlite import SqliteStore  # noqa: PLC0415 - same for aiosqlite
 
-        inner = SqliteStore(settings.sqlite_path)
+        inner = SqliteStore(settings.sqlite_path, bot_id=settings.bot_id)
     else:
         from mcstatbot_bot.state.memory import MemoryStore  # noqa: PLC0415
 
-        inner = MemoryStore()
+        inner = MemoryStore(bot_id=settings.bot_id)
     return ResilientStore(inner, retries=settings.state_retries)

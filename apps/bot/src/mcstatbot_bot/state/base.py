@@ -95,8 +95,15 @@ class StateStore(Protocol):
 
     async def claim_update(self, update_id: int, lease_seconds: float, token: str) -> ClaimResult:
         """Claim `update_id` for `lease_seconds`. `token` names this attempt: a retry of the same call
-        (e.g. after a timeout whose write did land) finds its own claim and gets CLAIMED again."""
+        (e.g. after a timeout whose write did land) finds its own claim and gets CLAIMED again.
+        Claims are the store's bot's (`bot_id`): two bots on one store never see each other's."""
         ...
 
     async def finish_update(self, update_id: int) -> None: ...
     async def release_update(self, update_id: int) -> None: ...
+
+
+def claim_key(bot_id: str, update_id: int) -> str:
+    """The key of an update claim: the bot's id and the update_id (any size: Telegram's ids are not
+    bounded to 64 bits by anything the bot can check, and a forged webhook body can say anything)."""
+    return f"{bot_id}:{update_id}" if bot_id else str(update_id)

@@ -6,11 +6,13 @@ All item kinds live in the one table, told apart by the partition key `chat_id` 
   `server_data` (M, the last ServerStatus), `ttl` (N, epoch seconds, 7 days ahead);
 - `"server#<edition>|<address>"`: the last ServerStatus of a server (`server_data`, `stored_at`, `ttl`);
 - `"ref#<id>"`: a button reference (`address`, `edition`, `ttl` about a year ahead);
-- `"update#<update_id>"`: an update claim (`status` processing|done, `lease_until` N, `ttl` a day ahead),
-  taken with a conditional put so only one replica handles an update.
+- `"update#<bot id>:<update_id>"`: an update claim (`status` processing|done, `lease_until` N, `ttl` a
+  day ahead), taken with a conditional put so only one replica of that bot handles an update.
 
 Region, endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) and credentials (IRSA in the cluster) come from the SDK's
-own environment variables and default chain. The SDK's own retries are off: ResilientStore retries.
+own environment variables and default chain. Retries are the SDK's own, in its standard mode
+(`retries + 1` attempts, exponential backoff with jitter, a retry quota), each counted in
+`mcstatbot_state_store_retries_total` under the ResilientStore operation it belongs to.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 from mcstatbot_common.models import Edition, ServerStatus
 
+from mcstatbot_bot import metrics
 from mcstatbot_bot.state.base import (
     CHAT_TTL,
     REF_TTL,
@@ -36,10 +39,12 @@ from mcstatbot_bot.state.base import (
     ClaimResult,
     ServerRef,
     StoredServer,
+    claim_key,
     iso,
     parse_iso,
     utc_now,
 )
+from mcstatbot_bot.state.resilient import CURRENT_OPERATION
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -100,11 +105,19 @@ def _conditional_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def _count_retry(attempts: int, **_: Any) -> None:
+    """The SDK asks after every attempt whether to retry; asked after attempt 2 or later, a retry ran."""
+    if attempts > 1:
+        metrics.STATE_RETRIES.labels("dynamodb", CURRENT_OPERATION.get()).inc()
+
+
 class DynamoDBStore:
     backend = "dynamodb"
 
-    def __init__(self, table: str, *, timeout: float = 2.0) -> None:
+    def __init__(self, table: str, *, timeout: float = 2.0, bot_id: str = "", retries: int = 3) -> None:
         self.table = table
+        self.bot_id = bot_id
+        self._retries = retries
         self._timeout = timeout
         self._stack = contextlib.AsyncExitStack()
         self._client: DynamoDBClient | None = None
@@ -117,7 +130,7 @@ class DynamoDBStore:
 
     async def open(self) -> None:
         config = AioConfig(
-            retries={"total_max_attempts": 1, "mode": "standard"},  # ResilientStore retries
+            retries={"total_max_attempts": self._retries + 1, "mode": "standard"},
             connect_timeout=self._timeout,
             read_timeout=self._timeout,
             max_pool_connections=50,
@@ -125,13 +138,17 @@ class DynamoDBStore:
         self._client = await self._stack.enter_async_context(
             get_session().create_client("dynamodb", region_name=sdk_region(), config=config)
         )
+        self._client.meta.events.register("needs-retry.dynamodb", _count_retry)
 
     async def close(self) -> None:
         await self._stack.aclose()
         self._client = None
 
     async def ping(self) -> None:
-        await self.client.describe_table(TableName=self.table)
+        """DescribeTable within one request's timeout: readiness is a quick question, the SDK's retries
+        (with their backoff) are for the calls an update needs."""
+        async with asyncio.timeout(self._timeout):
+            await self.client.describe_table(TableName=self.table)
 
     async def _get(self, key: str) -> dict[str, Any] | None:
         response = await self.client.get_item(
@@ -206,9 +223,12 @@ class DynamoDBStore:
             },
         )
 
+    def _claim(self, update_id: int) -> str:
+        return f"update#{claim_key(self.bot_id, update_id)}"
+
     async def claim_update(self, update_id: int, lease_seconds: float, token: str) -> ClaimResult:
         now = time.time()
-        key = f"update#{update_id}"
+        key = self._claim(update_id)
         try:
             await self.client.put_item(
                 TableName=self.table,
@@ -243,14 +263,14 @@ class DynamoDBStore:
     async def finish_update(self, update_id: int) -> None:
         await self.client.put_item(
             TableName=self.table,
-            Item={"chat_id": {"S": f"update#{update_id}"}, "status": {"S": "done"}, "ttl": _ttl(UPDATE_TTL)},
+            Item={"chat_id": {"S": self._claim(update_id)}, "status": {"S": "done"}, "ttl": _ttl(UPDATE_TTL)},
         )
 
     async def release_update(self, update_id: int) -> None:
         with contextlib.suppress(ClientError):
             await self.client.delete_item(
                 TableName=self.table,
-                Key={"chat_id": {"S": f"update#{update_id}"}},
+                Key={"chat_id": {"S": self._claim(update_id)}},
                 ConditionExpression="#s = :processing",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":processing": {"S": "processing"}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StoredServer, utc_now
+from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StoredServer, claim_key, utc_now
 
 if TYPE_CHECKING:
     from mcstatbot_common.models import ServerStatus
@@ -16,11 +16,12 @@ _MAX_UPDATES = 100_000
 class MemoryStore:
     backend = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, *, bot_id: str = "") -> None:
+        self.bot_id = bot_id
         self._chats: dict[int, ChatState] = {}
         self._servers: dict[str, StoredServer] = {}
         self._refs: dict[str, ServerRef] = {}
-        self._updates: dict[int, tuple[str, float, str]] = {}
+        self._updates: dict[str, tuple[str, float, str]] = {}
 
     async def open(self) -> None:
         return None
@@ -56,21 +57,22 @@ class MemoryStore:
 
     async def claim_update(self, update_id: int, lease_seconds: float, token: str) -> ClaimResult:
         now = time.time()
-        existing = self._updates.get(update_id)
+        key = claim_key(self.bot_id, update_id)
+        existing = self._updates.get(key)
         if existing is not None:
             status, lease_until, owner = existing
             if status == "done":
                 return ClaimResult.DUPLICATE
             if lease_until > now and owner != token:
                 return ClaimResult.BUSY
-        self._updates[update_id] = ("processing", now + lease_seconds, token)
+        self._updates[key] = ("processing", now + lease_seconds, token)
         return ClaimResult.CLAIMED
 
     async def finish_update(self, update_id: int) -> None:
-        self._updates[update_id] = ("done", float("inf"), "")
+        self._updates[claim_key(self.bot_id, update_id)] = ("done", float("inf"), "")
         if len(self._updates) > _MAX_UPDATES:  # forget the oldest half; Telegram redelivers within hours
             for old in list(self._updates)[: _MAX_UPDATES // 2]:
                 del self._updates[old]
 
     async def release_update(self, update_id: int) -> None:
-        self._updates.pop(update_id, None)
+        self._updates.pop(claim_key(self.bot_id, update_id), None)

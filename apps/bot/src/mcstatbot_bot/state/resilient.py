@@ -1,8 +1,9 @@
 """Retries, metrics, spans and the failure policy around a state-store backend.
 
-A failing store never stops a reply: after `retries` retries with exponential backoff (and jitter), a
-read answers None, a write is logged and dropped, and an update claim counts as CLAIMED (handling an
-update twice in an outage beats dropping it). A circuit breaker of its own keeps a store that is down
+A failing store never stops a reply: after `retries` retries (tenacity: exponential backoff with full
+jitter; 0 for DynamoDB, whose SDK retries in its own standard mode), a read answers None, a write is
+logged and dropped, and an update claim counts as CLAIMED (handling an update twice in an outage beats
+dropping it). A circuit breaker of its own keeps a store that is down
 from costing every update its retries: after `breaker_threshold` failed calls in a row, calls fail at
 once (outcome `short_circuited`) until one trial call after `breaker_reset_seconds` succeeds.
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import uuid
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import trace
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import wait_random_exponential as backoff
 
 from mcstatbot_bot import metrics
 from mcstatbot_bot.breaker import CircuitBreaker
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("mcstatbot.bot")
 T = TypeVar("T")
+CURRENT_OPERATION: ContextVar[str] = ContextVar("mcstatbot_state_operation", default="unknown")
+"""The ResilientStore operation being run in this task (the DynamoDB SDK's retries are counted under it)."""
 
 
 class StoreFailedError(Exception):
@@ -85,34 +90,38 @@ class ResilientStore:
                 metrics.STATE_OPERATIONS.labels(self.backend, operation, "short_circuited").inc()
                 span.set_status(trace.StatusCode.ERROR, "short-circuited")
                 raise StoreFailedError(operation)
-            attempt = 0
-            while True:
-                try:
-                    result = await call()
-                except asyncio.CancelledError:
-                    self.breaker.release()
-                    raise
-                except Exception as exc:
-                    if attempt >= self._retries:
-                        self.breaker.record_failure()
-                        metrics.STATE_OPERATIONS.labels(self.backend, operation, "error").inc()
-                        span.record_exception(exc)
-                        span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
-                        log.warning(
-                            "state store %s failed after %d attempts: %s",
-                            operation,
-                            attempt + 1,
-                            type(exc).__name__,
-                            extra={"backend": self.backend, "operation": operation},
-                        )
-                        raise StoreFailedError(operation) from exc
-                    metrics.STATE_RETRIES.labels(self.backend, operation).inc()
-                    await self._sleep(self._backoff_base * (2**attempt) * (0.5 + random.random()))  # noqa: S311
-                    attempt += 1
-                    continue
-                self.breaker.record_success()
-                self._ok(operation).inc()
-                return result
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(self._retries + 1),
+                wait=backoff(multiplier=self._backoff_base, max=20 * self._backoff_base),
+                retry=retry_if_exception_type(Exception),  # not CancelledError
+                sleep=self._sleep,
+                before_sleep=lambda _: metrics.STATE_RETRIES.labels(self.backend, operation).inc(),
+                reraise=True,
+            )
+            token = CURRENT_OPERATION.set(operation)
+            try:
+                result: T = await retrying(_awaited, call)
+            except asyncio.CancelledError:
+                self.breaker.release()
+                raise
+            except Exception as exc:
+                self.breaker.record_failure()
+                metrics.STATE_OPERATIONS.labels(self.backend, operation, "error").inc()
+                span.record_exception(exc)
+                span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+                log.warning(
+                    "state store %s failed after %d attempts: %s",
+                    operation,
+                    _attempts(retrying),
+                    type(exc).__name__,
+                    extra={"backend": self.backend, "operation": operation},
+                )
+                raise StoreFailedError(operation) from exc
+            finally:
+                CURRENT_OPERATION.reset(token)
+            self.breaker.record_success()
+            self._ok(operation).inc()
+            return result
 
     async def _or(self, fallback: T, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         """`_call(operation, call)`, or `fallback` when the store kept failing (the reply goes on)."""
@@ -155,3 +164,12 @@ class ResilientStore:
 
     async def release_update(self, update_id: int) -> None:
         await self._or(None, "release_update", lambda: self.inner.release_update(update_id))
+
+
+def _attempts(retrying: AsyncRetrying) -> int:
+    return int(retrying.statistics.get("attempt_number", 1))
+
+
+async def _awaited(call: Callable[[], Awaitable[T]]) -> T:
+    """`call()` awaited: tenacity awaits only coroutine functions, and the calls are lambdas."""
+    return await call()

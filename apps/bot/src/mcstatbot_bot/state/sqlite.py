@@ -41,13 +41,16 @@ CREATE TABLE IF NOT EXISTS refs (
     edition TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS updates (
-    update_id INTEGER PRIMARY KEY,
+    bot_id TEXT NOT NULL DEFAULT '',
+    update_id TEXT NOT NULL,
     status TEXT NOT NULL,
     lease_until REAL NOT NULL,
     updated_at REAL NOT NULL,
-    owner TEXT NOT NULL DEFAULT ''
+    owner TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (bot_id, update_id)
 );
 """
+# update_id is TEXT: an id beyond SQLite's 64-bit INTEGER must not overflow the claim.
 
 
 _PRUNE_EVERY_SECONDS = 60.0
@@ -63,8 +66,9 @@ _SAVE_SERVER = (
 class SqliteStore:
     backend = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, bot_id: str = "") -> None:
         self.path = path
+        self.bot_id = bot_id
         self._db: aiosqlite.Connection | None = None
         self._next_prune = 0.0
 
@@ -80,11 +84,11 @@ class SqliteStore:
         self._db = await aiosqlite.connect(self.path, timeout=10.0)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA busy_timeout=10000")
-        await self._db.executescript(_SCHEMA)
         async with self._db.execute("PRAGMA table_info(updates)") as cursor:
             columns = {row[1] for row in await cursor.fetchall()}
-        if "owner" not in columns:  # a file from before update claims named their owner
-            await self._db.execute("ALTER TABLE updates ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+        if columns and "bot_id" not in columns:  # a file from before claims were the bot's: a day's cache
+            await self._db.execute("DROP TABLE updates")
+        await self._db.executescript(_SCHEMA)
         await self._db.commit()
 
     async def close(self) -> None:
@@ -154,19 +158,21 @@ class SqliteStore:
         # One statement: insert, or take over an expired claim (its replica died), or find our own
         # claim again (a retried call); atomic in SQLite, also across processes sharing the file.
         cursor = await self.db.execute(
-            "INSERT INTO updates (update_id, status, lease_until, updated_at, owner) "
-            "VALUES (?, 'processing', ?, ?, ?) "
-            "ON CONFLICT (update_id) DO UPDATE SET status = 'processing', "
+            "INSERT INTO updates (bot_id, update_id, status, lease_until, updated_at, owner) "
+            "VALUES (?, ?, 'processing', ?, ?, ?) "
+            "ON CONFLICT (bot_id, update_id) DO UPDATE SET status = 'processing', "
             "lease_until = excluded.lease_until, updated_at = excluded.updated_at, owner = excluded.owner "
             "WHERE updates.status = 'processing' AND (updates.lease_until < ? OR updates.owner = ?)",
-            (update_id, now + lease_seconds, now, token, now, token),
+            (self.bot_id, str(update_id), now + lease_seconds, now, token, now, token),
         )
         claimed = cursor.rowcount == 1
         await cursor.close()
         await self.db.commit()
         if claimed:
             return ClaimResult.CLAIMED
-        async with self.db.execute("SELECT status FROM updates WHERE update_id = ?", (update_id,)) as cursor:
+        async with self.db.execute(
+            "SELECT status FROM updates WHERE bot_id = ? AND update_id = ?", (self.bot_id, str(update_id))
+        ) as cursor:
             row = await cursor.fetchone()
         if row is None:  # released in between: try once more
             return await self.claim_update(update_id, lease_seconds, token)
@@ -175,7 +181,8 @@ class SqliteStore:
     async def finish_update(self, update_id: int) -> None:
         now = time.time()
         await self.db.execute(
-            "UPDATE updates SET status = 'done', updated_at = ? WHERE update_id = ?", (now, update_id)
+            "UPDATE updates SET status = 'done', updated_at = ? WHERE bot_id = ? AND update_id = ?",
+            (now, self.bot_id, str(update_id)),
         )
         if now >= self._next_prune:  # a scan of the whole table: once a minute, not per update
             self._next_prune = now + _PRUNE_EVERY_SECONDS
@@ -186,7 +193,8 @@ class SqliteStore:
 
     async def release_update(self, update_id: int) -> None:
         await self.db.execute(
-            "DELETE FROM updates WHERE update_id = ? AND status = 'processing'", (update_id,)
+            "DELETE FROM updates WHERE bot_id = ? AND update_id = ? AND status = 'processing'",
+            (self.bot_id, str(update_id)),
         )
         await self.db.commit()
 
