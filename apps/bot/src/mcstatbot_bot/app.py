@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from mcstatbot_common.asgi import BodySizeLimitMiddleware
 from mcstatbot_common.observability import instrument_app
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -149,26 +150,21 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
         return JSONResponse(body)
 
     secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
-    limit = settings.max_webhook_body_bytes
 
     def reject(status: int, detail: str) -> JSONResponse:
         metrics.UPDATES.labels("rejected").inc()
         return JSONResponse({"ok": False, "detail": detail}, status_code=status)
 
+    def too_large(max_bytes: int) -> JSONResponse:
+        return reject(413, f"body too large (at most {max_bytes} bytes)")
+
+    limit = settings.max_webhook_body_bytes
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=limit, too_large=too_large)
+
     async def read_update(request: Request) -> dict[str, Any] | JSONResponse:
-        """The JSON body as a dict with an int update_id, or the error answer (413/400)."""
-        length = request.headers.get("content-length")
-        if length is not None and not length.isdigit():
-            return reject(400, "bad Content-Length")
-        if length is not None and int(length) > limit:
-            return reject(413, "body too large")
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > limit:
-                return reject(413, "body too large")
+        """The JSON body as a dict with an int update_id, or the error answer (400); its size is bounded."""
         try:
-            payload: Any = json.loads(body)
+            payload: Any = json.loads(await request.body())
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return reject(400, "malformed JSON")
         if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
