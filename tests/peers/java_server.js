@@ -1,7 +1,9 @@
 'use strict'
 // A real Minecraft Java Edition server-list peer (minecraft-protocol, offline mode) for the tests.
 // Config (JSON, argv[2] or PEER_CONFIG): port, controlPort, motd (string or JSON text component),
-// maxPlayers, online, sample ([{name, id}]), version ({name, protocol}) to override what it reports.
+// maxPlayers, online, sample ([{name, id}]), version ({name, protocol}) to override what it reports,
+// extra ({key: value}) for more top-level status fields, as Forge (`forgeData`, `modinfo`), NeoForge
+// (`isModded`) and other servers add them, and omitSample (true: no `players.sample` at all).
 // It counts status connections (handshakes with next state "status") and status requests, served on
 // the control port (GET /stats). Prints "READY <port>" once listening.
 const mc = require('minecraft-protocol')
@@ -14,7 +16,9 @@ const config = readConfig({
   maxPlayers: 20,
   online: 2,
   sample: [{ name: 'Steve', id: '8667ba71-b85a-4004-af54-457a9734eed7' }, { name: 'Alex', id: 'ec561538-f3fd-461d-aff5-086b22154bce' }],
-  version: null
+  version: null,
+  extra: null,
+  omitSample: false
 })
 const stats = { status_connections: 0, status_requests: 0, connections: 0, last_handshake_host: '' }
 
@@ -30,7 +34,9 @@ const server = mc.createServer({
     response.players.max = config.maxPlayers
     response.players.online = config.online
     response.players.sample = config.sample
+    if (config.omitSample) delete response.players.sample
     if (config.version) response.version = config.version
+    if (config.extra) Object.assign(response, config.extra)
     return response
   }
 })

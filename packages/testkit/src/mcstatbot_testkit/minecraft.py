@@ -116,7 +116,9 @@ class JavaPeer(_NodePeer):
     """A Java Edition server (npm `minecraft-protocol` 1.21.1, offline mode) on 127.0.0.1.
 
     `motd` may be a string with section-sign codes or a JSON text component; `sample` is a list of
-    `{"name", "id"}`; `version` (`{"name", "protocol"}`) overrides the reported version.
+    `{"name", "id"}`; `version` (`{"name", "protocol"}`) overrides the reported version; `extra` adds
+    top-level fields to the status answer (`forgeData`, `modinfo`, `isModded`, ...); `omit_sample`
+    leaves `players.sample` out.
     `status_requests` counts status requests; `stats()["status_connections"]` counts connections whose
     handshake asked for the status state.
     """
@@ -133,6 +135,8 @@ class JavaPeer(_NodePeer):
         sample: list[dict[str, str]] | None = None,
         version: dict[str, Any] | None = None,
         port: int = 0,
+        extra: dict[str, Any] | None = None,
+        omit_sample: bool = False,
     ) -> None:
         config: dict[str, Any] = {
             "motd": DEFAULT_JAVA_MOTD if motd is None else motd,
@@ -140,6 +144,8 @@ class JavaPeer(_NodePeer):
             "online": online,
             "sample": DEFAULT_SAMPLE if sample is None else sample,
             "version": version,
+            "extra": extra,
+            "omitSample": omit_sample,
         }
         super().__init__(log_path, config, port or free_port())
 
