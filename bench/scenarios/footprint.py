@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mcstatbot_testkit.dynamodb import DynamoDBLocal
 
 from bench.botload import TimedBotApiServer
 from bench.core import BenchmarkResult, BenchmarkSkippedError, Chart
-from bench.procstat import tree_rss_bytes
+from bench.procstat import descendants, rss_bytes
 from bench.scenarios.bot import bot_env
 from bench.stack import BOT_MODULE, QUERY_MODULE, query_env, redis_server, require_module, service
 
@@ -62,9 +67,49 @@ def image_sizes() -> tuple[dict[str, float], str | None]:
     return sizes, None
 
 
+def _python_pid(pid: int) -> int:
+    """The service's own Python process: `pid` or the first Python below it (past `taskset`, `uv run`)."""
+    for each in descendants(pid):
+        try:
+            exe = Path(f"/proc/{each}/exe").readlink().name
+        except OSError:
+            continue
+        if exe.startswith("python"):
+            return each
+    raise RuntimeError(f"no Python process at or below pid {pid}")
+
+
 def _idle_rss_mib(pid: int, idle_s: float) -> float:
     time.sleep(idle_s)
-    return tree_rss_bytes(pid) / MIB
+    return rss_bytes(_python_pid(pid)) / MIB
+
+
+def _as_in_the_image(context: BenchContext, env: dict[str, str]) -> dict[str, str]:
+    """`env` plus compiled bytecode, as the image has it (UV_COMPILE_BYTECODE=1): written on a first,
+    unmeasured start into the run's own cache directory, then read. Without it every start compiles the
+    sources it imports, and the compiler's peak stays in the RSS."""
+    return {
+        **env,
+        "PYTHONPYCACHEPREFIX": str(context.work_dir / "pycache"),
+        "PYTHONDONTWRITEBYTECODE": "",  # empty: unset (a developer's shell may set it)
+    }
+
+
+def _warm_up(context: BenchContext, module: str, env: dict[str, str]) -> None:
+    """One start to write the bytecode cache; not measured."""
+    with service(context, module, f"warmup-{module}", env):
+        pass
+
+
+def _create_table(env: dict[str, str]) -> None:
+    """`mcstatbot-bot create-table` (what an operator runs once) against DynamoDB Local."""
+    subprocess.run(
+        [sys.executable, "-m", "mcstatbot_bot", "create-table"],
+        env={**os.environ, **env},
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
 
 
 def run(context: BenchContext) -> BenchmarkResult:
@@ -74,11 +119,15 @@ def run(context: BenchContext) -> BenchmarkResult:
         "footprint",
         TITLE,
         method=(
-            f"Each service is started {config.startup_runs} times (`python -m <module>` as in the image, the "
-            "query service with Redis, the bot with STATE_BACKEND=memory in webhook mode); start-up is the "
-            "time from spawning the process to the first 200 from `GET /ready` (polled every 10 ms). Idle "
-            f"RSS (process and children) is read {config.footprint_idle_s:g} s after ready, before any "
-            "request. "
+            f"Each service is started {config.startup_runs} times (`python -m <module>` as in the image, "
+            "with "
+            "its bytecode compiled as in the image: written by one unmeasured start first); "
+            "start-up is the time from spawning the process to the first 200 from `GET /ready` (polled "
+            f"every 10 ms). Idle RSS is that of the service's own Python process, read "
+            f"{config.footprint_idle_s:g} s after ready, before any request, in the configuration the chart "
+            "runs: the query service with REDIS_URL, the bot in webhook mode with STATE_BACKEND=dynamodb "
+            "(DynamoDB Local); the bot is also measured in the local default (`make run`: polling, "
+            "STATE_BACKEND=sqlite). "
             "RSS under load is the peak sampled every 100 ms during the cached-status runs (query service, "
             "Redis cache) and the bot-throughput runs (bot). Start-up times of the services started by the "
             "other benchmarks are included."
@@ -86,6 +135,7 @@ def run(context: BenchContext) -> BenchmarkResult:
     )
     query_idle: list[float] = []
     bot_idle: list[float] = []
+    bot_local_idle: list[float] = []
     bot_available = True
     try:
         require_module(BOT_MODULE)
@@ -95,22 +145,61 @@ def run(context: BenchContext) -> BenchmarkResult:
     with ExitStack() as stack:
         redis = stack.enter_context(redis_server(context))
         api = stack.enter_context(TimedBotApiServer()) if bot_available else None
+        dynamodb = (
+            stack.enter_context(DynamoDBLocal(context.log_path("footprint-dynamodb")))
+            if bot_available
+            else None
+        )
+        query_config = _as_in_the_image(context, query_env(REDIS_URL=redis.url))
+        _warm_up(context, QUERY_MODULE, query_config)
         for index in range(config.startup_runs):
             with service(
                 context,
                 QUERY_MODULE,
                 f"query-footprint{index}",
-                query_env(REDIS_URL=redis.url),
+                query_config,
                 cpus=config.server_cpus,
             ) as query:
                 query_idle.append(_idle_rss_mib(query.pid, config.footprint_idle_s))
-                if api is not None:
-                    env = bot_env(api, query.url, secrets.token_urlsafe(16))
-                    with service(
-                        context, BOT_MODULE, f"bot-footprint{index}", env, cpus=config.server_cpus
-                    ) as bot:
-                        bot_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
+                if api is None or dynamodb is None:
+                    continue
+                chart = _as_in_the_image(
+                    context,
+                    {
+                        **bot_env(api, query.url, secrets.token_urlsafe(16)),
+                        **dynamodb.env(),
+                        "STATE_BACKEND": "dynamodb",
+                        "DYNAMODB_TABLE": f"mcstatbot-footprint{index}",
+                    },
+                )
+                _create_table(chart)
+                if index == 0:
+                    _warm_up(context, BOT_MODULE, chart)
+                with service(
+                    context, BOT_MODULE, f"bot-footprint{index}", chart, cpus=config.server_cpus
+                ) as bot:
+                    bot_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
+                local = _as_in_the_image(
+                    context,
+                    {
+                        **bot_env(api, query.url, secrets.token_urlsafe(16)),
+                        "BOT_MODE": "polling",
+                        "STATE_BACKEND": "sqlite",
+                        "SQLITE_PATH": str(context.work_dir / f"footprint{index}.db"),
+                    },
+                )
+                del local["WEBHOOK_SECRET"]
+                if index == 0:
+                    _warm_up(context, BOT_MODULE, local)
+                with service(
+                    context, BOT_MODULE, f"bot-local-footprint{index}", local, cpus=config.server_cpus
+                ) as bot:
+                    bot_local_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
     _figures(context, result, query_idle, bot_idle, bot_available=bot_available)
+    if bot_local_idle:
+        result.add(
+            "bot_local_rss_idle_mib", "bot RSS idle (local default: polling, sqlite)", "MiB", bot_local_idle
+        )
     sizes, why_not = image_sizes()
     result.details["image_sizes_mib"] = sizes
     for name, size in sizes.items():
@@ -138,12 +227,12 @@ def _figures(
     )
     if bot_available:
         result.add("bot_startup_s", "bot start-up to /ready", "s", observed.get("bot_startup_s", []))
-    result.add("query_rss_idle_mib", "query service RSS idle", "MiB", query_idle)
+    result.add("query_rss_idle_mib", "query service RSS idle (REDIS_URL set)", "MiB", query_idle)
     result.add(
         "query_rss_load_mib", "query service RSS under load", "MiB", observed.get("query_rss_load_mib", [])
     )
     if bot_idle:
-        result.add("bot_rss_idle_mib", "bot RSS idle", "MiB", bot_idle)
+        result.add("bot_rss_idle_mib", "bot RSS idle (webhook, STATE_BACKEND=dynamodb)", "MiB", bot_idle)
     if observed.get("bot_rss_load_mib"):
         result.add("bot_rss_load_mib", "bot RSS under load", "MiB", observed["bot_rss_load_mib"])
     if observed.get("baseline_startup_s"):

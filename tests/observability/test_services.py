@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
+
+
+def url_of(span: ReceivedSpan) -> str:
+    """A client span's URL: `url.full` (stable HTTP semantic conventions) or `http.url` (the older name)."""
+    return str(span.attributes.get("url.full") or span.attributes.get("http.url") or "")
+
+
 BOT_FAMILIES = (
     "mcstatbot_commands_total",
     "mcstatbot_callbacks_total",
@@ -311,7 +318,7 @@ def test_one_status_is_one_trace_from_the_webhook_to_the_minecraft_probe(
     assert chain[query_server].name == "POST /api/v1/status", described
     bot_client = chain[query_server + 1]
     assert (bot_client.service, bot_client.kind) == ("bot", CLIENT), described
-    assert str(bot_client.attributes.get("http.url", "")).endswith("/api/v1/status"), described
+    assert url_of(bot_client).endswith("/api/v1/status"), described
     assert any(s.service == "bot" and s.name == "telegram.update" for s in chain[query_server:]), described
     root = chain[-1]
     assert (root.service, root.name, root.kind) == ("bot", "POST /telegram/webhook", SERVER), described
@@ -449,7 +456,7 @@ def test_the_bot_token_is_in_no_log_line_and_no_span(
         assert secret_half not in text, path.name
         assert system.webhook_secret not in text, path.name
     spans = otlp_receiver.snapshot()
-    bot_api = [s for s in spans if "/bot<redacted>/" in str(s.attributes.get("http.url", ""))]
+    bot_api = [s for s in spans if "/bot<redacted>/" in url_of(s)]
     assert bot_api, "the bot's Bot API calls are traced, with the token redacted"
     for span in spans:
         dumped = json.dumps([span.name, span.attributes, span.events], default=str)

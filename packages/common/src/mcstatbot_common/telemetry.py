@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RedactingSpanExporter",
     "current_trace_ids",
+    "opt_in_stable_http_semconv",
     "setup_tracing",
     "span_exporters_from_env",
     "xray_trace_id",
@@ -220,6 +221,16 @@ def span_exporters_from_env() -> list[SpanExporter]:
     return exporters
 
 
+def opt_in_stable_http_semconv() -> None:
+    """Ask OpenTelemetry's HTTP instrumentations for the stable semantic conventions (`url.full`,
+    `http.request.method`, `http.response.status_code`, ...) unless `OTEL_SEMCONV_STABILITY_OPT_IN` is set.
+
+    The instrumentations read the variable once, when the first of them is set up: call this before.
+    """
+    if "OTEL_SEMCONV_STABILITY_OPT_IN" not in os.environ:
+        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http"
+
+
 def _configure_propagators() -> None:
     """W3C trace context + baggage + X-Ray, unless `OTEL_PROPAGATORS` chose others.
 
@@ -302,6 +313,7 @@ def setup_tracing(service: str, *, span_processors: Iterable[SpanProcessor] = ()
     """
     if _sdk_disabled():
         return None
+    opt_in_stable_http_semconv()
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         provider = current
