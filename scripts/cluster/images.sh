@@ -68,9 +68,17 @@ if [ ! -f "$OUT/redis.tar" ]; then
   root=$(mktemp -d)
   nice -n 19 debootstrap --variant=minbase --include=redis-server,redis-tools "$DEBIAN_SUITE" "$root" "$MIRROR" >/dev/null
   mkdir -p "$root/data"
+  # Like the official image's entrypoint: `redis-server ...` runs with protected mode off (without it, a
+  # Redis with no password and no bind line refuses every client that is not on its loopback).
+  cat >"$root/usr/local/bin/redis-entrypoint" <<'SH'
+#!/bin/sh
+[ "${1:-}" = redis-server ] && shift
+exec redis-server --protected-mode no "$@"
+SH
+  chmod 0755 "$root/usr/local/bin/redis-entrypoint"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
   archive "mcstatbot.local/redis:$DEBIAN_SUITE" "$root" "$OUT/redis.tar" \
-    '{"User":"999:999","Entrypoint":[],"Cmd":["redis-server"],"WorkingDir":"/data","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}'
+    '{"User":"999:999","Entrypoint":["/usr/local/bin/redis-entrypoint"],"Cmd":["redis-server"],"WorkingDir":"/data","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}'
   rm -rf "$root"
   printf 'redis-image %ss\n' "$(($(date +%s) - start))" >>"$CACHE/build-times.txt"
 fi
