@@ -5,6 +5,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 .PHONY: help setup test-deps run test lint format e2e chart chart-docs bench soak clean
+.PHONY: cluster cluster-down
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +46,12 @@ bench: test-deps ## the benchmarks (~9 min; BENCH_QUICK=1: ~2): bench/results/la
 
 soak: test-deps ## the e2e session scenario in a loop (SOAK_SECONDS, default 600): replies, errors, RSS growth
 	$(UV) run python -m tests.e2e.soak
+
+cluster: ## start a local single-node Kubernetes cluster in its own network namespace (docs/cluster.md); prints the KUBECONFIG
+	@bash scripts/cluster/cluster.sh up
+
+cluster-down: ## stop the cluster `make cluster` started and remove everything it made
+	@bash scripts/cluster/cluster.sh down
 
 clean: ## remove caches and local state
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis test-logs mcstatbot.db

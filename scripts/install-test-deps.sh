@@ -92,4 +92,13 @@ fi
 # --- chart tools built from Go modules (helm-docs), cached outside the checkout -----------------------
 bash scripts/install-chart-tools.sh
 
+# --- The local Kubernetes cluster's binaries and images (tests/cluster, make cluster; docs/cluster.md) ---
+# Pinned builds from Go modules into ${MCSTATBOT_CACHE:-~/.cache/mcstatbot}/cluster/<key>, reused when there:
+# seconds when warm, most of an hour on 2 cores when cold. MCSTATBOT_SKIP_CLUSTER=1 leaves it out.
+if [ "${MCSTATBOT_SKIP_CLUSTER:-0}" != 1 ]; then
+  log "cluster toolchain (scripts/cluster/toolchain.sh)"
+  cluster_cache=$(bash scripts/cluster/toolchain.sh | tail -n 1)
+  bash scripts/cluster/images.sh "$cluster_cache"
+fi
+
 log "test dependencies ready (tools in $TOOLS/bin)"

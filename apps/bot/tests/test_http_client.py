@@ -367,11 +367,11 @@ async def test_client_spans_and_trace_context(
     first, second = spans
     assert first.attributes is not None
     assert second.attributes is not None
-    assert first.attributes["http.url"] == f"{server.url}/api/v1/status"
-    assert first.attributes["http.status_code"] == 200
+    assert first.attributes["url.full"] == f"{server.url}/api/v1/status"
+    assert first.attributes["http.response.status_code"] == 200
     assert first.parent is not None
     assert first.parent.span_id == parent.get_span_context().span_id
-    assert second.attributes["http.url"] == f"{server.url}/bot<redacted>/missing"
+    assert second.attributes["url.full"] == f"{server.url}/bot<redacted>/missing"
     assert "ABCdefGHI" not in str(second.attributes)
     assert second.status.status_code is trace.StatusCode.ERROR
     sent = server.requests[0]

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Builds the local Kubernetes cluster's binaries from Go modules, pinned in scripts/cluster/versions.env, into
+# a cache folder outside the checkout, and does nothing when they are already there:
+#   ${MCSTATBOT_CACHE:-$HOME/.cache/mcstatbot}/cluster/<key>/bin
+# where <key> is derived from versions.env (a fresh clone on the same machine finds the same folder).
+# Built: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl (k8s.io/kubernetes
+# through a wrapper module), etcd, coredns, metrics-server, traefik. containerd, runc and the CNI plugins come
+# from Debian. Every build runs under `nice -n 19`; the cold time of each is written to build-times.txt.
+# Prints the cache folder on its last line of stdout.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$HERE/versions.env"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+KEY="k8s-${KUBERNETES_VERSION}-$(grep -v '^#' "$HERE/versions.env" | sha256sum | cut -c1-12)"
+CACHE_ROOT="${MCSTATBOT_CACHE:-$HOME/.cache/mcstatbot}/cluster"
+CACHE="$CACHE_ROOT/$KEY"
+BIN="$CACHE/bin"
+mkdir -p "$BIN" "$CACHE/src"
+
+# --- Debian packages: the container runtime, CNI plugins and what the node needs ---------------
+apt_missing=()
+command -v containerd >/dev/null 2>&1 || apt_missing+=(containerd)
+command -v runc >/dev/null 2>&1 || apt_missing+=(runc)
+[ -x /usr/lib/cni/bridge ] || apt_missing+=(containernetworking-plugins)
+command -v conntrack >/dev/null 2>&1 || apt_missing+=(conntrack)
+command -v iptables >/dev/null 2>&1 || apt_missing+=(iptables)
+command -v nft >/dev/null 2>&1 || apt_missing+=(nftables)
+command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
+command -v gcc >/dev/null 2>&1 || apt_missing+=(gcc libc6-dev)
+command -v debootstrap >/dev/null 2>&1 || apt_missing+=(debootstrap)
+command -v ethtool >/dev/null 2>&1 || apt_missing+=(ethtool)
+command -v socat >/dev/null 2>&1 || apt_missing+=(socat)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  log "apt-get install ${apt_missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+  # Where systemd runs, Debian starts a system containerd; the cluster runs its own.
+  if [[ " ${apt_missing[*]} " == *" containerd "* ]] && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now containerd.service >/dev/null 2>&1 || true
+  fi
+fi
+
+# One build at a time per cache folder (CI and a developer may start it together).
+exec 9>"$CACHE/.lock"
+flock 9
+
+export GOFLAGS="-trimpath -mod=mod"
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+export GOCACHE="${GOCACHE:-$CACHE_ROOT/go-build}"
+TIMES="$CACHE/build-times.txt"
+touch "$TIMES"
+
+# build NAME DIR PKG [LDFLAGS]: `go build` PKG inside the wrapper module DIR into $BIN/NAME, timed.
+build() {
+  local name=$1 dir=$2 pkg=$3 ldflags=${4:-}
+  [ -x "$BIN/$name" ] && return 0
+  log "building $name ($pkg)"
+  local start end
+  start=$(date +%s)
+  (cd "$dir" && nice -n 19 go build -ldflags "-s -w $ldflags" -o "$BIN/$name.tmp" "$pkg")
+  mv "$BIN/$name.tmp" "$BIN/$name"
+  end=$(date +%s)
+  printf '%s %ss\n' "$name" "$((end - start))" >>"$TIMES"
+  log "$name built in $((end - start))s"
+}
+
+# wrapper DIR MODULE@VERSION [go.mod lines...]: a module that requires MODULE and carries its replace lines.
+wrapper() {
+  local dir=$1 req=$2
+  shift 2
+  mkdir -p "$dir"
+  if [ ! -f "$dir/go.mod" ]; then
+    {
+      echo "module mcstatbot.local/cluster-build/$(basename "$dir")"
+      echo
+      echo "go 1.26"
+      printf '%s\n' "$@"
+      echo
+      echo "require ${req%@*} ${req#*@}"
+    } >"$dir/go.mod.tmp"
+    mv "$dir/go.mod.tmp" "$dir/go.mod"
+  fi
+}
+
+# go_get DIR PKG...: resolve PKG's requirements in the wrapper module (the module graph, not a build).
+go_get() {
+  local dir=$1
+  shift
+  (cd "$dir" && nice -n 19 go get "$@" >/dev/null)
+}
+
+# --- Kubernetes -----------------------------------------------------------------------------------
+K8S_DIR="$CACHE/src/kubernetes"
+k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+need_k8s=0
+for b in "${k8s_bins[@]}"; do [ -x "$BIN/$b" ] || need_k8s=1; done
+if [ "$need_k8s" = 1 ]; then
+  log "resolving k8s.io/kubernetes $KUBERNETES_VERSION"
+  k8s_mod=$(cd "$CACHE/src" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION")
+  k8s_src=$(printf '%s' "$k8s_mod" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  # The tag's time from the module proxy's .info (a build of the same pins reports the same buildDate).
+  k8s_info=$(printf '%s' "$k8s_mod" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Info"])')
+  build_date=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Time"].replace(".000", ""))' "$k8s_info")
+  # Each staging module k8s.io/<name> => its published v0.<minor>.<patch>; the tag's godebug line kept.
+  mapfile -t staging < <(sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$k8s_src/go.mod")
+  replaces=("replace (")
+  for m in "${staging[@]}"; do replaces+=("	$m => $m $KUBERNETES_STAGING_VERSION"); done
+  replaces+=(")")
+  godebug=$(grep '^godebug' "$k8s_src/go.mod" || true)
+  wrapper "$K8S_DIR" "k8s.io/kubernetes@$KUBERNETES_VERSION" "$godebug" "${replaces[@]}"
+  pkgs=()
+  for b in "${k8s_bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  go_get "$K8S_DIR" "${pkgs[@]/%/@$KUBERNETES_VERSION}"
+  minor=${KUBERNETES_VERSION#v1.}
+  minor=${minor%%.*}
+  ld=""
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
+  done
+  for b in "${k8s_bins[@]}"; do build "$b" "$K8S_DIR" "k8s.io/kubernetes/cmd/$b" "$ld"; done
+  # The pause container's source, for scripts/cluster/images.sh.
+  cp "$k8s_src/build/pause/linux/pause.c" "$CACHE/src/pause.c"
+fi
+
+# --- etcd (go.etcd.io/etcd/server/v3; its sibling modules replaced by their published versions) --------
+if [ ! -x "$BIN/etcd" ] || [ ! -x "$BIN/etcdctl" ]; then
+  E="$ETCD_VERSION"
+  wrapper "$CACHE/src/etcd" "go.etcd.io/etcd/server/v3@$E" \
+    "replace (" \
+    "	go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 $E" \
+    "	go.etcd.io/etcd/client/pkg/v3 => go.etcd.io/etcd/client/pkg/v3 $E" \
+    "	go.etcd.io/etcd/client/v3 => go.etcd.io/etcd/client/v3 $E" \
+    "	go.etcd.io/etcd/pkg/v3 => go.etcd.io/etcd/pkg/v3 $E" \
+    "	go.etcd.io/etcd/etcdctl/v3 => go.etcd.io/etcd/etcdctl/v3 $E" \
+    ")"
+  go_get "$CACHE/src/etcd" "go.etcd.io/etcd/server/v3@$E" "go.etcd.io/etcd/etcdctl/v3@$E"
+  build etcd "$CACHE/src/etcd" go.etcd.io/etcd/server/v3 \
+    "-X go.etcd.io/etcd/api/v3/version.GitSHA=${E}"
+  build etcdctl "$CACHE/src/etcd" go.etcd.io/etcd/etcdctl/v3
+fi
+
+# --- CoreDNS ---------------------------------------------------------------------------------------
+if [ ! -x "$BIN/coredns" ]; then
+  wrapper "$CACHE/src/coredns" "github.com/coredns/coredns@$COREDNS_VERSION"
+  go_get "$CACHE/src/coredns" "github.com/coredns/coredns@$COREDNS_VERSION"
+  build coredns "$CACHE/src/coredns" github.com/coredns/coredns \
+    "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+fi
+
+# --- metrics-server ------------------------------------------------------------------------------
+if [ ! -x "$BIN/metrics-server" ]; then
+  wrapper "$CACHE/src/metrics-server" "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION"
+  go_get "$CACHE/src/metrics-server" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  build metrics-server "$CACHE/src/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server \
+    "-X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
+fi
+
+# --- Traefik v3 (the ingress controller; its web UI is not built) ---------------------------------
+if [ ! -x "$BIN/traefik" ]; then
+  T="$TRAEFIK_VERSION"
+  t_mod=$(cd "$CACHE/src" && go mod download -json "github.com/traefik/traefik/v3@$T")
+  t_src=$(printf '%s' "$t_mod" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  # Traefik's own replace and exclude lines, copied from its go.mod.
+  mapfile -t t_lines < <(awk '/^replace \(/{p=1} p{print} /^\)/{p=0} /^exclude /{print}' "$t_src/go.mod")
+  wrapper "$CACHE/src/traefik" "github.com/traefik/traefik/v3@$T" "${t_lines[@]}"
+  go_get "$CACHE/src/traefik" "github.com/traefik/traefik/v3/cmd/traefik@$T"
+  build traefik "$CACHE/src/traefik" github.com/traefik/traefik/v3/cmd/traefik \
+    "-X github.com/traefik/traefik/v3/pkg/version.Version=$T"
+fi
+
+log "toolchain ready in $CACHE"
+echo "$CACHE"

@@ -1,0 +1,424 @@
+"""A real single-node Kubernetes cluster for the tests in tests/cluster, started once per session.
+
+`scripts/cluster/cluster.sh` builds (or finds in the cache) the pinned binaries and images and starts the
+cluster in a network namespace of its own; this fixture starts it as cluster `pytest` on the link
+10.213.2.0/30 (host .1, node .2) and ALWAYS stops it again, also when a test fails, the run is interrupted
+(Ctrl-C, SIGTERM) or pytest-timeout fires. The project's two images are built as tests/images builds them
+(its private dockerd and debootstrapped base, imported from there), saved with `docker save` into a cache
+keyed by the sources, and imported into the cluster's containerd: nothing is pulled.
+
+Services the cluster needs from outside (the Bot API test server, DynamoDB Local, Minecraft peers) run
+in this test process on the host end of the link; pods reach them through the node's masquerading bridge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import pytest
+import uvicorn
+from mcstatbot_testkit.dynamodb import DUMMY_CREDENTIALS, DynamoDBLocal
+from mcstatbot_testkit.telegram import BotApiServer
+
+from tests.images.conftest import base_image, engine  # noqa: F401 - fixtures reused by import
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.images.conftest import DockerEngine
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts" / "cluster"
+TOOLS_BIN = ROOT / ".tools" / "bin"
+CLUSTER_NAME = "pytest"
+CLUSTER_INDEX = "2"
+CLUSTER_DIR = Path("/tmp/mcsb-pytest")  # noqa: S108 - root-only state of the test cluster, removed at the end
+CACHE_ROOT = Path(os.environ.get("MCSTATBOT_CACHE", str(Path.home() / ".cache" / "mcstatbot"))) / "cluster"
+# A cold toolchain build (no cache) takes most of an hour on 2 cores; a warm start about a minute.
+TOOLCHAIN_TIMEOUT = 5400
+START_TIMEOUT = 420
+IMAGE_PREFIX = "mcstatbot.local/mcstatbot-"
+
+
+@dataclass
+class Cluster:
+    """The running cluster: kubectl and helm against it, the addresses of both ends of its link."""
+
+    dir: Path
+    kubeconfig: Path
+    node_ip: str
+    host_ip: str
+    ingress_url: str
+    containerd_socket: str
+    bin: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            # kustomize --enable-helm calls `helm`: helm 3 first, then this cluster's kubectl.
+            "PATH": f"{TOOLS_BIN}:{self.bin}:{os.environ.get('PATH', '')}",
+            "HELM_CACHE_HOME": str(self.dir / "helm" / "cache"),
+            "HELM_CONFIG_HOME": str(self.dir / "helm" / "config"),
+            "HELM_DATA_HOME": str(self.dir / "helm" / "data"),
+        }
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 180, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            list(args),
+            env=self.env,
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"`{' '.join(args)}` failed ({result.returncode}):\n"
+                f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+            )
+        return result
+
+    def kubectl(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return self.run(str(self.bin / "kubectl"), *args, **kwargs)
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def apply(self, manifest: str, namespace: str | None = None) -> None:
+        ns = ["-n", namespace] if namespace else []
+        self.kubectl("apply", *ns, "-f", "-", stdin=manifest)
+
+    def import_image(self, tarball: Path) -> None:
+        self.run(
+            "ctr", "--address", self.containerd_socket, "-n", "k8s.io", "images", "import", str(tarball),
+            timeout=600,
+        )  # fmt: skip
+
+
+def _script(action: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "CLUSTER_NAME": CLUSTER_NAME,
+        "CLUSTER_INDEX": CLUSTER_INDEX,
+        "CLUSTER_DIR": str(CLUSTER_DIR),
+        "CLUSTER_START_TIMEOUT": str(START_TIMEOUT),
+    }
+    return subprocess.run(
+        ["bash", str(SCRIPTS / "cluster.sh"), action],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+KERNEL_SETTINGS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops")
+
+
+def _kernel_settings() -> dict[str, str]:
+    return {k: Path("/proc/sys", *k.split(".")).read_text().strip() for k in KERNEL_SETTINGS}
+
+
+def leftovers(settings_before: dict[str, str]) -> list[str]:
+    """What of the test cluster is still on the host: should be nothing once `cluster.sh down` ran."""
+    found: list[str] = []
+    name = f"mcsb-{CLUSTER_NAME}"
+    subnet = f"10.213.{CLUSTER_INDEX}."
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        point = line.split()[1]
+        if point.startswith(str(CLUSTER_DIR)) or point == f"/run/netns/{name}":
+            found.append(f"mount {point}")
+    if Path(f"/run/netns/{name}").exists():
+        found.append(f"network namespace {name}")
+    if Path(f"/sys/class/net/{name}").exists():
+        found.append(f"network link {name}")
+    found += [f"cgroup {d}" for d in Path("/sys/fs/cgroup").glob(f"*/{name}")]
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if str(CLUSTER_DIR).encode() in (proc / "cmdline").read_bytes():
+                found.append(f"process {proc.name}")
+    for tool in (["iptables-save"], ["nft", "list", "ruleset"]):
+        with contextlib.suppress(OSError):
+            rules = subprocess.run(tool, capture_output=True, text=True, timeout=30, check=False).stdout
+            found += [f"{tool[0]}: {r}" for r in rules.splitlines() if subnet in r or name in r]
+    if CLUSTER_DIR.exists():
+        found.append(f"state folder {CLUSTER_DIR}")
+    changed = {k: v for k, v in _kernel_settings().items() if settings_before.get(k) != v}
+    found += [f"kernel setting {k}={v} (was {settings_before[k]})" for k, v in changed.items()]
+    return found
+
+
+def _raise_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    if os.geteuid() != 0:
+        pytest.fail("the cluster tests cannot run: they need root (network namespace, containerd, kubelet)")
+    # Leftovers of an interrupted earlier run of this same cluster (a no-op when there are none).
+    _script("down", timeout=180)
+    toolchain = subprocess.run(
+        ["bash", str(SCRIPTS / "toolchain.sh")],
+        capture_output=True,
+        text=True,
+        timeout=TOOLCHAIN_TIMEOUT,
+        check=False,
+    )
+    if toolchain.returncode != 0:
+        pytest.fail(f"the cluster toolchain did not build:\n{toolchain.stderr[-6000:]}")
+    settings_before = _kernel_settings()
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        started = time.monotonic()
+        up = _script("up", timeout=START_TIMEOUT + 120)
+        if up.returncode != 0:
+            failed_logs = Path(f"{CLUSTER_DIR}.failed-logs")
+            pytest.fail(f"the cluster did not start:\n{up.stderr[-6000:]}\n(logs kept in {failed_logs})")
+        print(f"cluster started in {time.monotonic() - started:.0f} s")  # noqa: T201 - a measurement for the log
+        values = dict(line.split("=", 1) for line in (CLUSTER_DIR / "env").read_text().splitlines() if line)
+        yield Cluster(
+            dir=CLUSTER_DIR,
+            kubeconfig=Path(values["KUBECONFIG"]),
+            node_ip=values["CLUSTER_NODE_IP"],
+            host_ip=values["CLUSTER_HOST_IP"],
+            ingress_url=values["CLUSTER_INGRESS_URL"],
+            containerd_socket=values["CLUSTER_CONTAINERD_SOCKET"],
+            bin=Path(values["CLUSTER_BIN"]),
+        )
+    finally:
+        down = _script("down", timeout=300)
+        signal.signal(signal.SIGTERM, previous)
+        left = leftovers(settings_before)
+        if down.returncode != 0 or left:
+            pytest.fail(f"the cluster did not stop cleanly: {left}\n{down.stderr[-4000:]}")
+
+
+def _sources_key() -> str:
+    """A digest of everything the two images are built from (tracked files, as they are on disk)."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "apps", "packages", "pyproject.toml", "uv.lock", ".dockerignore"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    digest = hashlib.sha256()
+    for name in sorted(f for f in files if f):
+        path = ROOT / name.decode()
+        if path.is_file():
+            digest.update(name + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+@dataclass
+class AppImages:
+    bot: str
+    query: str
+    tag: str
+
+
+@pytest.fixture(scope="session")
+def app_image_tarballs(request: pytest.FixtureRequest) -> dict[str, Path]:
+    """`docker save` tarballs of both images, built once per source state (see _sources_key)."""
+    tag = _sources_key()
+    folder = CACHE_ROOT / "app-images" / tag
+    tarballs = {service: folder / f"{service}.tar" for service in ("bot", "query")}
+    if not all(t.is_file() for t in tarballs.values()):
+        docker: DockerEngine = request.getfixturevalue("engine")
+        base: str = request.getfixturevalue("base_image")
+        folder.mkdir(parents=True, exist_ok=True)
+        for service, tarball in tarballs.items():
+            image = f"{IMAGE_PREFIX}{service}:{tag}"
+            started = time.monotonic()
+            docker.docker(
+                "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
+                "-f", f"apps/{service}/Dockerfile", "-t", image, ".",
+                timeout=1200,
+            )  # fmt: skip
+            partial = tarball.with_suffix(".partial")
+            docker.docker("save", "-o", str(partial), image, timeout=600)
+            partial.rename(tarball)
+            print(f"{image}: built and saved in {time.monotonic() - started:.0f} s")  # noqa: T201
+    return tarballs
+
+
+@pytest.fixture(scope="session")
+def app_images(cluster: Cluster, app_image_tarballs: dict[str, Path]) -> AppImages:
+    """mcstatbot.local/mcstatbot-{bot,query}:<sources key>, imported into the cluster's containerd."""
+    for tarball in app_image_tarballs.values():
+        cluster.import_image(tarball)
+    tag = app_image_tarballs["bot"].parent.name
+    return AppImages(bot=f"{IMAGE_PREFIX}bot:{tag}", query=f"{IMAGE_PREFIX}query:{tag}", tag=tag)
+
+
+@contextlib.contextmanager
+def namespace(cluster: Cluster, name: str, *, enforce: str = "restricted") -> Iterator[str]:
+    """A namespace labelled with the Pod Security level `enforce`, deleted (and waited for) afterwards."""
+    cluster.apply(
+        f"""
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {name}
+  labels:
+    pod-security.kubernetes.io/enforce: {enforce}
+    pod-security.kubernetes.io/enforce-version: latest
+"""
+    )
+    try:
+        yield name
+    finally:
+        cluster.kubectl(
+            "delete", "namespace", name, "--wait=true", "--timeout=180s", check=False, timeout=240
+        )
+
+
+CHART = ROOT / "charts" / "mcstatbot"
+KIND_VALUES = ROOT / "k8s" / "overlays" / "kind" / "app" / "values.yaml"
+EKS_VALUES = ROOT / "k8s" / "overlays" / "eks" / "app" / "values.yaml"
+HELMS = {"helm3": TOOLS_BIN / "helm", "helm4": TOOLS_BIN / "helm4"}
+RELEASE = "mcstatbot"
+TABLE = "user_sessions"
+REDIS_IMAGE = "mcstatbot.local/redis:bookworm"
+
+
+class LinkBotApiServer(BotApiServer):
+    """The testkit's Bot API test server, listening on the host end of the cluster's link for the pods."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> Self:
+        config = uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="bot-api-link-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while (self._loop is None or not self._server.started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self._server.started:
+            pytest.fail(f"the Bot API test server did not start on {self.host}:{self.port}")
+        return self
+
+    def webhook_host(self, host: str | None) -> None:
+        """Send webhook deliveries with `Host: host` (an Ingress host that no DNS here resolves), or not."""
+        assert self._http is not None
+        if host is None:
+            self._http.headers.pop("Host", None)
+        else:
+            self._http.headers["Host"] = host
+
+
+@pytest.fixture(scope="session")
+def bot_api(cluster: Cluster) -> Iterator[LinkBotApiServer]:
+    with LinkBotApiServer(cluster.host_ip) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dynamodb(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoDBLocal]:
+    """DynamoDB Local on the host (it listens on every address, the link's included), with the table."""
+    with DynamoDBLocal(tmp_path_factory.mktemp("dynamodb") / "dynamodb.log") as ddb:
+        env = {
+            **DUMMY_CREDENTIALS,
+            "AWS_ENDPOINT_URL_DYNAMODB": ddb.endpoint_url,
+            "DYNAMODB_TABLE": TABLE,
+            "PATH": str(Path(sys.executable).parent),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "mcstatbot_bot", "create-table"], env=env, check=True, timeout=120
+        )
+        yield ddb
+
+
+def link_service(name: str, ip: str, port: int, target_port: int) -> str:
+    """A Service without selector whose one endpoint is ip:target_port (a service on the host end)."""
+    return f"""
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  ports:
+    - {{name: http, port: {port}, targetPort: {target_port}, protocol: TCP}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-link
+  labels:
+    kubernetes.io/service-name: {name}
+addressType: IPv4
+ports:
+  - {{name: http, port: {target_port}, protocol: TCP}}
+endpoints:
+  - addresses: ["{ip}"]
+"""
+
+
+def cluster_values(case: str, images: AppImages, bot_api: BotApiServer) -> dict[str, Any]:
+    """What adapts a documented values set to this cluster (images, Ingress class, stand-ins)."""
+    values: dict[str, Any] = {
+        "telegram": {"apiBaseUrl": bot_api.base_url},
+        "bot": {
+            "image": {"repository": images.bot.rsplit(":", 1)[0], "tag": images.tag, "pullPolicy": "Never"}
+        },
+        "query": {
+            "image": {"repository": images.query.rsplit(":", 1)[0], "tag": images.tag, "pullPolicy": "Never"}
+        },
+        "otel": {"enabled": False, "collector": {"enabled": False}},
+        # DynamoDB Local through the `dynamodb-local` Service of the namespace (see link_service).
+        "dynamodb": {"endpoint": "http://dynamodb-local:8000", "localCredentials": True},
+    }
+    if case in {"kind", "polling"}:
+        values["redis"] = {
+            "image": {
+                "repository": REDIS_IMAGE.split(":", maxsplit=1)[0],
+                "tag": "bookworm",
+                "pullPolicy": "Never",
+            }
+        }
+        values["ingress"] = {"className": "traefik"}
+        values["networkPolicy"] = {
+            "botIngressFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}
+            ]
+        }
+    if case == "polling":
+        values["telegram"]["mode"] = "polling"
+        values["bot"].update({"replicaCount": 1, "autoscaling": {"enabled": False}})
+        values["ingress"] = {"enabled": False}
+    if case == "eks":
+        values["ingress"] = {"hosts": []}
+        values["externalRedis"] = {"url": "redis://redis:6379/0"}
+    return values

@@ -1,0 +1,130 @@
+"""The whole flow on the cluster: a Telegram update reaches the bot through Traefik, the bot asks the query
+service by its Service name, the query service probes a real Java peer and caches in the in-cluster Redis,
+and the reply (with buttons that then edit in place) arrives at the Bot API test server.
+
+The chart is installed with the kind values (webhook mode) adapted as in test_helm_install. The Bot API
+test server on the host end of the cluster's link delivers updates to the Ingress on the node's NodePort,
+like Telegram calls a cluster's load balancer, with the webhook secret. The Java peer (tests/peers) listens
+on loopback, so a socat forwarder on the host end of the link gives the pods a route to it; the query service
+is allowed private addresses (the link's are private). Chat state is in DynamoDB Local on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+import yaml
+from mcstatbot_testkit.harness import TelegramUser
+from mcstatbot_testkit.minecraft import JavaPeer
+from mcstatbot_testkit.net import free_port, wait_for_tcp
+
+from tests.cluster.conftest import CHART, HELMS, KIND_VALUES, RELEASE, cluster_values, link_service, namespace
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from mcstatbot_testkit.dynamodb import DynamoDBLocal
+
+    from tests.cluster.conftest import AppImages, Cluster, LinkBotApiServer
+
+pytestmark = pytest.mark.timeout(7200)
+
+# The Ingress host of the kind values (mcstatbot.localtest.me): Traefik routes by it.
+KIND_INGRESS_HOST = str(yaml.safe_load(KIND_VALUES.read_text())["ingress"]["hosts"][0]["host"])
+
+
+@pytest.fixture(scope="module")
+def java_on_link(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[JavaPeer, str]]:
+    """A Java peer, and `host:port` on the host end of the link that forwards to it."""
+    socat = shutil.which("socat")
+    assert socat is not None, "socat is missing (scripts/cluster/toolchain.sh installs it)"
+    with JavaPeer(tmp_path_factory.mktemp("java") / "java.log") as peer:
+        port = free_port()
+        forwarder = subprocess.Popen(
+            [socat, f"TCP-LISTEN:{port},bind={cluster.host_ip},reuseaddr,fork", f"TCP:127.0.0.1:{peer.port}"]
+        )
+        try:
+            wait_for_tcp(port, host=cluster.host_ip, timeout=10)
+            yield peer, f"{cluster.host_ip}:{port}"
+        finally:
+            forwarder.terminate()
+            forwarder.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def release(
+    cluster: Cluster,
+    app_images: AppImages,
+    bot_api: LinkBotApiServer,
+    dynamodb: DynamoDBLocal,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    values = cluster_values("kind", app_images, bot_api)
+    values["query"]["allowPrivateAddresses"] = True
+    overrides: Path = tmp_path_factory.mktemp("flow") / "values.yaml"
+    overrides.write_text(json.dumps(values))
+    secret = secrets.token_hex(16)
+    with namespace(cluster, "flow") as ns:
+        cluster.kubectl(
+            "create", "secret", "generic", "mcstatbot-telegram", "-n", ns,
+            f"--from-literal=telegram-bot-token={bot_api.token}", f"--from-literal=webhook-secret={secret}",
+        )  # fmt: skip
+        cluster.apply(link_service("dynamodb-local", cluster.host_ip, 8000, dynamodb.port), ns)
+        cluster.run(
+            str(HELMS["helm3"]), "install", RELEASE, str(CHART), "-n", ns, "-f", str(KIND_VALUES),
+            "-f", str(overrides), "--wait", "--timeout", "5m",
+            timeout=420,
+        )  # fmt: skip
+        # Telegram would call the Ingress host's public address; here it is the node's NodePort on the link.
+        bot_api.webhook_host(KIND_INGRESS_HOST)
+        bot_api.set_webhook(f"{cluster.ingress_url}/telegram/webhook", secret_token=secret)
+        try:
+            yield ns
+        finally:
+            bot_api.delete_webhook()
+            bot_api.webhook_host(None)
+
+
+def test_status_reply_through_ingress_query_service_and_redis(
+    cluster: Cluster, bot_api: LinkBotApiServer, java_on_link: tuple[JavaPeer, str], release: str
+) -> None:
+    peer, address = java_on_link
+    user = TelegramUser(bot_api, chat_id=4242, reply_timeout=60)
+
+    reply = user.send(f"/status {address}")
+
+    assert address in reply.text, reply.text
+    assert "1.21.1" in reply.text, reply.text
+    assert peer.status_requests >= 1
+    # Delivered by webhook to the Ingress (Traefik), and acknowledged.
+    assert any(d.status == 200 for d in bot_api.deliveries), bot_api.deliveries
+    # The query service cached the answer in the in-cluster Redis.
+    ready = cluster.kubectl(
+        "exec", "-n", release, "deploy/mcstatbot-query", "--", "python", "-c",
+        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8081/ready').read().decode())",
+    ).stdout  # fmt: skip
+    assert json.loads(ready)["cache"] == "redis", ready
+    assert json.loads(ready)["cache_up"] is True, ready
+    scan = ("exec", "-n", release, "deploy/mcstatbot-redis", "--", "redis-cli", "--scan", "--pattern", "*")
+    keys = cluster.kubectl(*scan).stdout
+    deadline = time.monotonic() + 20  # the write may land just after the reply
+    while not keys.strip() and time.monotonic() < deadline:
+        time.sleep(1)
+        keys = cluster.kubectl(*scan).stdout
+    assert keys.strip(), "the in-cluster Redis holds no cached answer"
+
+    probes = peer.status_requests
+    edit = user.press(reply, "Players")
+
+    assert "Steve" in edit.text, edit.text
+    assert "Alex" in edit.text, edit.text
+    assert peer.status_requests >= probes
