@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MAX_SERVER_URL_LENGTH = 300
 """Longest `server_url` accepted in a request body: a 253-character name, a port and some slack."""
+# The query service keeps what a server says within these bounds (a hostile server may list 10,000 mods).
+# They are the producer's promise, not validation: a reader accepts any size and bounds what it shows.
 MAX_ITEMS = 256
 """Most mods (or plugins) an answer lists; a longer list is cut and marked `mods_truncated`."""
 MAX_ITEM_NAME = 100
@@ -106,22 +108,22 @@ class PlaceholderInfo(ApiModel):
 
     rule: str = Field(description="the matching rule's id, e.g. `aternos-offline`")
     host: str = Field(description="who answers like that, e.g. `Aternos`")
-    text: str = Field(max_length=MAX_PLACEHOLDER_TEXT, description="the placeholder's text, codes removed")
+    text: str = Field(description="the placeholder's text, codes removed (at most MAX_PLACEHOLDER_TEXT)")
 
 
 class SoftwareInfo(ApiModel):
     """What the server runs, as far as its answers say."""
 
     name: str = Field(description="vanilla, paper, spigot, forge, neoforge, fabric, velocity, ...")
-    version: str | None = Field(default=None, max_length=MAX_ITEM_VERSION)
-    minecraft_version: str | None = Field(default=None, max_length=MAX_ITEM_VERSION)
+    version: str | None = None
+    minecraft_version: str | None = None
 
 
 class NamedVersion(ApiModel):
     """One mod or plugin."""
 
-    name: str = Field(max_length=MAX_ITEM_NAME)
-    version: str | None = Field(default=None, max_length=MAX_ITEM_VERSION)
+    name: str
+    version: str | None = None
 
 
 def utc_now() -> datetime:
@@ -148,10 +150,13 @@ class ServerStatus(ApiModel):
         default=None, description="set with error code `placeholder`: what the host answered instead"
     )
     software: SoftwareInfo | None = None
-    mods: list[NamedVersion] = Field(default_factory=list, max_length=MAX_ITEMS)
-    mods_truncated: bool = Field(default=False, description="the server or this service cut the mod list")
+    mods: list[NamedVersion] = Field(
+        default_factory=list,
+        description="Forge/NeoForge mods (at most MAX_ITEMS, the game and loader left out)",
+    )
+    mods_truncated: bool = Field(default=False, description="the server or the query service cut the list")
     plugins: list[NamedVersion] = Field(
-        default_factory=list, max_length=MAX_ITEMS, description="from the Query protocol (`/players` only)"
+        default_factory=list, description="from the Query protocol (`/players` only)"
     )
     plugins_truncated: bool = False
 
@@ -169,7 +174,7 @@ class PlayerList(ApiModel):
     cached: bool = False
     error: ProbeError | None = None
     plugins: list[NamedVersion] = Field(
-        default_factory=list, max_length=MAX_ITEMS, description="from the Query protocol's `plugins` field"
+        default_factory=list, description="from the Query protocol's `plugins` field"
     )
     plugins_truncated: bool = False
 
