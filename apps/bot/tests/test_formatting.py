@@ -8,15 +8,20 @@ from html.parser import HTMLParser
 
 from mcstatbot_bot import formatting
 from mcstatbot_bot.formatting import Problem
+from mcstatbot_bot.state.base import ServerRef
 from mcstatbot_common.models import (
+    Edition,
     ErrorCode,
     Motd,
+    NamedVersion,
+    PlaceholderInfo,
     PlayerCount,
     PlayerEntry,
     PlayerList,
     Players,
     ProbeError,
     ServerStatus,
+    SoftwareInfo,
     SrvRecord,
     Version,
 )
@@ -220,3 +225,89 @@ def test_callback_answers_stay_within_200() -> None:
             kind, address="x" * 300, detail="y" * 300, command="c", limit=1, window=1
         )
         assert utf16_length(answer) <= formatting.MAX_CALLBACK_ANSWER
+
+
+def placeholder_status(text: str, host: str = "Aternos") -> ServerStatus:
+    return online(
+        online=False,
+        players=None,
+        latency_ms=None,
+        error=ProbeError(code=ErrorCode.PLACEHOLDER, message="x"),
+        placeholder=PlaceholderInfo(rule="aternos-offline", host=host, text=text),
+    )
+
+
+def test_placeholder_card_says_offline_with_the_hosts_text() -> None:
+    text = formatting.status_card(placeholder_status("● Offline <b>"), now=NOW)
+    assert_safe_html(text)
+    assert "🔴 <b>Offline</b>" in text
+    assert "offline (the host shows a placeholder)" in text
+    assert "Placeholder (Aternos): <i>● Offline &lt;b&gt;</i>" in text
+    assert "host's panel" in text
+    assert "could not be reached" not in text
+    players = PlayerList(
+        address="a:1",
+        online=False,
+        error=ProbeError(code=ErrorCode.PLACEHOLDER, message="x"),
+        retrieved_at=NOW,
+    )
+    players_text = formatting.players_card(players, now=NOW)
+    assert "offline (the host shows a placeholder)" in players_text
+    assert "host's panel" in players_text
+
+
+def test_placeholder_text_is_bounded_and_bidi_stripped() -> None:
+    status = placeholder_status(f"{BIDI}{'😀' * 5000}", host=f"{BIDI}{'&' * 5000}")
+    text = formatting.status_card(status, stored_at=NOW, now=NOW)
+    assert_telegram_accepts(text)
+    assert not set(BIDI) & set(text)
+    assert formatting.visible_length(text) < 1200
+
+
+def test_card_shows_software_and_counts() -> None:
+    paper = online(
+        software=SoftwareInfo(name="paper", version="1.21.1", minecraft_version="1.21.1"),
+        plugins=[NamedVersion(name=f"p{i}", version="1.0") for i in range(14)],
+    )
+    assert "Software: Paper 1.21.1 · 14 plugins" in formatting.status_card(paper, now=NOW)
+    forge = online(
+        software=SoftwareInfo(name="forge", version="47.2.0", minecraft_version="1.20.1"),
+        mods=[NamedVersion(name=f"m{i}") for i in range(120)],
+    )
+    assert "Software: Forge 47.2.0 · 120 mods" in formatting.status_card(forge, now=NOW)
+    cut = forge.model_copy(update={"mods": forge.mods[:1], "mods_truncated": True})
+    assert "Software: Forge 47.2.0 · 1+ mods" in formatting.status_card(cut, now=NOW)
+    odd = online(software=SoftwareInfo(name="<x>" * 50, version="9" * 500))
+    line = next(x for x in formatting.status_card(odd, now=NOW).split("\n") if x.startswith("Software"))
+    assert "&lt;x&gt;" in line
+    assert formatting.visible_length(line) < 100
+    assert "Software" not in formatting.status_card(online(), now=NOW)
+
+
+def test_about_lists_software_and_bounded_names() -> None:
+    ref = ServerRef(address="play.example.com:25565", edition=Edition.JAVA)
+    forge = online(
+        software=SoftwareInfo(name="forge", version="47.2.0", minecraft_version="1.20.1"),
+        mods=[NamedVersion(name="jei", version="15.2"), NamedVersion(name="<create>", version=None)],
+    )
+    text = formatting.about_text(ref, forge)
+    assert_safe_html(text)
+    assert "Software: Forge 47.2.0 (Minecraft 1.20.1)" in text
+    assert "Mods (2 mods): jei 15.2, &lt;create&gt;" in text
+    # hostile: 256 long names in astral characters, bidi controls, plugins too: cut, counted, within limits
+    many = [NamedVersion(name=f"{BIDI}{'😀' * 300}{i}", version="&" * 300) for i in range(256)]
+    hostile = online(
+        software=SoftwareInfo(name="paper", version="1.21.1", minecraft_version="1.21.1"),
+        mods=many,
+        mods_truncated=True,
+        plugins=many,
+    )
+    text = formatting.about_text(ServerRef(address="😀" * 300, edition=Edition.JAVA), hostile)
+    assert_telegram_accepts(text)
+    assert not set(BIDI) & set(text)
+    assert "Software: Paper 1.21.1\n" in text
+    assert "Mods (256+ mods):" in text
+    assert "Plugins (256 plugins):" in text
+    assert "more" in text
+    # an offline server's last answer adds nothing
+    assert "Software" not in formatting.about_text(ref, placeholder_status("● Offline"))

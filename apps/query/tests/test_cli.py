@@ -8,10 +8,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from mcstatbot_common.models import ServerStatus
+from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import free_port
 
 if TYPE_CHECKING:
-    from mcstatbot_testkit.minecraft import BedrockPeer, JavaPeer
+    from pathlib import Path
+
+    from mcstatbot_testkit.minecraft import BedrockPeer
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -35,6 +38,22 @@ def test_online_summary_exit_0(java_peer: JavaPeer) -> None:
     assert "second line" in result.stdout
     assert "2/20" in result.stdout
     assert "Steve, Alex" in result.stdout
+    assert "runs:    vanilla 1.21.1" in result.stdout
+
+
+def test_placeholder_is_offline_with_its_text(tmp_path: Path) -> None:
+    with JavaPeer(
+        tmp_path / "aternos.log",
+        version={"name": "§4● Offline", "protocol": 46},
+        motd="§fMy Aternos SMP",
+        online=0,
+        max_players=0,
+        omit_sample=True,
+    ) as peer:
+        result = run_cli(peer.address, "--edition", "java")
+    assert result.returncode == 1, result.stderr
+    assert f"{peer.address} is offline (placeholder: " in result.stdout
+    assert "placeholder (Aternos): ● Offline" in result.stdout
 
 
 def test_json_parses_as_server_status(java_peer: JavaPeer) -> None:

@@ -15,7 +15,15 @@ from enum import StrEnum
 from html import escape, unescape
 from typing import TYPE_CHECKING
 
-from mcstatbot_common.models import Edition, ErrorCode, PlayerCount, PlayerList, ServerStatus
+from mcstatbot_common.models import (
+    Edition,
+    ErrorCode,
+    NamedVersion,
+    PlayerCount,
+    PlayerList,
+    ProbeError,
+    ServerStatus,
+)
 
 if TYPE_CHECKING:
     from mcstatbot_bot.state.base import ServerRef
@@ -29,6 +37,14 @@ MAX_VERSION = 100
 MAX_ECHO = 64
 """What the user typed is echoed (in an "invalid address" reply) at most this long."""
 MAX_DETAIL = 200
+MAX_PLACEHOLDER = 200
+"""A host's placeholder text is shown at most this long."""
+MAX_SOFTWARE_NAME = 32
+MAX_SOFTWARE_VERSION = 40
+MAX_ITEM = 60
+"""One mod or plugin (`name version`) in About, at most this long."""
+MAX_ITEM_LIST = 1200
+"""The mod list and the plugin list in About take at most this many characters each."""
 # Bidirectional formatting characters: embeddings, overrides, isolates, marks. Echoed as they are, an RTL
 # override from a user or a server turns the rest of a reply around (a spoofed address, a reversed word).
 _BIDI_CONTROLS = dict.fromkeys(
@@ -83,10 +99,30 @@ OFFLINE_REASONS: dict[ErrorCode, str] = {
     ErrorCode.DNS: "the host name does not resolve (check the spelling)",
     ErrorCode.UNREACHABLE: "the network path to it is unreachable",
     ErrorCode.PROTOCOL: "something answered, but not like a Minecraft server",
+    ErrorCode.PLACEHOLDER: "the host shows a placeholder",
 }
 OFFLINE_ADVICE = (
     "Check the address and port; if they are right, the server may be down or starting. Try again later."
 )
+PLACEHOLDER_ADVICE = (
+    "The host answers for the server while it is stopped or asleep. Start it from the host's panel, "
+    "or try again later."
+)
+SOFTWARE_NAMES = {
+    "vanilla": "Vanilla",
+    "paper": "Paper",
+    "purpur": "Purpur",
+    "folia": "Folia",
+    "spigot": "Spigot",
+    "craftbukkit": "CraftBukkit",
+    "forge": "Forge",
+    "neoforge": "NeoForge",
+    "fabric": "Fabric",
+    "quilt": "Quilt",
+    "velocity": "Velocity",
+    "bungeecord": "BungeeCord",
+    "waterfall": "Waterfall",
+}
 
 EDITION_NAMES = {Edition.JAVA: "Java", Edition.BEDROCK: "Bedrock", Edition.AUTO: "unknown"}
 
@@ -174,6 +210,55 @@ def stale_note(stored_at: datetime, now: datetime) -> str:
     )
 
 
+def offline_sentence(error: ProbeError | None) -> str:
+    """Why the server is offline, in one sentence."""
+    if error is not None and error.code is ErrorCode.PLACEHOLDER:
+        return "The server is offline (the host shows a placeholder)."
+    reason = OFFLINE_REASONS.get(error.code) if error is not None else None
+    return f"The server could not be reached: {reason or 'it could not be reached'}."
+
+
+def _count(items: list[NamedVersion], truncated: bool, one: str) -> str:  # noqa: FBT001
+    more = "+" if truncated else ""
+    return f"{len(items)}{more} {one}{'' if len(items) == 1 and not truncated else 's'}"
+
+
+def software_name(status: ServerStatus) -> str | None:
+    """`Paper 1.21.1`, `Forge 47.2.0`: what the server runs, escaped and bounded; None when unknown."""
+    software = status.software
+    if software is None:
+        return None
+    name = SOFTWARE_NAMES.get(software.name) or user_text(software.name, MAX_SOFTWARE_NAME)
+    version = software.version or software.minecraft_version
+    return f"{name} {user_text(version, MAX_SOFTWARE_VERSION)}" if version else name
+
+
+def software_line(status: ServerStatus) -> str | None:
+    """The card's line: `Paper 1.21.1 · 14 plugins`, `Forge 47.2.0 · 120 mods`; None when nothing is known."""
+    parts = [name] if (name := software_name(status)) else []
+    if status.mods:
+        parts.append(_count(status.mods, status.mods_truncated, "mod"))
+    if status.plugins:
+        parts.append(_count(status.plugins, status.plugins_truncated, "plugin"))
+    return " · ".join(parts) or None
+
+
+def item_list(items: list[NamedVersion], *, truncated: bool = False, budget: int = MAX_ITEM_LIST) -> str:
+    """`jei 7.7.1, create 0.5.1, …and N more`: names escaped and bounded, within `budget` characters."""
+    shown: list[str] = []
+    used = 0
+    for item in items:
+        text = user_text(f"{item.name} {item.version}" if item.version else item.name, MAX_ITEM)
+        size = visible_length(text) + 2
+        if used + size > budget:
+            break
+        shown.append(text)
+        used += size
+    more = len(items) - len(shown)
+    tail = f", …and {more}{'+' if truncated else ''} more" if more > 0 else (" and more" if truncated else "")
+    return ", ".join(shown) + tail
+
+
 def status_card(
     status: ServerStatus, *, stored_at: datetime | None = None, now: datetime | None = None
 ) -> str:
@@ -194,14 +279,21 @@ def status_card(
             lines.append(f"MOTD: <i>{user_text(motd, MAX_MOTD)}</i>")
         if status.version is not None:
             lines.append(f"Version: {user_text(status.version.name, MAX_VERSION)}")
+        if (software := software_line(status)) is not None:
+            lines.append(f"Software: {software}")
         lines.append(f"Latency: {latency_badge(status.latency_ms)}")
         if status.players is not None:
             online, most = status.players.online, status.players.max
             fill = f" ({online * 100 / most:.0f}% full)" if most > 0 else ""
             lines.append(f"Players: {online}/{most}{fill}")
+    elif status.placeholder is not None:
+        lines.append(offline_sentence(status.error))
+        host = user_text(status.placeholder.host, MAX_SOFTWARE_NAME)
+        text = user_text(neutralise(status.placeholder.text).strip(), MAX_PLACEHOLDER)
+        lines.append(f"Placeholder ({host}): <i>{text}</i>" if text else f"Placeholder: {host}")
+        lines.append(PLACEHOLDER_ADVICE)
     else:
-        reason = OFFLINE_REASONS.get(status.error.code, "it could not be reached") if status.error else None
-        lines.append(f"The server could not be reached: {reason or 'it could not be reached'}.")
+        lines.append(offline_sentence(status.error))
         lines.append(OFFLINE_ADVICE)
     lines.append(f"Checked: {format_time(status.retrieved_at)}")
     if stored_at is not None:
@@ -217,9 +309,10 @@ def players_card(
     now = now or datetime.now(UTC)
     address = f"<code>{user_text(players.address, MAX_ADDRESS)}</code>"
     if not players.online:
-        reason = OFFLINE_REASONS.get(players.error.code) if players.error else None
-        head = f"🔴 <b>Offline</b> · {address}\nThe server could not be reached: {reason or 'no answer'}."
-        tail = f"\n{OFFLINE_ADVICE}\nChecked: {format_time(players.retrieved_at)}"
+        placeholder = players.error is not None and players.error.code is ErrorCode.PLACEHOLDER
+        head = f"🔴 <b>Offline</b> · {address}\n{offline_sentence(players.error)}"
+        advice = PLACEHOLDER_ADVICE if placeholder else OFFLINE_ADVICE
+        tail = f"\n{advice}\nChecked: {format_time(players.retrieved_at)}"
         return head + tail + (f"\n\n{stale_note(stored_at, now)}" if stored_at else "")
     counts = players.players
     online = counts.online if counts else len(players.names)
@@ -294,7 +387,9 @@ def help_text() -> str:
     )
 
 
-def about_text(server: ServerRef | None = None) -> str:
+def about_text(server: ServerRef | None = None, status: ServerStatus | None = None) -> str:
+    """What the bot is; with `server`, the card's server, and with its last `status`, what it runs
+    (software, then the mod and plugin names, each list bounded)."""
     lines = [
         (
             "<b>mcstatbot</b> checks Minecraft Java and Bedrock servers: online or not, version, MOTD, "
@@ -304,4 +399,19 @@ def about_text(server: ServerRef | None = None) -> str:
     ]
     if server is not None:
         lines.append(f"\nServer on this card: <code>{user_text(server.address, MAX_ADDRESS)}</code>")
+    if status is not None and status.online:
+        if (name := software_name(status)) is not None:
+            game = status.software.minecraft_version if status.software is not None else None
+            same = game is None or game == (status.software.version if status.software else None)
+            game_text = "" if same else f" (Minecraft {user_text(game, MAX_SOFTWARE_VERSION)})"
+            lines.append(f"Software: {name}{game_text}")
+        if status.mods:
+            count = _count(status.mods, status.mods_truncated, "mod")
+            lines.append(f"Mods ({count}): {item_list(status.mods, truncated=status.mods_truncated)}")
+        if status.plugins:
+            count = _count(status.plugins, status.plugins_truncated, "plugin")
+            plugins = item_list(status.plugins, truncated=status.plugins_truncated)
+            lines.append(f"Plugins ({count}): {plugins}")
+    # bounded: the address (MAX_ADDRESS), the software (its name and version) and two lists of
+    # MAX_ITEM_LIST each keep the text well within MAX_MESSAGE
     return "\n".join(lines)

@@ -245,7 +245,9 @@ class BotHandlers:
     async def render(self, action: buttons.Action, server: ServerRef) -> Rendered:
         """The text for `action` on `server`, and what of it the state store should keep."""
         if action is buttons.Action.ABOUT:
-            return Rendered(formatting.about_text(server))
+            # what the server runs, from its last answer stored (no probe for an About press)
+            stored = await self.store.get_server(server)
+            return Rendered(formatting.about_text(server, stored.status if stored is not None else None))
         if action is buttons.Action.STATUS:
             return await self._status_text(server)
         return await self._players_text(server)

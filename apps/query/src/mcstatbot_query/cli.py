@@ -51,7 +51,10 @@ def summary(status: ServerStatus) -> str:
     if not status.online:
         error = status.error
         reason = f"{error.code.value}: {error.message}" if error is not None else "no answer"
-        return f"{status.address} is offline ({reason})"
+        line = f"{status.address} is offline ({reason})"
+        if status.placeholder is not None:
+            line += f"\n  placeholder ({status.placeholder.host}): {status.placeholder.text}"
+        return line
     lines = [f"{status.address} is online ({status.edition.value})"]
     if status.version is not None:
         lines.append(f"  version: {status.version.name}")
@@ -64,6 +67,11 @@ def summary(status: ServerStatus) -> str:
         names = ", ".join(p.name for p in status.players.sample)
         if names:
             lines.append(f"           {names}")
+    if status.software is not None:
+        software = " ".join(filter(None, (status.software.name, status.software.version)))
+        counts = [f"{len(status.mods)} mods"] if status.mods else []
+        counts += [f"{len(status.plugins)} plugins"] if status.plugins else []
+        lines.append(f"  runs:    {', '.join([software, *counts])}")
     if status.latency_ms is not None:
         lines.append(f"  latency: {status.latency_ms:.1f} ms")
     if status.srv is not None:

@@ -18,6 +18,7 @@ _MESSAGES = {
     ErrorCode.DNS: "the name could not be resolved",
     ErrorCode.UNREACHABLE: "the server cannot be reached from here",
     ErrorCode.PROTOCOL: "the server answered something that is not a Minecraft status",
+    ErrorCode.PLACEHOLDER: "the host answered with a placeholder: the server itself is not running",
 }
 
 _UNREACHABLE_ERRNOS = frozenset(

@@ -5,6 +5,9 @@
   protocol error; the Query protocol (GameSpy4, UDP) for the full player list.
 - Bedrock: the RakNet unconnected ping.
 - auto: Java and Bedrock side by side; the first online answer wins.
+A Java answer that matches a placeholder rule (placeholders.py: a host or proxy answering for a server
+that is not running) is offline with the error code `placeholder`, its text, version and MOTD kept. An
+online Java answer says what the server runs (software.py): software, mods, and with Query the plugins.
 Every failure becomes a ProbeFailedError with one ErrorCode; ForbiddenAddressError passes through.
 """
 
@@ -23,14 +26,21 @@ from mcstatbot_common.addresses import (
     format_host_port,
 )
 from mcstatbot_common.models import (
+    MAX_ITEM_NAME,
+    MAX_ITEM_VERSION,
+    MAX_ITEMS,
+    MAX_PLACEHOLDER_TEXT,
     BedrockInfo,
     Edition,
     ErrorCode,
+    NamedVersion,
+    PlaceholderInfo,
     PlayerCount,
     PlayerEntry,
     PlayerList,
     Players,
     ServerStatus,
+    SoftwareInfo,
     SrvRecord,
     Version,
 )
@@ -47,6 +57,9 @@ from mcstatbot_query.mcstatus_protocol import (
 )
 from mcstatbot_query.metrics import PROBE_DURATION, PROBES
 from mcstatbot_query.motd import parse_motd, render_motd
+from mcstatbot_query.placeholders import StatusFields
+from mcstatbot_query.placeholders import classify as classify_placeholder
+from mcstatbot_query.software import ServerSoftware, detect_from
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -62,6 +75,7 @@ if TYPE_CHECKING:
     from mcstatbot_query.mcstatus_protocol import TCPAsyncSocketConnection, UDPAsyncSocketConnection
     from mcstatbot_query.resolver import IPAddress, Resolver
     from mcstatbot_query.settings import QuerySettings
+    from mcstatbot_query.software import Mod, Plugin
 
 tracer = trace.get_tracer("mcstatbot.query")
 T = TypeVar("T")
@@ -98,6 +112,8 @@ class JavaTarget:
 class JavaResult:
     status: ServerStatus
     sample_names: list[str] | None
+    response: JavaStatusResponse | None = None
+    """The modern status answer it was made from (what the server runs is read from it with Query's)."""
 
 
 class Prober:
@@ -127,15 +143,15 @@ class Prober:
     async def players(self, address: ServerAddress, edition: Edition) -> tuple[PlayerList, ServerStatus]:
         """The player list (Query protocol, else the status sample) and the status it came with."""
         if edition is Edition.JAVA:
-            result, names = await self._java(address, with_query=True)
-            return _java_players(result, names), result.status
+            result, query = await self._java(address, with_query=True)
+            return _java_players(result, query), result.status
         if edition is Edition.BEDROCK:
             status = await self._bedrock(address)
             return _bedrock_players(status), status
 
         async def java() -> tuple[PlayerList, ServerStatus]:
-            result, names = await self._java(address, with_query=True)
-            return _java_players(result, names), result.status
+            result, query = await self._java(address, with_query=True)
+            return _java_players(result, query), result.status
 
         async def bedrock() -> tuple[PlayerList, ServerStatus]:
             status = await self._bedrock(address)
@@ -196,20 +212,22 @@ class Prober:
         ips = await self.resolver.resolve(connect_host, deadline.left())
         return JavaTarget(ips=ips, port=port, srv=srv)
 
-    async def _java(self, address: ServerAddress, *, with_query: bool) -> tuple[JavaResult, list[str] | None]:
-        """Status (and, with `with_query`, the Query player list) of a Java server."""
+    async def _java(
+        self, address: ServerAddress, *, with_query: bool
+    ) -> tuple[JavaResult, QueryResponse | None]:
+        """Status (and, with `with_query`, the Query answer: players, plugins) of a Java server."""
         asked_port = address.port or JAVA_DEFAULT_PORT
         deadline = Deadline(self.settings.mc_timeout)
         started = time.perf_counter()
         with _probe_span(Edition.JAVA, address.host, asked_port) as span:
-            query_task: asyncio.Task[list[str] | None] | None = None
+            query_task: asyncio.Task[QueryResponse | None] | None = None
             try:
                 async with asyncio.timeout(self.settings.mc_timeout), self._slots:
                     target = await self._java_target(address, deadline)
                     if with_query:
-                        query_task = asyncio.create_task(self._query_names(target, deadline))
+                        query_task = asyncio.create_task(self._query(target, deadline))
                     status = await self._java_status(address, target, deadline)
-                    names = await query_task if query_task is not None else None
+                    query = await query_task if query_task is not None else None
             except ForbiddenAddressError:
                 span.set_attribute("mc.outcome", "forbidden")
                 raise
@@ -222,8 +240,17 @@ class Prober:
                 _probe_done(span, Edition.JAVA, failure.code.value, started)
                 offline = _offline(address.host, asked_port, Edition.JAVA, failure)
                 return JavaResult(offline, None), None
+            if status.status.error is not None:  # a placeholder
+                _probe_done(span, Edition.JAVA, status.status.error.code.value, started)
+                return status, None
+            if query is not None and status.response is not None:
+                status = JavaResult(
+                    status.status.model_copy(update=_software_fields(status.response, query)),
+                    status.sample_names,
+                    status.response,
+                )
             _probe_done(span, Edition.JAVA, "online", started)
-            return status, names
+            return status, query
 
     async def _java_status(
         self, address: ServerAddress, target: JavaTarget, deadline: Deadline
@@ -284,8 +311,8 @@ class Prober:
         finally:
             await connection.close()
 
-    async def _query_names(self, target: JavaTarget, deadline: Deadline) -> list[str] | None:
-        """The full player list over the Query protocol, or None when the server does not answer it."""
+    async def _query(self, target: JavaTarget, deadline: Deadline) -> QueryResponse | None:
+        """The Query answer (full player list, plugins), or None when the server does not answer it."""
         budget = min(self.settings.mc_query_timeout, deadline.left() - _QUERY_MARGIN)
         end = time.monotonic() + budget
         tries = self.settings.mc_tries
@@ -299,7 +326,7 @@ class Prober:
                     response = await self._query_once(target.ips[0], target.port)
             except (TimeoutError, OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
                 continue
-            return [str(name) for name in response.players.list[:_MAX_PLAYER_NAMES]]
+            return response
         return None
 
     async def _query_once(self, ip: IPAddress, port: int) -> QueryResponse:
@@ -439,9 +466,80 @@ def _players(online: Any, maximum: Any, sample: list[PlayerEntry] | None = None)
     )
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _items(items: tuple[Mod, ...] | tuple[Plugin, ...]) -> list[NamedVersion]:
+    """At most MAX_ITEMS mods or plugins, names and versions cut to their bounds."""
+    return [
+        NamedVersion(
+            name=_cut(item.name, MAX_ITEM_NAME),
+            version=None if item.version is None else _cut(item.version, MAX_ITEM_VERSION),
+        )
+        for item in items[:MAX_ITEMS]
+    ]
+
+
+def _detect(response: JavaStatusResponse, query: QueryResponse | None) -> ServerSoftware:
+    try:
+        return detect_from(response, query)
+    except (ValueError, TypeError, KeyError, AttributeError):  # odd fields: the answer says nothing
+        return ServerSoftware(software=None)
+
+
+def _software_fields(response: JavaStatusResponse, query: QueryResponse | None) -> dict[str, Any]:
+    """The `software`, `mods` and `plugins` fields of an online Java status, bounded."""
+    found = _detect(response, query)
+    software = None
+    if found.software is not None:
+        software = SoftwareInfo(
+            name=found.software.value,
+            version=None if found.version is None else _cut(found.version, MAX_ITEM_VERSION),
+            minecraft_version=None
+            if found.minecraft_version is None
+            else _cut(found.minecraft_version, MAX_ITEM_VERSION),
+        )
+    return {
+        "software": software,
+        "mods": _items(found.mods),
+        "mods_truncated": found.mods_truncated or len(found.mods) > MAX_ITEMS,
+        "plugins": _items(found.plugins),
+        "plugins_truncated": len(found.plugins) > MAX_ITEMS,
+    }
+
+
+def _placeholder_status(
+    address: ServerAddress, asked_port: int, target: JavaTarget, response: JavaStatusResponse
+) -> ServerStatus | None:
+    """The offline status of a placeholder answer (version, MOTD and text kept), or None for a real one."""
+    found = classify_placeholder(StatusFields.from_java_response(response))
+    if found is None:
+        return None
+    return ServerStatus(
+        address=format_host_port(address.host, asked_port),
+        host=address.host,
+        port=asked_port,
+        edition=Edition.JAVA,
+        online=False,
+        version=Version(
+            name=str(response.version.name), protocol=_protocol_version(response.version.protocol)
+        ),
+        motd=parse_motd(dict(response.raw).get("description", ""), bedrock=False),
+        srv=target.srv,
+        error=ProbeFailedError(ErrorCode.PLACEHOLDER).to_model(),
+        placeholder=PlaceholderInfo(
+            rule=found.rule, host=found.host, text=_cut(found.text, MAX_PLACEHOLDER_TEXT)
+        ),
+    )
+
+
 def _java_status_model(
     address: ServerAddress, asked_port: int, target: JavaTarget, response: JavaStatusResponse
 ) -> JavaResult:
+    placeholder = _placeholder_status(address, asked_port, target, response)
+    if placeholder is not None:
+        return JavaResult(placeholder, None, response)
     raw: dict[str, Any] = dict(response.raw)
     sample = response.players.sample
     entries = [
@@ -464,8 +562,9 @@ def _java_status_model(
         latency_ms=round(float(response.latency), 3),
         srv=target.srv,
         icon=icon,
+        **_software_fields(response, None),
     )
-    return JavaResult(status, [e.name for e in entries] if sample is not None else None)
+    return JavaResult(status, [e.name for e in entries] if sample is not None else None, response)
 
 
 def _legacy_status_model(
@@ -488,16 +587,22 @@ def _legacy_status_model(
     return JavaResult(status, None)
 
 
-def _java_players(result: JavaResult, query_names: list[str] | None) -> PlayerList:
+def _java_players(result: JavaResult, query: QueryResponse | None) -> PlayerList:
     status = result.status
     if not status.online or status.players is None:
         return PlayerList(
             address=status.address, online=False, error=status.error, retrieved_at=status.retrieved_at
         )
     count = PlayerCount(online=status.players.online, max=status.players.max)
-    if query_names is not None:
+    if query is not None:
         return PlayerList(
-            address=status.address, online=True, players=count, names=query_names, source="query"
+            address=status.address,
+            online=True,
+            players=count,
+            names=[str(name) for name in query.players.list[:_MAX_PLAYER_NAMES]],
+            source="query",
+            plugins=status.plugins,
+            plugins_truncated=status.plugins_truncated,
         )
     if result.sample_names is not None:
         return PlayerList(

@@ -13,6 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MAX_SERVER_URL_LENGTH = 300
 """Longest `server_url` accepted in a request body: a 253-character name, a port and some slack."""
+# The query service keeps what a server says within these bounds (a hostile server may list 10,000 mods).
+# They are the producer's promise, not validation: a reader accepts any size and bounds what it shows.
+MAX_ITEMS = 256
+"""Most mods (or plugins) an answer lists; a longer list is cut and marked `mods_truncated`."""
+MAX_ITEM_NAME = 100
+"""Longest mod or plugin name kept (a longer one is cut)."""
+MAX_ITEM_VERSION = 64
+"""Longest mod, plugin or software version kept (a longer one is cut)."""
+MAX_PLACEHOLDER_TEXT = 300
+"""Longest placeholder text kept."""
 
 
 class Edition(StrEnum):
@@ -29,6 +39,8 @@ class ErrorCode(StrEnum):
     DNS = "dns"
     UNREACHABLE = "unreachable"
     PROTOCOL = "protocol"
+    PLACEHOLDER = "placeholder"
+    """A host or proxy answered for the server with a placeholder ("● Offline"): the server is not running."""
 
 
 class ApiModel(BaseModel):
@@ -91,6 +103,29 @@ class BedrockInfo(ApiModel):
     gamemode: str | None = None
 
 
+class PlaceholderInfo(ApiModel):
+    """The placeholder a host or proxy answered with, when the server behind it is not running."""
+
+    rule: str = Field(description="the matching rule's id, e.g. `aternos-offline`")
+    host: str = Field(description="who answers like that, e.g. `Aternos`")
+    text: str = Field(description="the placeholder's text, codes removed (at most MAX_PLACEHOLDER_TEXT)")
+
+
+class SoftwareInfo(ApiModel):
+    """What the server runs, as far as its answers say."""
+
+    name: str = Field(description="vanilla, paper, spigot, forge, neoforge, fabric, velocity, ...")
+    version: str | None = None
+    minecraft_version: str | None = None
+
+
+class NamedVersion(ApiModel):
+    """One mod or plugin."""
+
+    name: str
+    version: str | None = None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -111,6 +146,19 @@ class ServerStatus(ApiModel):
     retrieved_at: datetime = Field(default_factory=utc_now)
     cached: bool = False
     error: ProbeError | None = None
+    placeholder: PlaceholderInfo | None = Field(
+        default=None, description="set with error code `placeholder`: what the host answered instead"
+    )
+    software: SoftwareInfo | None = None
+    mods: list[NamedVersion] = Field(
+        default_factory=list,
+        description="Forge/NeoForge mods (at most MAX_ITEMS, the game and loader left out)",
+    )
+    mods_truncated: bool = Field(default=False, description="the server or the query service cut the list")
+    plugins: list[NamedVersion] = Field(
+        default_factory=list, description="from the Query protocol (`/players` only)"
+    )
+    plugins_truncated: bool = False
 
 
 PlayerSource = Literal["query", "sample", "none"]
@@ -125,6 +173,10 @@ class PlayerList(ApiModel):
     retrieved_at: datetime = Field(default_factory=utc_now)
     cached: bool = False
     error: ProbeError | None = None
+    plugins: list[NamedVersion] = Field(
+        default_factory=list, description="from the Query protocol's `plugins` field"
+    )
+    plugins_truncated: bool = False
 
 
 class ErrorDetail(ApiModel):
