@@ -361,7 +361,7 @@ up() {
   sed -e "s#@DNS_IP@#$DNS_IP#g" -e "s#@COREDNS_VERSION@#$COREDNS_VERSION#g" \
     -e "s#@METRICS_SERVER_VERSION@#$METRICS_SERVER_VERSION#g" -e "s#@TRAEFIK_VERSION@#$TRAEFIK_VERSION#g" \
     -e "s#@NODE_IP@#$NODE_IP#g" -e "s#@TRAEFIK_NODEPORT@#$TRAEFIK_NODEPORT#g" \
-    <(for f in "$HERE"/addons/*.yaml; do cat "$f"; echo "---"; done) >"$DIR/addons.yaml"
+    <(for f in "$CACHE/traefik-crds.yaml" "$HERE"/addons/*.yaml; do cat "$f"; echo "---"; done) >"$DIR/addons.yaml"
   wait_for "the add-ons applied" 60 kubectl_ apply --server-side -f "$DIR/addons.yaml"
   local left=$((START_DEADLINE - SECONDS))
   [ "$left" -gt 5 ] || die "start-up timed out"

@@ -174,5 +174,15 @@ if [ ! -x "$BIN/traefik" ]; then
     "-X github.com/traefik/traefik/v3/pkg/version.Version=$T"
 fi
 
+# Traefik's CRDs (Middleware among them: the chart's source-range rule for the traefik class), as the
+# Traefik module publishes them; applied with the add-ons by cluster.sh.
+if [ ! -f "$CACHE/traefik-crds.yaml" ]; then
+  t_dir=$(cd "$CACHE/src" && go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  cp "$t_dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" \
+    "$CACHE/traefik-crds.yaml.tmp"
+  mv "$CACHE/traefik-crds.yaml.tmp" "$CACHE/traefik-crds.yaml"
+fi
+
 log "toolchain ready in $CACHE"
 echo "$CACHE"

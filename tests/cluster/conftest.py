@@ -250,7 +250,7 @@ def app_image_tarballs(request: pytest.FixtureRequest) -> dict[str, Path]:
             started = time.monotonic()
             docker.docker(
                 "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
-                "-f", f"apps/{service}/Dockerfile", "-t", image, ".",
+                "--build-arg", f"APP={service}", "-f", "apps/Dockerfile", "-t", image, ".",
                 timeout=1200,
             )  # fmt: skip
             partial = tarball.with_suffix(".partial")

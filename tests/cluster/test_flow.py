@@ -128,3 +128,45 @@ def test_status_reply_through_ingress_query_service_and_redis(
     assert "Steve" in edit.text, edit.text
     assert "Alex" in edit.text, edit.text
     assert peer.status_requests >= probes
+
+
+def _upgrade_source_ranges(cluster: Cluster, ns: str, ranges: list[str]) -> None:
+    cluster.run(
+        str(HELMS["helm3"]), "upgrade", RELEASE, str(CHART), "-n", ns, "--reuse-values",
+        "--set-json", f"ingress.allowedSourceRanges={json.dumps(ranges)}", "--wait", "--timeout", "5m",
+        timeout=420,
+    )  # fmt: skip
+
+
+def test_the_ingress_admits_only_the_allowed_source_ranges(
+    cluster: Cluster, bot_api: LinkBotApiServer, java_on_link: tuple[JavaPeer, str], release: str
+) -> None:
+    """Traefik enforces the chart's Middleware: a caller outside the ranges gets 403; its update is not lost.
+
+    With Telegram's ranges (the chart's default) this host is refused at the Ingress, so the Bot API test
+    server keeps redelivering, as Telegram does; once the host's address is admitted, the update is answered.
+    """
+    _, address = java_on_link
+    chat_id = 4343
+    _upgrade_source_ranges(cluster, release, ["149.154.160.0/20", "91.108.4.0/22"])
+    middlewares = cluster.kubectl("get", "middlewares.traefik.io", "-n", release, "-o", "name").stdout
+    assert "source-range" in middlewares, middlewares
+    try:
+        since_seq = bot_api.last_seq
+        since = len(bot_api.deliveries)
+        bot_api.send_text(chat_id, f"/status {address}")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(d.status == 403 for d in bot_api.deliveries[since:]):
+                break
+            time.sleep(0.5)
+        statuses = {d.status for d in bot_api.deliveries[since:]}
+        assert 403 in statuses, statuses
+        assert 200 not in statuses, statuses
+        assert not bot_api.calls_to("sendMessage", chat_id, since=since_seq)
+    finally:
+        _upgrade_source_ranges(cluster, release, [f"{cluster.host_ip}/32"])
+    reply = bot_api.wait_for_call_sync(
+        "sendMessage", lambda c: c.chat_id == chat_id, timeout=90, since=since_seq
+    )
+    assert address in reply.text, reply.text
