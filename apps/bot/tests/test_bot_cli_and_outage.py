@@ -97,10 +97,13 @@ async def test_dynamodb_outage_still_answers(
 
         ddb.start()  # back, with the table (persistent storage)
         async with httpx.AsyncClient() as http:  # /ready's ping is the store breaker's trial call
-            for _ in range(100):
-                if (await http.get(f"{bot.url}/ready")).json()["state_store"] == "ok":
+            store = "unavailable"
+            for _ in range(300):  # DynamoDB Local's start plus the SDK's backoff: a bound, not a speed
+                store = (await http.get(f"{bot.url}/ready")).json()["state_store"]
+                if store == "ok":
                     break
                 await asyncio.sleep(0.2)
+        assert store == "ok"
         api.send_text(9101, "/status")  # the chat's last server was not saved in the outage...
         reply = await api.wait_for_call(
             "sendMessage", lambda c: to(9101)(c) and "Which server?" in c.text, timeout=20
