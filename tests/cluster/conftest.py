@@ -31,7 +31,7 @@ import uvicorn
 from mcstatbot_testkit.dynamodb import DUMMY_CREDENTIALS, DynamoDBLocal
 from mcstatbot_testkit.telegram import BotApiServer
 
-from tests.images.conftest import base_image, engine  # noqa: F401 - fixtures reused by import
+from tests.images.conftest import base_image, engine, run_checked  # noqa: F401 - fixtures reused by import
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -78,22 +78,7 @@ class Cluster:
     def run(
         self, *args: str, check: bool = True, timeout: float = 180, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            list(args),
-            env=self.env,
-            cwd=ROOT,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            pytest.fail(
-                f"`{' '.join(args)}` failed ({result.returncode}):\n"
-                f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-            )
-        return result
+        return run_checked(list(args), env=self.env, timeout=timeout, check=check, stdin=stdin)
 
     def kubectl(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return self.run(str(self.bin / "kubectl"), *args, **kwargs)

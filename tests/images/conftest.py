@@ -60,6 +60,28 @@ def docker_cli() -> str:
     )
 
 
+def run_checked(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path = ROOT,
+    timeout: float,
+    check: bool = True,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` with its output captured; with `check`, a non-zero exit fails the test with that output."""
+    result = subprocess.run(
+        argv, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        name = Path(argv[0]).name
+        pytest.fail(
+            f"`{' '.join([name, *argv[1:]])}` failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
 @dataclass
 class DockerEngine:
     """Our own dockerd; `docker(...)` runs the client against it."""
@@ -82,21 +104,7 @@ class DockerEngine:
             "DOCKER_BUILDKIT": "1",  # built-in BuildKit: skips the unused `dev` stage
             "DOCKER_CONFIG": str(self.workdir / "cli"),
         }
-        result = subprocess.run(
-            [self.client, *args],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            pytest.fail(
-                f"`docker {' '.join(args)}` failed ({result.returncode}):\n"
-                f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-            )
-        return result
+        return run_checked([self.client, *args], env=env, cwd=cwd, timeout=timeout, check=check)
 
 
 def start_engine(workdir: Path) -> DockerEngine:
