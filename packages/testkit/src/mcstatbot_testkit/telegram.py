@@ -10,7 +10,8 @@ What it does:
 
 - answers the Bot API methods the bot uses (getMe, setMyCommands, getMyCommands, deleteMyCommands,
   setWebhook, deleteWebhook, getWebhookInfo, getUpdates with long polling, sendMessage, editMessageText,
-  editMessageReplyMarkup, answerCallbackQuery, sendChatAction, getChat, close, logOut), giving real,
+  editMessageReplyMarkup, answerCallbackQuery, sendChatAction, getChat, getChatMember (`set_admins`
+  says who administers a group), close, logOut), giving real,
   increasing message_ids per chat and keeping each message's current text and buttons;
 - records every call (`calls`, `wait_for_call`), thread-safe, so tests can assert on what the bot sent;
 - lets a test act as a user: `send_text(chat_id, text, chat_type=...)` and `press_button(message, data)`
@@ -173,6 +174,7 @@ class _State:
     open_callbacks: set[str] = field(default_factory=set)
     webhook: _Webhook | None = None
     commands: list[dict[str, Any]] = field(default_factory=list)
+    admins: dict[int, set[int]] = field(default_factory=dict)
 
 
 class BotApiServer(Started):
@@ -336,6 +338,12 @@ class BotApiServer(Started):
         """The message is gone (deleted by the user): editing it answers "message to edit not found"."""
         with self._state.lock:
             self._state.messages.pop((chat_id, message_id), None)
+
+    def set_admins(self, chat_id: int, user_ids: set[int] | list[int]) -> None:
+        """Who administers group `chat_id` (getChatMember answers `administrator` for them, `member`
+        for anyone else; the first is the `creator`). Groups without admins set have none."""
+        with self._state.lock:
+            self._state.admins[chat_id] = set(user_ids)
 
     def enqueue_update(self, body: dict[str, Any], *, update_id: int | None = None) -> dict[str, Any]:
         """Queue any update (`body` without update_id; one is assigned unless given) for delivery.
@@ -650,6 +658,8 @@ class BotApiServer(Started):
             return self._answer_callback(params)
         if name in {"sendchataction", "close", "logout", "deletemessage"}:
             return True
+        if name == "getchatmember":
+            return self._chat_member(params)
         if name == "getchat":
             chat_id = params.get("chat_id")
             return {"id": chat_id, "type": "private" if isinstance(chat_id, int) and chat_id > 0 else "group"}
@@ -688,6 +698,40 @@ class BotApiServer(Started):
         chat: dict[str, Any] = {"id": raw, "type": chat_type}
         chat["first_name" if chat_type == "private" else "title"] = f"chat {raw}"
         return raw, chat
+
+    def _chat_member(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, _ = self._chat_of(params)
+        user_id = params.get("user_id")
+        if not isinstance(user_id, int):
+            raise _ApiError(400, "Bad Request: PARTICIPANT_ID_INVALID")
+        user = {"id": user_id, "is_bot": False, "first_name": f"user {user_id}"}
+        if chat_id > 0:
+            if user_id not in {chat_id, self.bot_id}:
+                raise _ApiError(400, "Bad Request: user not found")
+            return {"status": "member", "user": user}
+        with self._state.lock:
+            admins = sorted(self._state.admins.get(chat_id, set()))
+        if admins and user_id == admins[0]:
+            return {"status": "creator", "user": user, "is_anonymous": False}
+        if user_id in admins:
+            return {
+                "status": "administrator",
+                "user": user,
+                "can_be_edited": False,
+                "is_anonymous": False,
+                "can_manage_chat": True,
+                "can_delete_messages": True,
+                "can_manage_video_chats": False,
+                "can_restrict_members": True,
+                "can_promote_members": False,
+                "can_change_info": True,
+                "can_invite_users": True,
+                "can_post_stories": False,
+                "can_edit_stories": False,
+                "can_delete_stories": False,
+                "can_pin_messages": True,
+            }
+        return {"status": "member", "user": user}
 
     def _answer_callback(self, params: dict[str, Any]) -> bool:
         text = params.get("text")
