@@ -1,5 +1,5 @@
-"""The bot service exactly as `python -m mcstatbot_bot` runs it, except that python-telegram-bot's overall
-and per-group flood limits (AIORateLimiter: 30 messages/s in all, 20 per minute per group; Telegram's own
+"""The bot service exactly as `python -m mcstatbot_bot` runs it, except that its Telegram send budget
+(`mcstatbot_bot.send_budget`: 30 calls/s in all, 3 per 3 s per chat, 20 per minute per group; Telegram's own
 limits, which a real bot must keep: beyond them Telegram answers 429) are lifted. Benchmark only, never a
 production setting. The bot benchmark runs this variant next to the real one to measure what one bot
 process can do on one core when Telegram's limit is not what stops it.
@@ -18,18 +18,14 @@ def main() -> None:
     setup_tracing("bot")
     from mcstatbot_bot import telegram_api  # noqa: PLC0415
     from mcstatbot_bot.__main__ import main as bot_main  # noqa: PLC0415
+    from mcstatbot_bot.send_budget import SendBudget  # noqa: PLC0415
 
-    class UnlimitedRateLimiter(telegram_api.CountingRateLimiter):
-        """The bot's rate limiter with overall_max_rate=0 and group_max_rate=0 (0 disables each limiter);
-        retries after a 429 are kept."""
+    def unlimited(_settings: Any) -> SendBudget:
+        """The bot's send budget with no window at all; retries after a 429 are kept."""
+        return SendBudget(None, max_retries=3, on_error=telegram_api.count_error, windows_of=lambda _: [])
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["overall_max_rate"] = 0
-            kwargs["group_max_rate"] = 0
-            super().__init__(*args, **kwargs)
-
-    # build_application looks the class up in its module when it runs: replace it there.
-    setattr(telegram_api, "CountingRateLimiter", UnlimitedRateLimiter)  # noqa: B010 - a benchmark-only swap
+    # build_application looks the function up in its module when it runs: replace it there.
+    setattr(telegram_api, "build_rate_limiter", unlimited)  # noqa: B010 - a benchmark-only swap
     bot_main([])
 
 

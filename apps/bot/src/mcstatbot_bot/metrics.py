@@ -48,6 +48,14 @@ TELEGRAM_API_ERRORS = Counter(
     "Failed Bot API calls by kind: rate_limited, bad_request, network, other",
     ["kind"],
 )
+TELEGRAM_BUDGET_SHARED = Gauge(
+    "mcstatbot_telegram_budget_shared",
+    "Telegram send budget: 1 shared through Redis, 0 this process's own (no REDIS_URL, or Redis failed)",
+)
+TELEGRAM_BUDGET_FALLBACKS = Counter(
+    "mcstatbot_telegram_budget_fallbacks",
+    "Times the Telegram send budget fell back from Redis to this process's own (Redis failed)",
+)
 FLOOD_LIMITED = Counter("mcstatbot_flood_limited", "Probes refused because a chat asked too fast")
 # `mcstatbot_errors_total{service,type}` is shared with the query service (defined in mcstatbot_common).
 ERRORS = SHARED_ERRORS

@@ -40,6 +40,11 @@ class BotSettings(ServiceSettings):
         default="user_sessions", description="DynamoDB table (STATE_BACKEND=dynamodb)"
     )
 
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis:// or rediss:// URL of the shared Telegram send budget; unset: this process's own",
+    )
+
     query_timeout: float = Field(default=3.0, gt=0, description="seconds per query-service request")
     query_retries: int = Field(default=1, ge=0, le=5, description="retries after a failed query request")
     breaker_failure_threshold: int = Field(
@@ -80,7 +85,7 @@ class BotSettings(ServiceSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("webhook_url", "webhook_secret", mode="before")
+    @field_validator("webhook_url", "webhook_secret", "redis_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

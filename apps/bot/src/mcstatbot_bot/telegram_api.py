@@ -1,10 +1,11 @@
 """Building PTB's Application: the Bot API base URL, timeouts, PTB's own HTTPXRequest under it (with a
-bound on response size, `mcstatbot_bot.clients`), the rate limiter that honours 429s, a count of every
-failed Bot API call by kind (`mcstatbot_telegram_api_errors_total`), and which failures are permanent."""
+bound on response size, `mcstatbot_bot.clients`), the Telegram send budget (`mcstatbot_bot.send_budget`:
+Telegram's limits shared through Redis, 429s honoured), a count of every failed Bot API call by kind
+(`mcstatbot_telegram_api_errors_total`), and which failures are permanent."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from telegram.error import (
     BadRequest,
@@ -18,18 +19,15 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.ext import AIORateLimiter, ApplicationBuilder
+from telegram.ext import ApplicationBuilder
 
 from mcstatbot_bot import metrics
 from mcstatbot_bot.clients import bot_api_request
+from mcstatbot_bot.send_budget import SendBudget
 from mcstatbot_bot.updates import BotApplication
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
-
     from mcstatbot_bot.settings import BotSettings
-
-JSONDict = dict[str, Any]
 
 
 def classify(error: TelegramError) -> str | None:
@@ -57,28 +55,21 @@ def is_permanent(error: BaseException | None) -> bool:
     return isinstance(error, Forbidden | InvalidToken | EndPointNotFound | Conflict | ChatMigrated)
 
 
-class CountingRateLimiter(AIORateLimiter):
-    """AIORateLimiter (Telegram's flood limits, retries after `retry_after`) that counts failed calls."""
+def count_error(error: TelegramError) -> None:
+    """Count a failed Bot API call in `mcstatbot_telegram_api_errors_total` by its kind."""
+    kind = classify(error)
+    if kind is not None:
+        metrics.TELEGRAM_API_ERRORS.labels(kind).inc()
 
-    async def process_request(  # noqa: PLR0917 - the signature is PTB's
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> bool | JSONDict | list[JSONDict]:
-        async def counted(*a: Any, **k: Any) -> bool | JSONDict | list[JSONDict]:
-            try:
-                return await callback(*a, **k)
-            except TelegramError as exc:
-                kind = classify(exc)
-                if kind is not None:
-                    metrics.TELEGRAM_API_ERRORS.labels(kind).inc()
-                raise
 
-        return await super().process_request(counted, args, kwargs, endpoint, data, rate_limit_args)
+def build_rate_limiter(settings: BotSettings) -> SendBudget:
+    """The Telegram send budget (`mcstatbot_bot.send_budget`): shared through REDIS_URL when it is set,
+    this process's own otherwise; retries after a 429's `retry_after`, counts every failed call."""
+    return SendBudget(
+        settings.redis_url.get_secret_value() if settings.redis_url else None,
+        max_retries=3,
+        on_error=count_error,
+    )
 
 
 def build_application(settings: BotSettings, *, webhook: bool) -> BotApplication:
@@ -91,7 +82,7 @@ def build_application(settings: BotSettings, *, webhook: bool) -> BotApplication
         .base_file_url(f"{root}/file/bot")
         .request(bot_api_request(connection_pool_size=64, connect_timeout=5.0, read_timeout=10.0))
         .get_updates_request(bot_api_request(connection_pool_size=2, connect_timeout=5.0, read_timeout=40.0))
-        .rate_limiter(CountingRateLimiter(max_retries=3))
+        .rate_limiter(build_rate_limiter(settings))
         .concurrent_updates(64)
     )
     if webhook:

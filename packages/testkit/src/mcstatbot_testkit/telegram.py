@@ -20,6 +20,10 @@ What it does:
   or, once a webhook is set (by the bot's `setWebhook` or `set_webhook()`), as `POST`s carrying
   `X-Telegram-Bot-Api-Secret-Token`, REDELIVERING each update after a non-2xx answer or a connection
   error until it is acknowledged (`deliveries` records every attempt);
+- with `flood_limits=True`, answers 429 with `parameters.retry_after` beyond Telegram's flood limits, as
+  Telegram does (`FloodLimits`: 30 calls a second in all, 3 per 3 s in one chat, 20 a minute in a group;
+  each window a little shorter than Telegram's to allow for the time a call takes on its way); off by
+  default, since tests that run several bot replicas without a shared budget would meet it;
 - injects failures: `fail_next(method, 429, retry_after=1)`, `fail_next(method, 400, "...")` or
   `not_modified_next()` ("message is not modified");
 - refuses what Telegram refuses: a text over 4096 UTF-16 code units after its entities are parsed
@@ -46,9 +50,11 @@ test's own loop); `wait_for_call_sync` blocks the calling thread instead.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
+import math
 import re
 import threading
 import time
@@ -177,6 +183,46 @@ class _State:
     admins: dict[int, set[int]] = field(default_factory=dict)
 
 
+class FloodLimits:
+    """Telegram's flood limits as the test server keeps them: moving windows of the calls that were
+    answered, overall, per chat and per group (a negative chat id or an @name). Calls that name a chat
+    count, except reads (`get*`). Each window is a little shorter than Telegram's own (0.8 s for its
+    second, 2.5 s for 3 s, 55 s for its minute), so a bot that keeps exactly Telegram's limits when it
+    sends is not refused for the jitter of the calls' way here; two bots that each keep them are."""
+
+    WINDOWS: tuple[tuple[str, int, float], ...] = (("all", 30, 0.8), ("chat", 3, 2.5), ("group", 20, 55.0))
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: dict[tuple[str, str], collections.deque[float]] = {}
+        self.refused = 0
+
+    def refuse(self, method: str, params: dict[str, Any]) -> int | None:
+        """None: the call may pass (and is counted); else the `retry_after` seconds of a 429."""
+        chat = params.get("chat_id")
+        if chat is None or method.lower().startswith("get"):
+            return None
+        kinds = {"all": "all", "chat": str(chat)}
+        if isinstance(chat, str) or (isinstance(chat, int) and chat < 0):
+            kinds["group"] = str(chat)
+        now = time.monotonic()
+        with self._lock:
+            windows = []
+            for kind, amount, seconds in self.WINDOWS:
+                if kind not in kinds:
+                    continue
+                sent = self._sent.setdefault((kind, kinds[kind]), collections.deque())
+                while sent and sent[0] <= now - seconds:
+                    sent.popleft()
+                if len(sent) >= amount:
+                    self.refused += 1
+                    return max(1, math.ceil(sent[0] + seconds - now))
+                windows.append(sent)
+            for sent in windows:
+                sent.append(now)
+        return None
+
+
 class BotApiServer(Started):
     """The Bot API stand-in; see the module docstring. Use as a context manager or `start()`/`stop()`."""
 
@@ -187,6 +233,7 @@ class BotApiServer(Started):
         *,
         redelivery_delay: float = 0.3,
         port: int = 0,
+        flood_limits: bool = False,
     ) -> None:
         self.token = token
         self.bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else DEFAULT_BOT_ID
@@ -194,6 +241,7 @@ class BotApiServer(Started):
         self.redelivery_delay = redelivery_delay
         self.port = port or free_port()
         self._state = _State()
+        self.flood = FloodLimits() if flood_limits else None
         self._seq = itertools.count(1)
         self._update_ids = itertools.count(1000)
         self._callback_ids = itertools.count(1)
@@ -484,6 +532,12 @@ class BotApiServer(Started):
         """The next edit answers 400 "message is not modified", whatever it changes."""
         self.fail_next(method, 400, NOT_MODIFIED, times=times)
 
+    def _flood_refusal(self, method: str, params: dict[str, Any]) -> _Failure | None:
+        retry_after = self.flood.refuse(method, params) if self.flood is not None else None
+        if retry_after is None:
+            return None
+        return _Failure(method, 429, f"Too Many Requests: retry after {retry_after}", retry_after, 1, None)
+
     def _take_failure(self, method: str, params: dict[str, Any]) -> _Failure | None:
         with self._state.lock:
             for failure in self._state.failures:
@@ -587,7 +641,7 @@ class BotApiServer(Started):
                 body = {"ok": False, "error_code": 401, "description": "Unauthorized"}
                 server._record(method, params, ok=False, result=None, code=401)
                 return JSONResponse(body, status_code=401)
-            failure = server._take_failure(method, params)
+            failure = server._take_failure(method, params) or server._flood_refusal(method, params)
             if failure is not None:
                 error: dict[str, Any] = {
                     "ok": False,

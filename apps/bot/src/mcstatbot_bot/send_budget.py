@@ -1,0 +1,208 @@
+"""Telegram's send limits as one budget for every bot and watcher replica.
+
+`SendBudget` is a python-telegram-bot `BaseRateLimiter`: every Bot API call passes through
+`process_request`. A call that names a chat (`chat_id` in its parameters, as PTB's own
+`AIORateLimiter` decides) takes one slot in each of Telegram's limits before it is made:
+
+- overall: 30 calls per second (`OVERALL`);
+- per chat: 3 per 3 seconds, one a second on average with a burst of three (`PER_CHAT`);
+- per group (a negative chat id, or an `@channel` name): 20 per minute (`PER_GROUP`), on top of the
+  per-chat limit.
+
+Calls without a chat (getMe, getUpdates, setWebhook, answerCallbackQuery, ...) are not limited, as in
+PTB's `AIORateLimiter`. The windows are moving windows kept by the `limits` library: in Redis when
+`REDIS_URL` is set (every replica pointed at the same Redis shares one budget), in process memory when
+it is not. A call that finds no room waits (asyncio, never blocking the loop) until the oldest entry of
+the full window leaves it; nothing is dropped. A 429 from Telegram is still honoured: this replica's calls
+pause for `retry_after` and the call is retried (at most `max_retries` times).
+
+When Redis fails (down, unreachable, timing out), the budget falls back to the in-process windows with a
+warning, `mcstatbot_telegram_budget_fallbacks_total` counts it and `mcstatbot_telegram_budget_shared`
+shows 0; Redis is tried again after `REDIS_RETRY_SECONDS`. Sends never stop for Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from telegram.error import RetryAfter, TelegramError
+from telegram.ext import BaseRateLimiter
+from telegram.warnings import PTBDeprecationWarning
+
+from mcstatbot_bot import metrics
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+JSONDict = dict[str, Any]
+
+logger = logging.getLogger(__name__)
+
+OVERALL = RateLimitItemPerSecond(30, 1, namespace="tg-all")
+PER_CHAT = RateLimitItemPerSecond(3, 3, namespace="tg-chat")
+PER_GROUP = RateLimitItemPerMinute(20, 1, namespace="tg-group")
+REDIS_RETRY_SECONDS = 10.0
+KEY_PREFIX = "mcstatbot:tgbudget"
+_REDIS_TIMEOUT = 1.0  # seconds per Redis call: a budget that waits on a hung Redis would stop sends
+
+
+def limits_for(data: dict[str, Any]) -> list[tuple[RateLimitItem, str]]:
+    """The windows a call takes a slot in, with each window's key: none without a chat id."""
+    chat_id = data.get("chat_id")
+    if chat_id is None:
+        return []
+    with contextlib.suppress(ValueError, TypeError):
+        chat_id = int(chat_id)
+    key = str(chat_id)
+    windows: list[tuple[RateLimitItem, str]] = [(OVERALL, "all"), (PER_CHAT, key)]
+    if (isinstance(chat_id, int) and chat_id < 0) or isinstance(chat_id, str):
+        windows.append((PER_GROUP, key))
+    return windows
+
+
+def _retry_seconds(error: RetryAfter) -> float:
+    """A 429's `retry_after` in seconds (PTB 22 gives an int with a warning that it will become a
+    timedelta; either is read)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        pause = error.retry_after
+    return float(pause) if isinstance(pause, int | float) else pause.total_seconds()
+
+
+class SendBudget(BaseRateLimiter[int]):
+    """The shared budget (module docstring). `redis_url=None`: in-process only. `windows_of` says which
+    windows a call takes a slot in (`limits_for`; the bot benchmark's unlimited variant passes none)."""
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        max_retries: int = 3,
+        on_error: Callable[[TelegramError], None] | None = None,
+        windows_of: Callable[[dict[str, Any]], list[tuple[RateLimitItem, str]]] = limits_for,
+    ) -> None:
+        self._on_error = on_error
+        self._windows_of = windows_of
+        self._redis_url = redis_url
+        self._max_retries = max_retries
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
+        self._shared_storage: RedisStorage | None = None
+        self._redis_down_until = 0.0
+        self._retry_after_event = asyncio.Event()
+        self._retry_after_event.set()
+        metrics.TELEGRAM_BUDGET_SHARED.set(1 if redis_url else 0)
+
+    @property
+    def shared(self) -> bool:
+        """True while the budget is kept in Redis (False: in-process, by configuration or fallback)."""
+        return self._shared is not None and time.monotonic() >= self._redis_down_until
+
+    async def initialize(self) -> None:
+        if self._redis_url is None or self._shared is not None:
+            return
+        self._shared_storage = RedisStorage(
+            self._redis_url,
+            implementation="redispy",
+            key_prefix=KEY_PREFIX,
+            socket_timeout=_REDIS_TIMEOUT,
+            socket_connect_timeout=_REDIS_TIMEOUT,
+        )
+        self._shared = MovingWindowRateLimiter(self._shared_storage)
+
+    async def shutdown(self) -> None:
+        storage, self._shared_storage, self._shared = self._shared_storage, None, None
+        if storage is not None:
+            with contextlib.suppress(Exception):
+                await storage.bridge.storage.aclose()  # type: ignore[attr-defined]
+
+    async def process_request(  # noqa: PLR0917 - the signature is PTB's
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,  # noqa: ARG002 - PTB's signature; the limits follow `chat_id` in `data`
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        max_retries = rate_limit_args or self._max_retries
+        windows = self._windows_of(data)
+        attempt = 0
+        while True:
+            await self._take(windows)
+            await self._retry_after_event.wait()
+            try:
+                return await callback(*args, **kwargs)
+            except TelegramError as exc:
+                if self._on_error is not None:
+                    self._on_error(exc)
+                if not isinstance(exc, RetryAfter):
+                    raise
+                if attempt >= max_retries:
+                    logger.warning("Bot API rate limit hit after %d retries; giving up on the call", attempt)
+                    raise
+                attempt += 1
+                seconds = _retry_seconds(exc)
+                logger.info("Bot API rate limit hit: retrying after %.1f s", seconds + 0.1)
+                self._retry_after_event.clear()
+                try:
+                    await asyncio.sleep(seconds + 0.1)
+                finally:
+                    self._retry_after_event.set()
+
+    async def _take(self, windows: list[tuple[RateLimitItem, str]]) -> None:
+        """Wait until every window has room, then take a slot in each. A slot taken in one window
+        when a later one filled meanwhile (another replica was quicker) stays taken: the budget errs
+        on the side of sending later, never of sending too much."""
+        if not windows:
+            return
+        while True:
+            for item, key in windows:
+                await self._wait_for_room(item, key)
+            taken = True
+            for item, key in windows:
+                if not await self._call("hit", item, key):
+                    taken = False
+                    break
+            if taken:
+                return
+
+    async def _wait_for_room(self, item: RateLimitItem, key: str) -> None:
+        while not await self._call("test", item, key):  # noqa: ASYNC110 - the room is in Redis: no event tells
+            await asyncio.sleep(await self._wait_for(item, key))
+
+    async def _wait_for(self, item: RateLimitItem, key: str) -> float:
+        stats = await self._call("get_window_stats", item, key)
+        reset_at = float(stats.reset_time)
+        # a little jitter so the replicas that wait on one window do not all ask again at once
+        return max(0.01, min(reset_at - time.time(), float(item.get_expiry()))) + random.uniform(0, 0.02)  # noqa: S311
+
+    async def _call(self, operation: str, item: RateLimitItem, key: str) -> Any:
+        """One window operation (`test`, `hit`, `get_window_stats`) on Redis, or in process memory when
+        Redis is not configured or failed."""
+        if self._shared is not None and time.monotonic() >= self._redis_down_until:
+            try:
+                result = await getattr(self._shared, operation)(item, key)
+            except Exception as exc:  # noqa: BLE001 - any Redis failure (refused, timeout, reset, auth, ...)
+                self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+                metrics.TELEGRAM_BUDGET_FALLBACKS.inc()
+                metrics.TELEGRAM_BUDGET_SHARED.set(0)
+                logger.warning(
+                    "Telegram send budget: Redis failed (%s: %s); using this replica's own budget for %.0f s",
+                    type(exc).__name__,
+                    exc,
+                    REDIS_RETRY_SECONDS,
+                )
+            else:
+                metrics.TELEGRAM_BUDGET_SHARED.set(1)
+                return result
+        return await getattr(self._local, operation)(item, key)

@@ -1,0 +1,161 @@
+"""The Telegram send budget (`mcstatbot_bot.send_budget`) against the Bot API test server with Telegram's
+flood limits on (`BotApiServer(flood_limits=True)`: 429 with `retry_after` beyond them) and a real Redis.
+
+Two processes that build their Bot through `telegram_api.build_application` (the bot's and the
+watcher's way; `send_burst.py`) burst messages to many chats, to one chat and to one group."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from mcstatbot_bot import metrics
+from mcstatbot_bot.settings import BotSettings
+from mcstatbot_bot.telegram_api import build_application
+from mcstatbot_testkit.redis import RedisServer
+from mcstatbot_testkit.telegram import BotApiServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+SENDER = Path(__file__).with_name("send_burst.py")
+GROUP = -100777
+# per process: one message to each of 30 private chats, two more to chat 1 (three in all), 11 to a group.
+# Two processes: 86 messages, 60 of them in the first moment, 22 to the group (Telegram allows 20 a minute).
+PLAN = [f"{chat}:{3 if chat == 1 else 1}" for chat in range(1, 31)] + [f"{GROUP}:11"]
+PER_PROCESS = 30 + 2 + 11
+
+
+@pytest.fixture
+def limited_api() -> Iterator[BotApiServer]:
+    with BotApiServer(flood_limits=True) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis.log") as server:
+        yield server
+
+
+def _env(api: BotApiServer, redis_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "OTEL_"))}
+    env |= {"TELEGRAM_BOT_TOKEN": api.token, "TELEGRAM_API_BASE_URL": api.base_url, "LOG_LEVEL": "INFO"}
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+async def _start(env: dict[str, str], start_at: float, plan: list[str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(SENDER),
+        str(start_at),
+        *plan,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _finish(process: asyncio.subprocess.Process, seconds: float) -> tuple[int, str, str]:
+    out, err = await asyncio.wait_for(process.communicate(), seconds)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def _sent(api: BotApiServer) -> list[int | str | None]:
+    return [c.chat_id for c in api.calls_to("sendMessage") if c.ok]
+
+
+def _refused(api: BotApiServer) -> int:
+    return sum(1 for c in api.calls_to("sendMessage") if c.error_code == 429)
+
+
+async def test_two_processes_sharing_redis_stay_within_telegrams_limits(
+    limited_api: BotApiServer, redis_server: RedisServer
+) -> None:
+    env = _env(limited_api, redis_server.url)
+    start_at = time.time() + 6
+    senders = [await _start(env, start_at, PLAN) for _ in range(2)]
+    # the group's last two messages wait for the oldest of the minute's twenty to leave the window
+    results = [await _finish(p, seconds=150) for p in senders]
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+        assert out.strip() == f"sent {PER_PROCESS}"
+    sent = _sent(limited_api)
+    assert len(sent) == 2 * PER_PROCESS
+    assert sent.count(GROUP) == 22
+    assert sent.count(1) == 6
+    assert _refused(limited_api) == 0
+    assert limited_api.flood is not None
+    assert limited_api.flood.refused == 0
+
+
+async def test_two_processes_on_their_own_budgets_get_429s(limited_api: BotApiServer) -> None:
+    """The same burst without Redis: each process keeps Telegram's limits alone, together they do not,
+    and the test server says so (this is what makes the test above able to fail)."""
+    env = _env(limited_api, None)
+    start_at = time.time() + 6
+    senders = [await _start(env, start_at, PLAN) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while _refused(limited_api) == 0 and time.monotonic() < deadline:  # noqa: ASYNC110 - the server's records
+            await asyncio.sleep(0.2)
+        assert _refused(limited_api) > 0
+    finally:
+        for process in senders:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+
+async def test_redis_killed_mid_burst_sends_continue(
+    limited_api: BotApiServer, redis_server: RedisServer
+) -> None:
+    plan = [f"{chat}:1" for chat in range(1, 121)]  # 120 chats: four seconds of the overall limit
+    process = await _start(_env(limited_api, redis_server.url), time.time() + 5, plan)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_sent(limited_api)) < 20 and time.monotonic() < deadline:  # noqa: ASYNC110 - the server's records
+            await asyncio.sleep(0.02)
+        assert len(_sent(limited_api)) < 120, "the burst ended before Redis could be killed"
+        redis_server.kill()
+        code, out, err = await _finish(process, seconds=90)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert code == 0, err[-3000:]
+    assert out.strip() == "sent 120"
+    assert sorted(c for c in _sent(limited_api) if isinstance(c, int)) == list(range(1, 121))
+    assert "Telegram send budget: Redis failed" in err
+
+
+async def test_injected_429_is_honoured_and_counted(limited_api: BotApiServer) -> None:
+    settings = BotSettings(telegram_bot_token=limited_api.token, telegram_api_base_url=limited_api.base_url)
+    application = build_application(settings, webhook=True)
+    before = metrics.TELEGRAM_API_ERRORS.labels("rate_limited")._value.get()
+    async with application:
+        limited_api.fail_next("sendMessage", 429, retry_after=1)
+        message = await application.bot.send_message(7, "after the pause")
+    assert message.text == "after the pause"
+    assert [c.error_code for c in limited_api.calls_to("sendMessage", 7)] == [429, None]
+    assert metrics.TELEGRAM_API_ERRORS.labels("rate_limited")._value.get() == before + 1
+
+
+async def test_budget_without_redis_keeps_one_chat_within_telegrams_limit(limited_api: BotApiServer) -> None:
+    """In process (no REDIS_URL): seven messages to one chat at once are spaced as Telegram wants them
+    (three, then one a second), none refused, none dropped."""
+    settings = BotSettings(telegram_bot_token=limited_api.token, telegram_api_base_url=limited_api.base_url)
+    application = build_application(settings, webhook=True)
+    async with application:
+        await asyncio.gather(*(application.bot.send_message(9, f"m{i}") for i in range(7)))
+    calls = limited_api.calls_to("sendMessage", 9)
+    assert sorted(c.text for c in calls) == [f"m{i}" for i in range(7)]
+    assert all(c.ok for c in calls)
