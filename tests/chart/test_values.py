@@ -414,8 +414,10 @@ def test_serviceaccount_annotations_never_reach_the_query_service(kit: Kit) -> N
 # --- Redis ---------------------------------------------------------------------------------------------
 
 
-def test_in_cluster_redis_is_wired_to_the_query_service(default: Render) -> None:
+def test_in_cluster_redis_is_wired_to_the_query_service_and_the_bot(default: Render) -> None:
     assert default.get("ConfigMap", QUERY)["data"]["REDIS_URL"] == "redis://mcstatbot-redis:6379/0"
+    # the bot's shared Telegram send budget
+    assert default.get("ConfigMap", BOT)["data"]["REDIS_URL"] == "redis://mcstatbot-redis:6379/0"
     service = default.get("Service", "mcstatbot-redis")
     assert service["spec"]["ports"][0]["port"] == 6379
     redis = default.get("Deployment", "mcstatbot-redis")
@@ -429,15 +431,20 @@ def test_in_cluster_redis_is_wired_to_the_query_service(default: Render) -> None
 def test_external_redis_comes_from_a_secret(kit: Kit, renders: dict[str, Render]) -> None:
     eks = renders["eks"]
     assert not eks.has("Deployment", "mcstatbot-redis")
-    env = {item["name"]: item for item in container(eks, "Deployment", QUERY)["env"]}
-    ref = env["REDIS_URL"]["valueFrom"]["secretKeyRef"]
-    secret = eks.get("Secret", ref["name"])
-    assert secret["data"][ref["key"]]  # base64 of the rediss:// URL
+    for component in (QUERY, BOT):
+        assert "REDIS_URL" not in eks.get("ConfigMap", component)["data"]
+        env = {item["name"]: item for item in container(eks, "Deployment", component)["env"]}
+        ref = env["REDIS_URL"]["valueFrom"]["secretKeyRef"]
+        secret = eks.get("Secret", ref["name"])
+        assert secret["data"][ref["key"]]  # base64 of the rediss:// URL
+        annotations = eks.get("Deployment", component)["spec"]["template"]["metadata"]["annotations"]
+        assert "checksum/redis-secret" in annotations  # a changed URL rolls the pods
     existing = kit.render(
         "existing", DEFAULT, sets={"redis.enabled": "false", "externalRedis.existingSecret": "elasticache"}
     )
-    env = {item["name"]: item for item in container(existing, "Deployment", QUERY)["env"]}
-    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "elasticache", "key": "redis-url"}
+    for component in (QUERY, BOT):
+        env = {item["name"]: item for item in container(existing, "Deployment", component)["env"]}
+        assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "elasticache", "key": "redis-url"}
 
 
 @pytest.mark.parametrize(
@@ -524,13 +531,13 @@ def test_network_policies_select_the_right_pods(kit: Kit, renders: dict[str, Ren
     }
     for spec in policies.values():
         assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
-    # Query only from the bot (and the helm test Pod); Redis only from query.
+    # Query only from the bot (and the helm test Pod); Redis only from query and the bot (the send budget).
     assert peers_allowed(policies["mcstatbot-query"]["ingress"], pods) == {BOT, "mcstatbot-helm-test"}
-    assert peers_allowed(policies["mcstatbot-redis"]["ingress"], pods) == {QUERY}
+    assert peers_allowed(policies["mcstatbot-redis"]["ingress"], pods) == {QUERY, BOT}
     assert policies["mcstatbot-redis"]["egress"] == []
     assert peers_allowed(policies["mcstatbot-otel-collector"]["ingress"], pods) == {BOT, QUERY}
-    # Egress: the bot reaches query and the collector; query reaches Redis and the collector.
-    assert {QUERY, "mcstatbot-otel-collector"} <= peers_allowed(
+    # Egress: the bot reaches query, Redis and the collector; query reaches Redis and the collector.
+    assert {QUERY, "mcstatbot-redis", "mcstatbot-otel-collector"} <= peers_allowed(
         [r for r in policies["mcstatbot-bot"]["egress"] if "to" in r], pods
     )
     assert {"mcstatbot-redis", "mcstatbot-otel-collector"} <= peers_allowed(
@@ -558,7 +565,14 @@ def internet_except(spec: dict[str, Any]) -> set[str]:
 
 def test_egress_is_limited_to_what_each_service_needs(kit: Kit, default: Render) -> None:
     bot = default.get("NetworkPolicy", BOT)["spec"]
-    assert egress_ports(bot) == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 8081), ("TCP", 4318)}
+    assert egress_ports(bot) == {
+        ("UDP", 53),
+        ("TCP", 53),
+        ("TCP", 443),
+        ("TCP", 8081),
+        ("TCP", 6379),
+        ("TCP", 4318),
+    }
     query = default.get("NetworkPolicy", QUERY)["spec"]
     # Minecraft on any port by default (custom ports are common), plus DNS, Redis and the collector.
     assert egress_ports(query) == {

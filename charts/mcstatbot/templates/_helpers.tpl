@@ -107,6 +107,32 @@ with a component's own (`<component>.podSecurityContext`, ...) merged over them,
 {{- printf "%s-redis" .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* REDIS_URL for a component that uses Redis (the query service's cache, the bot's Telegram send
+budget): "mcstatbot.redisConfig" is its ConfigMap line for the in-cluster Redis, "mcstatbot.redisEnv" its
+`env` entry from the Secret for an external one (externalRedis.url or existingSecret), and
+"mcstatbot.redisChecksums" adds the chart-made Secret's checksum to a component's pod annotations. */}}
+{{- define "mcstatbot.redisConfig" -}}
+{{- if .Values.redis.enabled }}
+REDIS_URL: {{ printf "redis://%s:6379/%d" (include "mcstatbot.redisHost" .) (int .Values.redis.database) | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "mcstatbot.redisEnv" -}}
+{{- if not .Values.redis.enabled }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mcstatbot.redisSecretName" . }}
+      key: {{ .Values.externalRedis.existingSecretKey }}
+{{- end }}
+{{- end -}}
+
+{{- define "mcstatbot.redisChecksums" -}}
+{{- if and (not .ctx.Values.redis.enabled) (not .ctx.Values.externalRedis.existingSecret) }}
+{{- $_ := set .checksums "checksum/redis-secret" (include (print .ctx.Template.BasePath "/redis-secret.yaml") .ctx | sha256sum) }}
+{{- end }}
+{{- end -}}
+
 {{/* Webhook URL: explicit, or https://<first ingress host>/telegram/webhook. */}}
 {{- define "mcstatbot.webhookUrl" -}}
 {{- if .Values.telegram.webhookUrl -}}
@@ -286,6 +312,25 @@ Defaults: networkPolicy.httpsCidrs, each 0.0.0.0/0 minus networkPolicy.blockedCi
     {{- end }}
   ports:
     {{- toYaml .ports | nindent 4 }}
+{{- end -}}
+
+{{/* Egress to Redis: the in-cluster one by its pods, or an external one (ElastiCache) by its port. */}}
+{{- define "mcstatbot.np.redis" -}}
+{{- if .Values.redis.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          app.kubernetes.io/name: redis
+          app.kubernetes.io/instance: {{ .Release.Name }}
+  ports:
+    - port: 6379
+      protocol: TCP
+{{- else }}
+# ElastiCache (outside the cluster).
+- ports:
+    - port: {{ .Values.externalRedis.port }}
+      protocol: TCP
+{{- end }}
 {{- end -}}
 
 {{- define "mcstatbot.np.collector" -}}
