@@ -54,9 +54,9 @@ def _method(context: BenchContext) -> str:
         "service and the peer share the other. Bot CPU = the bot's CPU seconds over the run's wall time "
         "(1.0 = one core busy); the other core's CPU is the load generator's process (with the Bot API test "
         "server) plus the query service's. Two bot processes are measured, interleaved: "
-        "`python -m mcstatbot_bot` as shipped (python-telegram-bot's AIORateLimiter keeps Telegram's limit "
-        "of 30 messages per second), and `python -m bench.bot_unlimited`, the same bot with that limiter's "
-        "overall and group limits off (a benchmark-only variant, see the notes); then each with one "
+        "`python -m mcstatbot_bot` as shipped (its send budget keeps Telegram's limit "
+        "of 30 messages per second), and `python -m bench.bot_unlimited`, the same bot with the budget's "
+        "windows off (a benchmark-only variant, see the notes); then each with one "
         f"virtual user: the shipped bot paced at one update per {PACED_INTERVAL_S * 1000:g} ms (below "
         "Telegram's limit, so the latency is the bot's own), the unlimited one back to back."
     )
@@ -272,7 +272,7 @@ def _figures(result: BenchmarkResult, runs: dict[str, list[dict[str, float]]]) -
         )
     result.notes.append(
         "As shipped, the bot keeps Telegram's limit of about 30 messages per second in all "
-        "(python-telegram-bot's AIORateLimiter; Telegram answers 429 beyond it), so its webhook rate "
+        "(its send budget, mcstatbot_bot.send_budget; Telegram answers 429 beyond it), so its webhook rate "
         "for updates that each send a message stays at 30 per second however fast the bot is: that "
         "figure is Telegram's limit, not the bot's capacity. The rate-limiter-off variant "
         "(`bench/bot_unlimited.py`: the same bot with the limiter's overall and group limits set to 0; "
