@@ -126,7 +126,8 @@ def run(context: BenchContext) -> BenchmarkResult:
             f"every 10 ms). Idle RSS is that of the service's own Python process, read "
             f"{config.footprint_idle_s:g} s after ready, before any request, in the configuration the chart "
             "runs: the query service with REDIS_URL, the bot in webhook mode with STATE_BACKEND=dynamodb "
-            "(DynamoDB Local); the bot is also measured in the local default (`make run`: polling, "
+            "(DynamoDB Local) and REDIS_URL (its shared Telegram send budget); the bot is also measured in "
+            "the local default (`make run`: polling, "
             "STATE_BACKEND=sqlite). "
             "RSS under load is the peak sampled every 100 ms during the cached-status runs (query service, "
             "Redis cache) and the bot-throughput runs (bot). Start-up times of the services started by the "
@@ -170,6 +171,7 @@ def run(context: BenchContext) -> BenchmarkResult:
                         **dynamodb.env(),
                         "STATE_BACKEND": "dynamodb",
                         "DYNAMODB_TABLE": f"mcstatbot-footprint{index}",
+                        "REDIS_URL": redis.url,  # the shared Telegram send budget, as the chart sets it
                     },
                 )
                 _create_table(chart)
@@ -232,7 +234,12 @@ def _figures(
         "query_rss_load_mib", "query service RSS under load", "MiB", observed.get("query_rss_load_mib", [])
     )
     if bot_idle:
-        result.add("bot_rss_idle_mib", "bot RSS idle (webhook, STATE_BACKEND=dynamodb)", "MiB", bot_idle)
+        result.add(
+            "bot_rss_idle_mib",
+            "bot RSS idle (chart: webhook, STATE_BACKEND=dynamodb, REDIS_URL)",
+            "MiB",
+            bot_idle,
+        )
     if observed.get("bot_rss_load_mib"):
         result.add("bot_rss_load_mib", "bot RSS under load", "MiB", observed["bot_rss_load_mib"])
     if observed.get("baseline_startup_s"):

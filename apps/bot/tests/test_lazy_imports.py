@@ -1,0 +1,96 @@
+"""What a configuration does not use is not imported (a fresh interpreter each, the service's own start:
+`setup_tracing("bot")`, then `create_app` and its whole lifespan against the Bot API test server): no
+Redis client without REDIS_URL, no AWS SDK (nor aiohttp, which it brings) without STATE_BACKEND=dynamodb,
+no exporter without a collector, and the Redis and botocore instrumentations only when spans are exported
+and the library is in use."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import TYPE_CHECKING
+
+from mcstatbot_testkit.redis import RedisServer
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mcstatbot_testkit.dynamodb import DynamoDBLocal
+
+HEAVY = ("redis", "botocore", "aiobotocore", "aioboto3", "boto3", "aiohttp")
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, os, sys
+    from mcstatbot_testkit.telegram import BotApiServer
+    from mcstatbot_common.observability import setup_tracing
+
+    setup_tracing("bot")
+    from mcstatbot_bot.app import create_app
+    from mcstatbot_bot.settings import BotSettings
+
+    with BotApiServer() as api:
+        os.environ.update(TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_API_BASE_URL=api.base_url)
+        app = create_app(BotSettings())
+
+        async def run():
+            async with app.router.lifespan_context(app):
+                pass
+
+        asyncio.run(run())
+    heavy = set(sys.argv[1].split(","))
+    print(json.dumps(
+        sorted({name.split(".")[0] for name in sys.modules} & heavy)
+        + sorted(name for name in sys.modules if name.startswith("opentelemetry.exporter."))
+        + sorted(
+            name for name in sys.modules
+            if name in {"opentelemetry.instrumentation.redis", "opentelemetry.instrumentation.botocore"}
+        )
+    ))
+    """
+)
+
+
+def _imported(env: dict[str, str]) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "REDIS_", "AWS_", "STATE_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, ",".join(HEAVY)],
+        env={**clean, "BOT_MODE": "webhook", "SET_COMMANDS": "false", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_the_local_configuration_imports_no_redis_no_aws_sdk_no_exporter(tmp_path: Path) -> None:
+    assert _imported({"STATE_BACKEND": "sqlite", "SQLITE_PATH": str(tmp_path / "s.db")}) == []
+
+
+def test_the_chart_configuration_without_a_collector_imports_no_exporter_nor_instrumentation(
+    tmp_path: Path, dynamodb: DynamoDBLocal
+) -> None:
+    with RedisServer(tmp_path / "redis.log") as redis_server:
+        imported = _imported({"STATE_BACKEND": "dynamodb", "REDIS_URL": redis_server.url, **dynamodb.env()})
+    assert {"redis", "botocore", "aiobotocore"} <= set(imported)
+    assert not [name for name in imported if name.startswith("opentelemetry.")]
+
+
+def test_what_a_collector_asks_for_comes_with_it(tmp_path: Path, dynamodb: DynamoDBLocal) -> None:
+    with RedisServer(tmp_path / "redis.log") as redis_server:
+        imported = _imported(
+            {
+                "STATE_BACKEND": "dynamodb",
+                "REDIS_URL": redis_server.url,
+                "OTEL_TRACES_EXPORTER": "console",
+                **dynamodb.env(),
+            }
+        )
+    assert "opentelemetry.instrumentation.redis" in imported
+    assert "opentelemetry.instrumentation.botocore" in imported
