@@ -94,3 +94,16 @@ def test_what_a_collector_asks_for_comes_with_it(tmp_path: Path, dynamodb: Dynam
         )
     assert "opentelemetry.instrumentation.redis" in imported
     assert "opentelemetry.instrumentation.botocore" in imported
+
+
+def test_a_collector_instruments_only_the_libraries_the_configuration_uses(tmp_path: Path) -> None:
+    """Spans exported, but SQLite and no REDIS_URL: neither botocore nor Redis, nor their
+    instrumentations, are loaded (instrumenting what is merely installed would load them)."""
+    imported = _imported(
+        {
+            "STATE_BACKEND": "sqlite",
+            "SQLITE_PATH": str(tmp_path / "s.db"),
+            "OTEL_TRACES_EXPORTER": "console",
+        }
+    )
+    assert imported == []

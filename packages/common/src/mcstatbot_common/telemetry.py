@@ -2,7 +2,8 @@
 
 `setup_tracing(service)` installs one SDK `TracerProvider` per process with X-Ray-compatible trace IDs,
 W3C trace context + baggage + X-Ray propagation, and the httpx, Redis and (aio)botocore
-instrumentations. Spans are always created (so log lines carry trace IDs and the trace travels from the
+instrumentations (Redis and botocore only once spans are exported, and only when the process imports
+that library). Spans are always created (so log lines carry trace IDs and the trace travels from the
 bot to the query service); they are exported over OTLP/HTTP only when a collector is configured.
 
 While nothing would receive them (no exporter configured and no span processor added), spans are not
@@ -13,7 +14,6 @@ nobody will ever read is skipped.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import sys
@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler, SamplingResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.status import Status
+from wrapt import register_post_import_hook  # type: ignore[import-untyped]  # no type information upstream
 
 from mcstatbot_common.logging import current_trace_ids, redact
 
@@ -262,38 +263,69 @@ async def _httpx_async_request_hook(span: trace.Span, request: object) -> None:
     _redact_url_attributes(span)
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+def _instrument_redis(_module: object) -> None:
+    from opentelemetry.instrumentation.redis import RedisInstrumentor  # noqa: PLC0415 - only once redis is used
+
+    instrumentor = RedisInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+_aws_sdk_busy: list[bool] = []
+
+
+def _instrument_aws_sdk(_module: object) -> None:
+    """botocore's and aiobotocore's instrumentation, for whichever of the two is imported. Importing
+    the instrumentation imports botocore, whose own hook then finds this one busy and leaves it."""
+    if _aws_sdk_busy:
+        return
+    _aws_sdk_busy.append(True)
+    try:
+        from opentelemetry.instrumentation.botocore import (  # noqa: PLC0415 - only once the SDK is used
+            AiobotocoreInstrumentor,
+            BotocoreInstrumentor,
+        )
+
+        instrumentors: list[tuple[str, Any]] = [
+            ("botocore", BotocoreInstrumentor),
+            ("aiobotocore", AiobotocoreInstrumentor),
+        ]
+        for module, instrumentor_class in instrumentors:
+            instrumentor = instrumentor_class()
+            if module in sys.modules and not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument()
+    finally:
+        _aws_sdk_busy.clear()
+
+
+# The client libraries instrumented once spans are received, each when (and only when) the process
+# imports it: a configuration that uses no Redis or no DynamoDB loads neither the library nor its
+# instrumentation (botocore's alone costs some 30 MB at rest).
+_LIBRARY_INSTRUMENTATIONS = (
+    ("redis", _instrument_redis),
+    ("botocore", _instrument_aws_sdk),
+    ("aiobotocore", _instrument_aws_sdk),
+)
+_library_hooks_registered = False
 
 
 def _instrument_libraries(*, receiving: bool) -> None:
-    """Instrument httpx (client spans + header injection) always; Redis and (aio)botocore where installed,
-    once spans are received (they only add client spans, and importing them costs memory at rest)."""
+    """Instrument httpx (client spans + header injection) always; Redis and (aio)botocore once spans are
+    received, each when the configuration imports it (a post-import hook by wrapt, which
+    OpenTelemetry's instrumentations use themselves: at once when it is imported already)."""
+    global _library_hooks_registered  # noqa: PLW0603 - one registration per process
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor  # noqa: PLC0415
 
-    instrumentors: list[Any] = []
     httpx_instrumentor = HTTPXClientInstrumentor()
     if not httpx_instrumentor.is_instrumented_by_opentelemetry:
         httpx_instrumentor.instrument(
             request_hook=_httpx_request_hook, async_request_hook=_httpx_async_request_hook
         )
-    if not receiving:
+    if not receiving or _library_hooks_registered:
         return
-    if _installed("redis"):
-        from opentelemetry.instrumentation.redis import RedisInstrumentor  # noqa: PLC0415
-
-        instrumentors.append(RedisInstrumentor())
-    if _installed("botocore"):
-        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor  # noqa: PLC0415
-
-        instrumentors.append(BotocoreInstrumentor())  # type: ignore[no-untyped-call]  # untyped __init__ upstream
-    if _installed("aiobotocore"):
-        from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor  # noqa: PLC0415
-
-        instrumentors.append(AiobotocoreInstrumentor())  # type: ignore[no-untyped-call]  # untyped __init__ upstream
-    for instrumentor in instrumentors:
-        if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument()
+    _library_hooks_registered = True
+    for module, instrument in _LIBRARY_INSTRUMENTATIONS:
+        register_post_import_hook(instrument, module)
 
 
 def _service_name(service: str) -> str:
