@@ -46,15 +46,16 @@ async def test_keys_ttls_and_hits_in_redis(
         players = await client.get(f"/api/v1/players/{java_peer.address}", params={"edition": "java"})
         auto = await client.get(f"/api/v1/status/{java_peer.address}")
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
-    assert players.headers["Cache-Control"] == "max-age=30"
+    assert players.headers["Cache-Control"] == "max-age=30, stale-while-revalidate=30"
     assert auto.headers["X-Cache"] == "MISS"  # auto has keys of its own
     direct = redis.Redis.from_url(redis_server.url)
     try:
         keys = sorted(k.decode() if isinstance(k, bytes) else k for k in direct.keys("mc:server:*"))
         base = f"mc:server:{java_peer.address}"
         assert keys == sorted([f"{base}:status", f"{base}:players", f"{base}:auto:status"])
-        assert 55_000 < direct.pttl(f"{base}:status") <= 60_000
-        assert 25_000 < direct.pttl(f"{base}:players") <= 30_000
+        # Kept CACHE_STALE_SECONDS (30) beyond the TTL, for stale-while-revalidate.
+        assert 85_000 < direct.pttl(f"{base}:status") <= 90_000
+        assert 55_000 < direct.pttl(f"{base}:players") <= 60_000
         assert direct.keys("mc:lock:*") == []  # locks are released after the probe
     finally:
         direct.close()
@@ -375,6 +376,10 @@ async def test_a_garbage_expiry_in_the_cache_is_a_miss(  # noqa: PLR0917 - fixtu
         direct.close()
     assert first.status_code == 200
     assert first.json()["online"] is True  # the garbage was not served: the server was probed
-    assert (first.headers["X-Cache"], first.headers["Cache-Control"]) == ("MISS", "max-age=60")
+    assert first.headers["X-Cache"] == "MISS"
+    assert first.headers["Cache-Control"] == "max-age=60, stale-while-revalidate=30"
     assert second.headers["X-Cache"] == "HIT"
-    assert second.headers["Cache-Control"] in {"max-age=60", "max-age=59"}
+    assert second.headers["Cache-Control"] in {
+        "max-age=60, stale-while-revalidate=30",
+        "max-age=59, stale-while-revalidate=30",
+    }

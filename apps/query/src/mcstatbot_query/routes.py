@@ -58,7 +58,7 @@ async def _answer(
     return Response(
         answer.body.model_dump_json(),
         media_type="application/json",
-        headers={"X-Cache": "HIT" if answer.hit else "MISS", "Cache-Control": f"max-age={answer.max_age}"},
+        headers={"X-Cache": "HIT" if answer.hit else "MISS", "Cache-Control": answer.cache_control},
     )
 
 

@@ -16,12 +16,18 @@ Coalescing, in two steps:
    it polls the cache for the holder's answer (trying the lock again when it goes without one);
    UNSHARED (no Redis), it probes alone. Every wait ends MC_TIMEOUT + _WAIT_MARGIN after the flight
    began, and the flight then probes by itself.
+
+Stale-while-revalidate: entries stay in the cache CACHE_STALE_SECONDS beyond their TTL. A flight that
+finds only an expired one (within that window) answers it at once, marked `stale`, and starts one
+background refresh of the key (one per key in this process, at most `max_refreshes` at once; across
+replicas the key's lock: a replica that finds it held leaves the refresh to its holder).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -33,7 +39,8 @@ from opentelemetry import trace
 from pydantic import ValidationError
 
 from mcstatbot_query.cache import CacheUnavailableError, LockState, open_envelope, pack
-from mcstatbot_query.metrics import CACHE_REQUESTS, COALESCED_WAITS
+from mcstatbot_query.errors import ForbiddenAddressError
+from mcstatbot_query.metrics import BACKGROUND_REFRESHES, CACHE_REQUESTS, COALESCED_WAITS
 
 if TYPE_CHECKING:
     from mcstatbot_common.addresses import ServerAddress
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
     from mcstatbot_query.settings import QuerySettings
 
 tracer = trace.get_tracer("mcstatbot.query")
+log = logging.getLogger(__name__)
 
 Kind = Literal["status", "players"]
 _WAIT_MARGIN = 1.0
@@ -58,6 +66,15 @@ class Answer:
     body: ServerStatus | PlayerList
     hit: bool
     max_age: int
+    stale_for: int = 0
+    """Seconds it may still be answered stale once `max_age` is over (`stale-while-revalidate`)."""
+
+    @property
+    def cache_control(self) -> str:
+        """The `Cache-Control` header (RFC 5861's `stale-while-revalidate` when a stale window is set)."""
+        if self.stale_for > 0:
+            return f"max-age={self.max_age}, stale-while-revalidate={self.stale_for}"
+        return f"max-age={self.max_age}"
 
     @property
     def outcome(self) -> str:
@@ -81,6 +98,9 @@ class QueryService:
         self.cache = cache
         self.prober = prober
         self._flights: dict[str, asyncio.Task[Answer]] = {}
+        self._refreshes: dict[str, asyncio.Task[None]] = {}
+        self.max_refreshes = settings.mc_max_concurrent_probes
+        """Background refreshes at once in this process; a stale answer beyond that starts none."""
         self._longest_ttl = max(
             settings.cache_ttl_status, settings.cache_ttl_players, settings.cache_ttl_offline
         )
@@ -114,8 +134,10 @@ class QueryService:
 
     async def _flight(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
         """One cache look-up and, on a miss, one probe for every replica (or a wait for the one probing)."""
-        cached = await self._lookup(base, kind)
+        cached = await self._lookup(base, kind, stale_window=self.settings.cache_stale_seconds)
         if cached is not None:
+            if cached.body.stale:
+                self._refresh_in_background(address, edition, base, kind)
             return cached
         lock = self.cache.lock(f"mc:lock:{base}:{kind}")
         give_up = time.monotonic() + self.settings.mc_timeout + _WAIT_MARGIN
@@ -138,6 +160,52 @@ class QueryService:
             if time.monotonic() >= give_up:
                 return await self._probe_and_store(address, edition, base, kind)
 
+    def _refresh_in_background(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> None:
+        """Start the one background refresh of `{base}:{kind}` unless it runs already (or too many do)."""
+        key = f"{base}:{kind}"
+        if key in self._refreshes:
+            return
+        if len(self._refreshes) >= self.max_refreshes:
+            BACKGROUND_REFRESHES.labels("skipped").inc()
+            return
+        task = asyncio.create_task(self._guarded_refresh(address, edition, base, kind), name=f"refresh {key}")
+        self._refreshes[key] = task  # the reference keeps the task alive until it is done
+        task.add_done_callback(lambda _: self._refreshes.pop(key, None))
+
+    async def _guarded_refresh(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> None:
+        """`_refresh`, bounded in time; it never raises (a failure is logged and counted)."""
+        try:
+            async with asyncio.timeout(self.settings.mc_timeout + 2 * _WAIT_MARGIN):
+                outcome = await self._refresh(address, edition, base, kind)
+        except ForbiddenAddressError:
+            outcome = "failed"  # the name resolves to a refused address now: its entry simply runs out
+        except Exception:  # a background task must never raise into the event loop
+            log.warning("background refresh of a stale entry failed", exc_info=True)
+            outcome = "failed"
+        BACKGROUND_REFRESHES.labels(outcome).inc()
+
+    async def _refresh(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> str:
+        """Probe and store `{base}:{kind}` for everybody, unless another replica does it already."""
+        lock = self.cache.lock(f"mc:lock:{base}:{kind}")
+        state = await lock.acquire()
+        if state is LockState.HELD_ELSEWHERE:
+            return "elsewhere"
+        if state is LockState.ACQUIRED:
+            async with lock.holding():
+                if await self._lookup(base, kind) is not None:
+                    return "fresh"
+                await self._probe_and_store(address, edition, base, kind)
+                return "probed"
+        await self._probe_and_store(address, edition, base, kind)
+        return "probed"
+
+    async def close(self) -> None:
+        """Cancel the background refreshes still running (at shutdown)."""
+        tasks = list(self._refreshes.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _wait_for_other(self, base: str, kind: Kind, lock: ProbeLock, give_up: float) -> Answer | None:
         """Poll the cache while another replica holds the lock, until `give_up` at the latest.
 
@@ -153,27 +221,43 @@ class QueryService:
                 return await self._lookup(base, kind)
         return None
 
-    async def _lookup(self, base: str, kind: Kind) -> Answer | None:
-        """The first readable, fresh answer of `{base}:{kind}` and `{base}:error`; None: a miss."""
+    async def _lookup(self, base: str, kind: Kind, stale_window: int = 0) -> Answer | None:
+        """The first readable, fresh answer of `{base}:{kind}` and `{base}:error`; None: a miss.
+
+        With a `stale_window`, an entry expired less than that many seconds ago answers (marked stale)
+        when no fresh one does; of two stale ones, the one retrieved last.
+        """
         try:
             values = await self.cache.get_many([f"{base}:{kind}", f"{base}:error"])
         except CacheUnavailableError:
             return None
         now = time.time()
+        stale: tuple[ServerStatus | PlayerList, float] | None = None
         for raw, offline in zip(values, (False, True), strict=True):
             opened = None if raw is None else open_envelope(raw)
             if opened is None:
                 continue
             data, expires = opened
             left = expires - now
-            if not 0 < left <= self._longest_ttl + _CLOCK_SLACK:
-                continue  # expired, or an expiry no replica writes
+            if not -stale_window < left <= self._longest_ttl + _CLOCK_SLACK:
+                continue  # expired (beyond the stale window), or an expiry no replica writes
             try:
-                body = _from_cache(data, kind, offline=offline)
+                body = _from_cache(data, kind, offline=offline, now=now, stale=left <= 0)
             except ValidationError:
                 continue  # written by an incompatible version
-            return Answer(body=body, hit=True, max_age=math.ceil(min(left, self._longest_ttl)))
-        return None
+            if left > 0:
+                return Answer(
+                    body=body,
+                    hit=True,
+                    max_age=math.ceil(min(left, self._longest_ttl)),
+                    stale_for=self.settings.cache_stale_seconds,
+                )
+            if stale is None or body.retrieved_at > stale[0].retrieved_at:
+                stale = (body, left)
+        if stale is None:
+            return None
+        body, left = stale
+        return Answer(body=body, hit=True, max_age=0, stale_for=max(math.floor(stale_window + left), 1))
 
     async def _probe_and_store(
         self, address: ServerAddress, edition: Edition, base: str, kind: Kind
@@ -184,26 +268,31 @@ class QueryService:
             status = body = await self.prober.status(address, edition)
         else:
             body, status = await self.prober.players(address, edition)
-        items: list[tuple[str, bytes, float]] = []
+        stale = settings.cache_stale_seconds
+        items: list[tuple[str, bytes, float]] = []  # kept `stale` seconds beyond their TTL
         delete: list[str] = []
         if status.online:
             ttl = settings.cache_ttl_status
-            items.append((f"{base}:status", pack(status.model_dump(mode="json"), ttl), ttl))
+            items.append((f"{base}:status", pack(status.model_dump(mode="json"), ttl), ttl + stale))
             if kind == "players":
                 ttl = settings.cache_ttl_players
-                items.append((f"{base}:players", pack(body.model_dump(mode="json"), ttl), ttl))
+                items.append((f"{base}:players", pack(body.model_dump(mode="json"), ttl), ttl + stale))
             delete.append(f"{base}:error")
         else:
             ttl = settings.cache_ttl_offline
-            items.append((f"{base}:error", pack(status.model_dump(mode="json"), ttl), ttl))
+            items.append((f"{base}:error", pack(status.model_dump(mode="json"), ttl), ttl + stale))
         with contextlib.suppress(CacheUnavailableError):  # degraded mode: answer anyway
             await self.cache.write(items, delete)
-        return Answer(body=body, hit=False, max_age=ttl)
+        return Answer(body=body, hit=False, max_age=ttl, stale_for=stale)
 
 
-def _from_cache(data: dict[str, object], kind: Kind, *, offline: bool) -> ServerStatus | PlayerList:
+def _from_cache(
+    data: dict[str, object], kind: Kind, *, offline: bool, now: float, stale: bool
+) -> ServerStatus | PlayerList:
+    marks = {"cached": True, "stale": stale}
     if kind == "status":
-        return ServerStatus.model_validate({**data, "cached": True})
+        status = ServerStatus.model_validate({**data, **marks})
+        return status.model_copy(update={"age_seconds": _age(status.retrieved_at.timestamp(), now)})
     if offline:
         status = ServerStatus.model_validate(data)
         return PlayerList(
@@ -211,6 +300,12 @@ def _from_cache(data: dict[str, object], kind: Kind, *, offline: bool) -> Server
             online=False,
             error=status.error,
             retrieved_at=status.retrieved_at,
-            cached=True,
+            age_seconds=_age(status.retrieved_at.timestamp(), now),
+            **marks,
         )
-    return PlayerList.model_validate({**data, "cached": True})
+    players = PlayerList.model_validate({**data, **marks})
+    return players.model_copy(update={"age_seconds": _age(players.retrieved_at.timestamp(), now)})
+
+
+def _age(retrieved: float, now: float) -> int:
+    return max(math.floor(now - retrieved), 0)

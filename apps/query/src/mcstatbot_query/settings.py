@@ -59,6 +59,12 @@ class QuerySettings(ServiceSettings):
     dns_srv: bool = Field(
         default=True, description="follow _minecraft._tcp SRV records when no port is given"
     )
+    cache_stale_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="seconds after an entry expires during which it is still answered (marked stale) "
+        "while one background refresh runs; 0: an expired entry is a miss",
+    )
     cache_max_entries: int = Field(
         default=10_000, ge=1, description="entries the in-process cache keeps (used when REDIS_URL is unset)"
     )

@@ -145,6 +145,13 @@ class ServerStatus(ApiModel):
     bedrock: BedrockInfo | None = None
     retrieved_at: datetime = Field(default_factory=utc_now)
     cached: bool = False
+    stale: bool = Field(
+        default=False,
+        description="answered from an expired entry (within CACHE_STALE_SECONDS) while one refresh runs",
+    )
+    age_seconds: int | None = Field(
+        default=None, description="seconds since `retrieved_at`, on every cached answer (fresh or stale)"
+    )
     error: ProbeError | None = None
     placeholder: PlaceholderInfo | None = Field(
         default=None, description="set with error code `placeholder`: what the host answered instead"
@@ -172,6 +179,13 @@ class PlayerList(ApiModel):
     source: PlayerSource = "none"
     retrieved_at: datetime = Field(default_factory=utc_now)
     cached: bool = False
+    stale: bool = Field(
+        default=False,
+        description="answered from an expired entry (within CACHE_STALE_SECONDS) while one refresh runs",
+    )
+    age_seconds: int | None = Field(
+        default=None, description="seconds since `retrieved_at`, on every cached answer (fresh or stale)"
+    )
     error: ProbeError | None = None
     plugins: list[NamedVersion] = Field(
         default_factory=list, description="from the Query protocol's `plugins` field"
