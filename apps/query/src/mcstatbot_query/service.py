@@ -1,18 +1,21 @@
 """Answers status and player-list requests from the cache, or from one shared probe.
 
-Cache keys (see docs/query-service.md), with `{hp}` the host and port (`[v6]:port` for IPv6):
-- edition java: `mc:server:{hp}:status`, `mc:server:{hp}:players`, `mc:server:{hp}:error` (port 25565
-  when none was given);
-- edition bedrock: `mc:server:{hp}:bedrock:{status|players|error}` (port 19132 when none was given);
-- edition auto: `mc:server:{host[:port]}:auto:{status|players|error}` (the port only when one was given:
-  auto probes 25565 and 19132).
-`:error` holds the offline ServerStatus for CACHE_TTL_OFFLINE seconds and answers both kinds.
+Cache keys (see docs/query-service.md), with `{hp}` the host and port (`[v6]:port` for IPv6). Every key of
+one server starts with the same hash tag (the part in braces), so on a Redis Cluster they share one slot:
+- edition java: `{mc:{hp}:java}:status`, `...:players`, `...:error` (port 25565 when none was given);
+- edition bedrock: `{mc:{hp}:bedrock}:{status|players|error}` (port 19132 when none was given);
+- edition auto: `{mc:{host[:port]}:auto}:{status|players|error}` (the port only when one was given:
+  auto probes 25565 and 19132);
+- the probe locks: `{base}:lock:{status|players}`.
+`:error` holds the offline ServerStatus for CACHE_TTL_OFFLINE seconds and answers both kinds. (Before the
+hash tags the keys were `mc:server:...` and `mc:lock:mc:server:...`: a replica of the older layout and one
+of this one simply miss each other's entries during a rolling upgrade.)
 
 Coalescing, in two steps:
 1. In this process, one flight per key (`{base}:{kind}`): a shared task that every concurrent request for
    the key awaits (a caller that goes away does not cancel it).
 2. Across replicas, the flight's cache look-up, then on a miss the key's Redis lock
-   `mc:lock:{base}:{kind}` (cache.ProbeLock): ACQUIRED, it probes and stores for everybody; HELD_ELSEWHERE,
+   `{base}:lock:{kind}` (cache.ProbeLock): ACQUIRED, it probes and stores for everybody; HELD_ELSEWHERE,
    it polls the cache for the holder's answer (trying the lock again when it goes without one);
    UNSHARED (no Redis), it probes alone. Every wait ends MC_TIMEOUT + _WAIT_MARGIN after the flight
    began, and the flight then probes by itself.
@@ -85,11 +88,17 @@ class Answer:
 
 
 def key_base(address: ServerAddress, edition: Edition) -> str:
+    """`{mc:<host>:<port>:<edition>}`: the hash tag every key of the server starts with (one slot)."""
     if edition is Edition.JAVA:
-        return f"mc:server:{format_host_port(address.host, address.port or JAVA_DEFAULT_PORT)}"
+        return f"{{mc:{format_host_port(address.host, address.port or JAVA_DEFAULT_PORT)}:java}}"
     if edition is Edition.BEDROCK:
-        return f"mc:server:{format_host_port(address.host, address.port or BEDROCK_DEFAULT_PORT)}:bedrock"
-    return f"mc:server:{address}:auto"
+        return f"{{mc:{format_host_port(address.host, address.port or BEDROCK_DEFAULT_PORT)}:bedrock}}"
+    return f"{{mc:{address}:auto}}"
+
+
+def lock_key(base: str, kind: Kind) -> str:
+    """The probe lock of `{base}:{kind}`, in the same slot as the values."""
+    return f"{base}:lock:{kind}"
 
 
 class QueryService:
@@ -139,7 +148,7 @@ class QueryService:
             if cached.body.stale:
                 self._refresh_in_background(address, edition, base, kind)
             return cached
-        lock = self.cache.lock(f"mc:lock:{base}:{kind}")
+        lock = self.cache.lock(lock_key(base, kind))
         give_up = time.monotonic() + self.settings.mc_timeout + _WAIT_MARGIN
         waited = False
         while True:
@@ -186,7 +195,7 @@ class QueryService:
 
     async def _refresh(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> str:
         """Probe and store `{base}:{kind}` for everybody, unless another replica does it already."""
-        lock = self.cache.lock(f"mc:lock:{base}:{kind}")
+        lock = self.cache.lock(lock_key(base, kind))
         state = await lock.acquire()
         if state is LockState.HELD_ELSEWHERE:
             return "elsewhere"
