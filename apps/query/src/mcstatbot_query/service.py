@@ -33,15 +33,16 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from mcstatbot_common.addresses import BEDROCK_DEFAULT_PORT, JAVA_DEFAULT_PORT, format_host_port
-from mcstatbot_common.models import Edition, PlayerList, ServerStatus
+from mcstatbot_common.models import DebugCache, DebugInfo, Edition, PlayerList, ServerStatus
 from opentelemetry import trace
 from pydantic import ValidationError
 
 from mcstatbot_query.cache import CacheUnavailableError, LockState, open_envelope, pack
+from mcstatbot_query.debug import TRACE, ProbeTrace
 from mcstatbot_query.errors import ForbiddenAddressError
 from mcstatbot_query.metrics import BACKGROUND_REFRESHES, CACHE_REQUESTS, COALESCED_WAITS
 
@@ -71,6 +72,24 @@ class Answer:
     max_age: int
     stale_for: int = 0
     """Seconds it may still be answered stale once `max_age` is over (`stale-while-revalidate`)."""
+    tier: Literal["memory", "redis", "probe", "stale"] = "probe"
+    key: str = ""
+    """The cache key that answered, or that the probe was stored under."""
+    ttl_left: float = 0.0
+
+    def with_debug(self, trace: ProbeTrace, *, shared: bool) -> Answer:
+        """This answer with the `debug` block in its body (a copy: the cached body never has one)."""
+        info = DebugInfo(
+            cache=DebugCache(
+                tier=self.tier,
+                key=self.key,
+                ttl_left=round(self.ttl_left, 3),
+                lock=trace.lock,
+                shared=shared,
+            ),
+            steps=list(trace.steps),
+        )
+        return replace(self, body=self.body.model_copy(update={"debug": info}))
 
     @property
     def cache_control(self) -> str:
@@ -106,7 +125,7 @@ class QueryService:
         self.settings = settings
         self.cache = cache
         self.prober = prober
-        self._flights: dict[str, asyncio.Task[Answer]] = {}
+        self._flights: dict[str, tuple[asyncio.Task[Answer], ProbeTrace]] = {}
         self._refreshes: dict[str, asyncio.Task[None]] = {}
         self.max_refreshes = settings.mc_max_concurrent_probes
         """Background refreshes at once in this process; a stale answer beyond that starts none."""
@@ -120,29 +139,40 @@ class QueryService:
     async def players(self, address: ServerAddress, edition: Edition) -> Answer:
         return await self.answer(address, edition, "players")
 
-    async def answer(self, address: ServerAddress, edition: Edition, kind: Kind) -> Answer:
-        """The answer for `address`, shared with every concurrent request for the same key."""
+    async def answer(
+        self, address: ServerAddress, edition: Edition, kind: Kind, *, debug: bool = False
+    ) -> Answer:
+        """The answer for `address`, shared with every concurrent request for the same key.
+
+        With `debug`, its body carries the `debug` block of the flight it came from (the same look-up
+        and probe as without: a debug request changes nothing for others).
+        """
         base = key_base(address, edition)
         with tracer.start_as_current_span(f"mc.{kind}") as span:
             if span.is_recording():
                 span.set_attributes({"mc.edition": edition.value, "server.address": address.host})
             key = f"{base}:{kind}"
-            flight = self._flights.get(key)
-            joined = flight is not None
-            if flight is None:
-                flight = asyncio.create_task(self._flight(address, edition, base, kind))
-                self._flights[key] = flight
-                flight.add_done_callback(lambda _: self._flights.pop(key, None))
+            entry = self._flights.get(key)
+            joined = entry is not None
+            if entry is None:
+                trace = ProbeTrace()
+                task = asyncio.create_task(self._flight(address, edition, base, kind, trace))
+                entry = self._flights[key] = (task, trace)
+                task.add_done_callback(lambda _: self._flights.pop(key, None))
+            flight, trace = entry
             answer = await asyncio.shield(flight)  # a caller that goes away does not cancel the work
             CACHE_REQUESTS.labels(kind, "hit" if answer.hit else "miss").inc()
             if joined and not answer.hit:
                 COALESCED_WAITS.labels("process").inc()
             if span.is_recording():
                 span.set_attributes({"mc.cache_hit": answer.hit, "mc.outcome": answer.outcome})
-            return answer
+            return answer.with_debug(trace, shared=joined) if debug else answer
 
-    async def _flight(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> Answer:
+    async def _flight(
+        self, address: ServerAddress, edition: Edition, base: str, kind: Kind, trace: ProbeTrace
+    ) -> Answer:
         """One cache look-up and, on a miss, one probe for every replica (or a wait for the one probing)."""
+        TRACE.set(trace)  # this task's own context: the probe records its steps here
         cached = await self._lookup(base, kind, stale_window=self.settings.cache_stale_seconds)
         if cached is not None:
             if cached.body.stale:
@@ -153,6 +183,7 @@ class QueryService:
         waited = False
         while True:
             state = await lock.acquire()
+            trace.lock = state.value
             if state is LockState.UNSHARED:
                 return await self._probe_and_store(address, edition, base, kind)
             if state is LockState.ACQUIRED:
@@ -183,6 +214,7 @@ class QueryService:
 
     async def _guarded_refresh(self, address: ServerAddress, edition: Edition, base: str, kind: Kind) -> None:
         """`_refresh`, bounded in time; it never raises (a failure is logged and counted)."""
+        TRACE.set(None)  # not part of the flight that started it
         try:
             async with asyncio.timeout(self.settings.mc_timeout + 2 * _WAIT_MARGIN):
                 outcome = await self._refresh(address, edition, base, kind)
@@ -241,7 +273,7 @@ class QueryService:
         except CacheUnavailableError:
             return None
         now = time.time()
-        stale: tuple[ServerStatus | PlayerList, float] | None = None
+        stale: tuple[ServerStatus | PlayerList, float, str] | None = None
         for raw, offline in zip(values, (False, True), strict=True):
             opened = None if raw is None else open_envelope(raw)
             if opened is None:
@@ -254,19 +286,30 @@ class QueryService:
                 body = _from_cache(data, kind, offline=offline, now=now, stale=left <= 0)
             except ValidationError:
                 continue  # written by an incompatible version
+            key = f"{base}:error" if offline else f"{base}:{kind}"
             if left > 0:
                 return Answer(
                     body=body,
                     hit=True,
                     max_age=math.ceil(min(left, self._longest_ttl)),
                     stale_for=self.settings.cache_stale_seconds,
+                    tier="redis" if self.cache.kind == "redis" else "memory",
+                    key=key,
+                    ttl_left=left,
                 )
             if stale is None or body.retrieved_at > stale[0].retrieved_at:
-                stale = (body, left)
+                stale = (body, left, key)
         if stale is None:
             return None
-        body, left = stale
-        return Answer(body=body, hit=True, max_age=0, stale_for=max(math.floor(stale_window + left), 1))
+        body, left, key = stale
+        return Answer(
+            body=body,
+            hit=True,
+            max_age=0,
+            stale_for=max(math.floor(stale_window + left), 1),
+            tier="stale",
+            key=key,
+        )
 
     async def _probe_and_store(
         self, address: ServerAddress, edition: Edition, base: str, kind: Kind
@@ -292,7 +335,8 @@ class QueryService:
             items.append((f"{base}:error", pack(status.model_dump(mode="json"), ttl), ttl + stale))
         with contextlib.suppress(CacheUnavailableError):  # degraded mode: answer anyway
             await self.cache.write(items, delete)
-        return Answer(body=body, hit=False, max_age=ttl, stale_for=stale)
+        key = f"{base}:{kind}" if status.online else f"{base}:error"
+        return Answer(body=body, hit=False, max_age=ttl, stale_for=stale, key=key, ttl_left=ttl)
 
 
 def _from_cache(
