@@ -107,6 +107,13 @@ async def test_a_cluster_is_detected_and_a_single_redis_is_not(
             assert not isinstance(await on_single.client(), RedisCluster)
         finally:
             await on_single.close()
+        for url, said in ((cluster.url, True), (single.url, False)):  # REDIS_CLUSTER given: no INFO
+            told = RedisCache(QuerySettings(redis_url=url, redis_cluster=said))
+            try:
+                assert isinstance(await told.client(), RedisCluster) is said
+                assert await told.healthy()
+            finally:
+                await told.close()
     assert QuerySettings(redis_cluster="auto").redis_cluster is None
     assert QuerySettings(redis_cluster="true").redis_cluster is True
 
