@@ -9,7 +9,14 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-ALL_BENCHMARKS = ("cached_status", "uncached_status", "protection", "bot_throughput", "footprint")
+ALL_BENCHMARKS = (
+    "cached_status",
+    "uncached_status",
+    "protection",
+    "protection_cluster",
+    "bot_throughput",
+    "footprint",
+)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[BenchContext], BenchmarkResult]]] = {
     "cached_status": (cached.TITLE, cached.run),
     "uncached_status": (uncached.TITLE, uncached.run),
     "protection": (protection.TITLE, protection.run),
+    "protection_cluster": (protection.CLUSTER_TITLE, protection.run_on_cluster),
     "bot_throughput": (bot.TITLE, bot.run),
     "footprint": (footprint.TITLE, footprint.run),
 }

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import httpx
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.redis import RedisServer
+from mcstatbot_testkit.redis_cluster import RedisCluster
 
 from bench.core import BenchmarkSkippedError
 from bench.launch import BenchService
@@ -48,6 +49,12 @@ def java_peer(context: BenchContext, name: str = "java-peer") -> Iterator[JavaPe
 def redis_server(context: BenchContext, name: str = "redis") -> Iterator[RedisServer]:
     with RedisServer(context.log_path(name)) as server:
         yield server
+
+
+@contextmanager
+def redis_cluster(context: BenchContext, name: str = "redis-cluster") -> Iterator[RedisCluster]:
+    with RedisCluster(context.work_dir / name) as cluster:
+        yield cluster
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""3. Protection for Minecraft servers: many clients, two replicas, one Redis; probes counted at the peer."""
+"""3. Protection for Minecraft servers: many clients, two replicas, one Redis (or a Redis Cluster: 3 masters,
+3 replicas, as ElastiCache in cluster mode); probes counted at the peer."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import redis
+import redis.cluster
 
 from bench.core import BenchmarkResult, BenchmarkSkippedError, Chart, Target
 from bench.stack import (
@@ -14,6 +16,7 @@ from bench.stack import (
     java_peer,
     metric_samples,
     query_env,
+    redis_cluster,
     redis_server,
     require_module,
     service,
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from bench.launch import BenchService
 
 TITLE = "3. Protection for Minecraft servers"
+CLUSTER_TITLE = "3b. Protection for Minecraft servers, on a Redis Cluster"
 REPLICAS = 2
 CACHE_METRIC = "mcstatbot_cache_requests_total"
 
@@ -41,10 +45,13 @@ def _cache_counts(replicas: list[BenchService]) -> dict[str, float]:
 
 
 def _one_run(
-    context: BenchContext, replicas: list[BenchService], address: str, cache: redis.Redis
+    context: BenchContext,
+    replicas: list[BenchService],
+    address: str,
+    cache: redis.Redis | redis.cluster.RedisCluster,
 ) -> tuple[list[WrkResult], dict[str, float]]:
     config = context.config
-    cache.flushdb()
+    cache.flushall()  # on a cluster: every master
     before = _cache_counts(replicas)
     per_replica = [config.protection_clients // REPLICAS] * REPLICAS
     per_replica[0] += config.protection_clients - sum(per_replica)
@@ -67,19 +74,35 @@ def _one_run(
 
 
 def run(context: BenchContext) -> BenchmarkResult:
+    """Two replicas on one redis-server."""
+    return _run(context, "protection", TITLE, on_cluster=False)
+
+
+def run_on_cluster(context: BenchContext) -> BenchmarkResult:
+    """The same on the testkit's Redis Cluster (REDIS_CLUSTER unset: the replicas detect it)."""
+    return _run(context, "protection_cluster", CLUSTER_TITLE, on_cluster=True)
+
+
+def _run(context: BenchContext, name: str, title: str, *, on_cluster: bool) -> BenchmarkResult:
     config = context.config
     if not wrk_available():
         raise BenchmarkSkippedError("wrk is not installed (scripts/install-test-deps.sh installs it)")
     require_module(QUERY_MODULE)
     ttl = config.protection_ttl_s
     windows = math.ceil(config.protection_duration_s / ttl)
+    shared = (
+        "a Redis Cluster (the testkit's: 3 masters and 3 replicas of redis-server on loopback, as "
+        "ElastiCache in cluster mode; the replicas detect it)"
+        if on_cluster
+        else "one redis-server"
+    )
     result = BenchmarkResult(
-        "protection",
-        TITLE,
+        name,
+        title,
         method=(
             f"{config.protection_clients} concurrent clients (keep-alive connections; two wrk processes, "
             f"half on each replica) ask `GET /api/v1/status/127.0.0.1:<peer>` for "
-            f"{config.protection_duration_s:g} s of two query-service replicas sharing one redis-server, "
+            f"{config.protection_duration_s:g} s of two query-service replicas sharing {shared}, "
             f"with CACHE_TTL_STATUS={ttl} s, so {windows} TTL windows. Redis is emptied before each run. The "
             "npm minecraft-protocol peer counts the status requests it received; the target is one probe per "
             "TTL window. The hit ratio comes from the replicas' `mcstatbot_cache_requests_total` "
@@ -90,20 +113,26 @@ def run(context: BenchContext) -> BenchmarkResult:
     runs: list[dict[str, Any]] = []
     with ExitStack() as stack:
         peer = stack.enter_context(java_peer(context))
-        server = stack.enter_context(redis_server(context))
+        redis_url = (
+            stack.enter_context(redis_cluster(context)).url
+            if on_cluster
+            else stack.enter_context(redis_server(context)).url
+        )
         replicas = [
             stack.enter_context(
                 service(
                     context,
                     QUERY_MODULE,
                     f"query-replica{index}",
-                    query_env(REDIS_URL=server.url, **env),
+                    query_env(REDIS_URL=redis_url, **env),
                     cpus=config.server_cpus,
                 )
             )
             for index in range(REPLICAS)
         ]
-        cache = redis.Redis.from_url(server.url)
+        cache: redis.Redis | redis.cluster.RedisCluster = (
+            redis.cluster.RedisCluster.from_url(redis_url) if on_cluster else redis.Redis.from_url(redis_url)
+        )
         stack.callback(cache.close)
         for _ in range(config.protection_runs):
             peer.reset_counts()

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ["cached_status", "uncached_status", "protection", "bot_throughput", "footprint"]
+BENCHMARKS = [
+    "cached_status",
+    "uncached_status",
+    "protection",
+    "protection_cluster",
+    "bot_throughput",
+    "footprint",
+]
 TINY = {
     "BENCH_QUICK": "1",
     "BENCH_RUNS": "1",
@@ -91,6 +98,7 @@ def test_each_benchmark_measured_what_it_claims(
     assert uncached["details"]["x_cache"] == [{"MISS": 5}]
     protection = benches["protection"]
     assert protection["figures"]["probes"]["median"] >= 1
+    assert benches["protection_cluster"]["figures"]["probes"]["median"] >= 1
     assert 0 < protection["figures"]["hit_ratio"]["median"] <= 1
     bot = benches["bot_throughput"]
     assert bot["figures"]["shipped_updates_per_s"]["median"] > 0

@@ -140,10 +140,10 @@ async def test_cache_headers_miss_then_hit(
             "/api/v1/status", json={"server_url": java_peer.address, "edition": "java"}
         )
     assert first.headers["X-Cache"] == "MISS"
-    assert first.headers["Cache-Control"] == "max-age=60"
+    assert first.headers["Cache-Control"] == "max-age=60, stale-while-revalidate=30"
     assert first.json()["cached"] is False
     assert second.headers["X-Cache"] == "HIT"
-    match = re.fullmatch(r"max-age=(\d+)", second.headers["Cache-Control"])
+    match = re.fullmatch(r"max-age=(\d+), stale-while-revalidate=30", second.headers["Cache-Control"])
     assert match is not None
     assert 0 < int(match.group(1)) <= 60
     assert second.json()["cached"] is True
@@ -158,7 +158,7 @@ async def test_offline_answer_cached_for_offline_ttl_and_shared_with_players(
         status = await client.get(f"/api/v1/status/127.0.0.1:{port}", params={"edition": "java"})
         players = await client.get(f"/api/v1/players/127.0.0.1:{port}", params={"edition": "java"})
     assert status.headers["X-Cache"] == "MISS"
-    assert status.headers["Cache-Control"] == "max-age=10"
+    assert status.headers["Cache-Control"] == "max-age=10, stale-while-revalidate=30"
     assert players.headers["X-Cache"] == "HIT"  # the :error key answers both kinds
     assert players.json()["online"] is False
     assert players.json()["error"]["code"] == "refused"

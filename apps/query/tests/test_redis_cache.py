@@ -46,16 +46,18 @@ async def test_keys_ttls_and_hits_in_redis(
         players = await client.get(f"/api/v1/players/{java_peer.address}", params={"edition": "java"})
         auto = await client.get(f"/api/v1/status/{java_peer.address}")
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
-    assert players.headers["Cache-Control"] == "max-age=30"
+    assert players.headers["Cache-Control"] == "max-age=30, stale-while-revalidate=30"
     assert auto.headers["X-Cache"] == "MISS"  # auto has keys of its own
     direct = redis.Redis.from_url(redis_server.url)
     try:
-        keys = sorted(k.decode() if isinstance(k, bytes) else k for k in direct.keys("mc:server:*"))
-        base = f"mc:server:{java_peer.address}"
-        assert keys == sorted([f"{base}:status", f"{base}:players", f"{base}:auto:status"])
-        assert 55_000 < direct.pttl(f"{base}:status") <= 60_000
-        assert 25_000 < direct.pttl(f"{base}:players") <= 30_000
-        assert direct.keys("mc:lock:*") == []  # locks are released after the probe
+        keys = sorted(k.decode() if isinstance(k, bytes) else k for k in direct.keys("{mc:*"))
+        base = f"{{mc:{java_peer.address}:java}}"
+        auto_base = f"{{mc:{java_peer.address}:auto}}"
+        assert keys == sorted([f"{base}:status", f"{base}:players", f"{auto_base}:status"])
+        # Kept CACHE_STALE_SECONDS (30) beyond the TTL, for stale-while-revalidate.
+        assert 85_000 < direct.pttl(f"{base}:status") <= 90_000
+        assert 55_000 < direct.pttl(f"{base}:players") <= 60_000
+        assert direct.keys("*:lock:*") == []  # locks are released after the probe
     finally:
         direct.close()
 
@@ -142,7 +144,7 @@ async def test_lock_of_a_dead_holder_expires_and_another_replica_probes(
         direct = redis.Redis.from_url(redis_server.url)
         try:
             # A replica took the lock and died before writing anything.
-            assert direct.set(f"mc:lock:mc:server:{peer.address}:status", "dead-holder", nx=True, px=1200)
+            assert direct.set(f"{{mc:{peer.address}:java}}:lock:status", "dead-holder", nx=True, px=1200)
             settings = settings_factory(redis_url=redis_server.url)
             async with client_factory(settings) as client:
                 started = time.monotonic()
@@ -161,7 +163,7 @@ async def test_lock_of_a_dead_holder_expires_and_another_replica_probes(
 async def test_probe_lock_states_renewal_and_expiry(redis_server: RedisServer) -> None:
     """The cluster lock's named states; its holder renews it; a lock nobody renews goes within LOCK_TTL."""
     cache = RedisCache(QuerySettings(redis_url=redis_server.url))
-    key = "mc:lock:mc:server:a:25565:status"
+    key = "{mc:a:25565:java}:lock:status"
     direct = redis.Redis.from_url(redis_server.url)
     try:
         first, second = cache.lock(key), cache.lock(key)
@@ -188,13 +190,13 @@ async def test_a_stray_lock_without_expiry_does_not_hang_requests(
     settings_factory: SettingsFactory,
     client_factory: ClientFactory,
 ) -> None:
-    """`SET mc:lock:... garbage` with no TTL: the wait has a deadline, then the request probes itself."""
+    """`SET {mc:...}:lock:<kind> garbage`, no TTL: the wait has a deadline, then the request probes itself."""
     settings = settings_factory(redis_url=redis_server.url, mc_timeout=1.0)
-    base = f"mc:server:{java_peer.address}"
+    base = f"{{mc:{java_peer.address}:java}}"
     direct = redis.Redis.from_url(redis_server.url)
     try:
         for kind in ("status", "players"):
-            direct.set(f"mc:lock:{base}:{kind}", b"garbage")
+            direct.set(f"{base}:lock:{kind}", b"garbage")
         java_peer.reset_counts()
         async with client_factory(settings) as client:
             for kind in ("status", "players"):
@@ -271,7 +273,7 @@ async def test_an_unreadable_cached_value_is_a_miss_probed_under_the_lock(
     client_factory: ClientFactory,
 ) -> None:
     settings = settings_factory(redis_url=redis_server.url)
-    base = f"mc:server:{java_peer.address}"
+    base = f"{{mc:{java_peer.address}:java}}"
     direct = redis.Redis.from_url(redis_server.url)
     try:
         direct.set(f"{base}:status", b'{"exp": 9999999999, "data": {"from": "another version"}}', ex=60)
@@ -281,7 +283,7 @@ async def test_an_unreadable_cached_value_is_a_miss_probed_under_the_lock(
             second = await client.get(f"/api/v1/status/{java_peer.address}", params={"edition": "java"})
         assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
         assert java_peer.status_requests == 1
-        assert direct.keys("mc:lock:*") == []
+        assert direct.keys("*:lock:*") == []
     finally:
         direct.close()
 
@@ -361,7 +363,7 @@ async def test_a_garbage_expiry_in_the_cache_is_a_miss(  # noqa: PLR0917 - fixtu
     client_factory: ClientFactory,
 ) -> None:
     settings = settings_factory(redis_url=redis_server.url)
-    key = f"mc:server:{java_peer.address}:{suffix}"
+    key = f"{{mc:{java_peer.address}:java}}:{suffix}"
     offline = {"address": java_peer.address, "host": "127.0.0.1", "port": java_peer.port,
                "edition": "java", "online": False, "error": {"code": "timeout", "message": "x"}}  # fmt: skip
     direct = redis.Redis.from_url(redis_server.url)
@@ -375,6 +377,10 @@ async def test_a_garbage_expiry_in_the_cache_is_a_miss(  # noqa: PLR0917 - fixtu
         direct.close()
     assert first.status_code == 200
     assert first.json()["online"] is True  # the garbage was not served: the server was probed
-    assert (first.headers["X-Cache"], first.headers["Cache-Control"]) == ("MISS", "max-age=60")
+    assert first.headers["X-Cache"] == "MISS"
+    assert first.headers["Cache-Control"] == "max-age=60, stale-while-revalidate=30"
     assert second.headers["X-Cache"] == "HIT"
-    assert second.headers["Cache-Control"] in {"max-age=60", "max-age=59"}
+    assert second.headers["Cache-Control"] in {
+        "max-age=60, stale-while-revalidate=30",
+        "max-age=59, stale-while-revalidate=30",
+    }

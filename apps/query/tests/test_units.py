@@ -91,7 +91,11 @@ async def test_cached_answers_carry_cached_and_their_age() -> None:
     second = await service.status(address, Edition.JAVA)
     assert first.hit
     assert second.hit
-    assert json.loads(first.body.model_dump_json()) == {**status.model_dump(mode="json"), "cached": True}
+    assert json.loads(first.body.model_dump_json()) == {
+        **status.model_dump(mode="json"),
+        "cached": True,
+        "age_seconds": 0,
+    }
     assert 59 <= first.max_age <= 60
     # An incompatible value (another version wrote it) is a miss, and so is an expired one.
     await cache.write([(f"{base}:status", pack({"online": "maybe"}, 60), 60)], delete=[])
@@ -100,6 +104,10 @@ async def test_cached_answers_carry_cached_and_their_age() -> None:
     assert await service._lookup(base, "status") is not None
     await asyncio.sleep(0.1)
     assert await service._lookup(base, "status") is None
+    stale = await service._lookup(base, "status", stale_window=30)  # within CACHE_STALE_SECONDS
+    assert stale is not None
+    assert stale.body.stale
+    assert (stale.max_age, stale.tier) == (0, "stale")
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

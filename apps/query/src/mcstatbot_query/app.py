@@ -32,10 +32,12 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         )
         app.state.settings = settings
         app.state.cache = cache
-        app.state.service = QueryService(settings, cache, Prober(settings, resolver))
+        service = QueryService(settings, cache, Prober(settings, resolver))
+        app.state.service = service
         try:
             yield
         finally:
+            await service.close()
             await cache.close()
 
     app = FastAPI(

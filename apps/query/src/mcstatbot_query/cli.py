@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except (InvalidAddressError, ForbiddenAddressError) as exc:
         print(f"mcstatbot: {exc}", file=sys.stderr)  # noqa: T201
         return EXIT_BAD_INPUT
-    print(status.model_dump_json(indent=2) if args.json else summary(status))  # noqa: T201
+    print(status.model_dump_json(indent=2, exclude={"debug"}) if args.json else summary(status))  # noqa: T201
     return EXIT_ONLINE if status.online else EXIT_OFFLINE
 
 

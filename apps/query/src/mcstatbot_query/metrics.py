@@ -22,13 +22,19 @@ PROBE_DURATION = Histogram(
 )
 CACHE_REQUESTS = Counter(
     "mcstatbot_cache_requests",
-    "Cache look-ups by kind (status|players) and result (hit|miss)",
+    "Cache look-ups by kind (status|players) and result (hit|miss; a stale answer is a hit)",
     ["kind", "result"],
 )
 COALESCED_WAITS = Counter(
     "mcstatbot_coalesced_waits",
     "Requests that waited for another request's probe instead of probing (this process or another replica)",
     ["scope"],
+)
+BACKGROUND_REFRESHES = Counter(
+    "mcstatbot_background_refreshes",
+    "Stale-while-revalidate refreshes by outcome: probed (this replica refreshed the entry), elsewhere "
+    "(another replica holds the lock), fresh (already refreshed), skipped (too many at once), failed",
+    ["outcome"],
 )
 CACHE_BACKEND_UP = Gauge("mcstatbot_cache_backend_up", "1 when the cache backend answers, 0 in degraded mode")
 CACHE_BACKEND_ERRORS = Counter("mcstatbot_cache_backend_errors", "Failed calls to the cache backend (Redis)")

@@ -47,6 +47,7 @@ from mcstatbot_common.models import (
 from opentelemetry import trace
 
 from mcstatbot_query.connection import BoundedTCPConnection, UDPConnection
+from mcstatbot_query.debug import traced
 from mcstatbot_query.errors import ForbiddenAddressError, ProbeFailedError, classify
 from mcstatbot_query.mcstatus_protocol import (
     Address,
@@ -203,14 +204,23 @@ class Prober:
         connect_host, port, srv = address.host, address.port, None
         if port is None:
             if self.settings.dns_srv:
-                found = await self.resolver.srv(address.host, deadline.left())
+                with traced("srv", f"_minecraft._tcp.{address.host}") as note:
+                    found = await self.resolver.srv(address.host, deadline.left())
+                    note.outcome = "ok" if found is not None else "none"
+                    note.detail = None if found is None else format_host_port(found.target, found.port)
                 if found is not None:
                     connect_host, port = found.target, found.port
                     srv = SrvRecord(target=found.target, port=found.port)
             if port is None:
                 port = JAVA_DEFAULT_PORT
-        ips = await self.resolver.resolve(connect_host, deadline.left())
+        ips = await self._resolve(connect_host, deadline)
         return JavaTarget(ips=ips, port=port, srv=srv)
+
+    async def _resolve(self, host: str, deadline: Deadline) -> list[IPAddress]:
+        with traced("resolve", host) as note:
+            ips = await self.resolver.resolve(host, deadline.left())
+            note.detail = ", ".join(str(ip) for ip in ips)
+        return ips
 
     async def _java(
         self, address: ServerAddress, *, with_query: bool
@@ -260,7 +270,8 @@ class Prober:
         last_error: ProbeFailedError | None = None
         for ip in target.ips:
             try:
-                response = await self._modern_ping(address.host, ip, target.port)
+                with traced("java_status", format_host_port(str(ip), target.port)):
+                    response = await self._modern_ping(address.host, ip, target.port)
             except ProbeFailedError as exc:
                 failure = exc
             except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
@@ -270,8 +281,9 @@ class Prober:
             if failure.code is ErrorCode.PROTOCOL:
                 # A pre-1.7 server does not understand the modern handshake: try the legacy ping, briefly.
                 try:
-                    async with asyncio.timeout(min(_LEGACY_BUDGET, deadline.left() * 0.9)):
-                        legacy = await self._legacy_ping(ip, target.port)
+                    with traced("java_legacy", format_host_port(str(ip), target.port)):
+                        async with asyncio.timeout(min(_LEGACY_BUDGET, deadline.left() * 0.9)):
+                            legacy = await self._legacy_ping(ip, target.port)
                 except (
                     ProbeFailedError,
                     OSError,
@@ -322,8 +334,9 @@ class Prober:
                 return None
             per_try = left / (tries - attempt)
             try:
-                async with asyncio.timeout(per_try):
-                    response = await self._query_once(target.ips[0], target.port)
+                with traced("query", format_host_port(str(target.ips[0]), target.port)):
+                    async with asyncio.timeout(per_try):
+                        response = await self._query_once(target.ips[0], target.port)
             except (TimeoutError, OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
                 continue
             return response
@@ -347,7 +360,7 @@ class Prober:
         with _probe_span(Edition.BEDROCK, address.host, port) as span:
             try:
                 async with asyncio.timeout(self.settings.mc_timeout), self._slots:
-                    ips = await self.resolver.resolve(address.host, deadline.left())
+                    ips = await self._resolve(address.host, deadline)
                     status = await self._bedrock_ping(address, ips[0], port, deadline)
             except ForbiddenAddressError:
                 span.set_attribute("mc.outcome", "forbidden")
@@ -379,8 +392,9 @@ class Prober:
         for attempt in range(tries):
             per_try = deadline.left() / (tries - attempt)
             try:
-                async with asyncio.timeout(per_try):
-                    response = await self._bedrock_ping_once(ip, port)
+                with traced("bedrock_ping", format_host_port(str(ip), port)):
+                    async with asyncio.timeout(per_try):
+                        response = await self._bedrock_ping_once(ip, port)
             except TimeoutError as exc:
                 last = exc
                 continue

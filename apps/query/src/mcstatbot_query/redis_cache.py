@@ -1,5 +1,12 @@
 """The Redis cache (REDIS_URL) and its cluster probe lock; imported only when REDIS_URL is set.
 
+REDIS_URL may point at one Redis or at a Redis Cluster (ElastiCache with cluster mode enabled): with
+REDIS_CLUSTER unset the first call asks `INFO cluster` and uses redis-py's `RedisCluster` when it says
+`cluster_enabled:1`; `REDIS_CLUSTER=true|false` skips the question. Every key of one server carries the
+same hash tag (service.key_base), so its values and its lock live in one slot: the multi-key MGET and the
+MULTI/EXEC write of one server work on a cluster too. `rediss://` (TLS) and `user:password@` (an AUTH
+token) come from the URL, for both kinds of client.
+
 A failing or slow call (REDIS_TIMEOUT) counts as a miss: the service probes directly (degraded mode),
 logs a warning at most once a minute, sets `mcstatbot_cache_backend_up` to 0 and leaves Redis alone for
 REDIS_BACKOFF seconds before trying it again; the first call that works again sets the gauge back to 1.
@@ -12,13 +19,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as redis_asyncio
-from redis.asyncio.lock import Lock
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError, RedisClusterException, RedisError
 
 from mcstatbot_query.cache import CacheUnavailableError, LockState
 from mcstatbot_query.metrics import CACHE_BACKEND_ERRORS, CACHE_BACKEND_UP
@@ -26,10 +33,13 @@ from mcstatbot_query.metrics import CACHE_BACKEND_ERRORS, CACHE_BACKEND_UP
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
+    from redis.asyncio.lock import Lock
+
     from mcstatbot_query.settings import QuerySettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Client = redis_asyncio.Redis | RedisCluster
 
 _WARN_EVERY = 60.0
 LOCK_TTL = 1.0
@@ -44,17 +54,13 @@ class RedisCache:
     def __init__(self, settings: QuerySettings) -> None:
         if settings.redis_url is None:
             raise ValueError("RedisCache needs REDIS_URL")
+        self.url = settings.redis_url
         self.timeout = settings.redis_timeout
         self.backoff = settings.redis_backoff
-        self.client: redis_asyncio.Redis = redis_asyncio.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout,
-            socket_connect_timeout=settings.redis_timeout,
-            # One immediate retry replaces a pooled connection that died with a restarted Redis; the
-            # asyncio.timeout around every call still bounds the whole call to REDIS_TIMEOUT.
-            retry=Retry(NoBackoff(), 1),
-            health_check_interval=0,
-        )
+        self.cluster: bool | None = settings.redis_cluster
+        """True: a Redis Cluster; None until the first call found out (REDIS_CLUSTER unset)."""
+        self._client: Client | None = None
+        self._connecting = asyncio.Lock()
         self._down_until = 0.0
         self.warn_every = _WARN_EVERY
         """Seconds between two "degraded mode" warnings in the log (the metric counts every failure)."""
@@ -62,16 +68,57 @@ class RedisCache:
         self.degraded = False
         CACHE_BACKEND_UP.set(1)
 
-    async def call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """`call()` within REDIS_TIMEOUT; CacheUnavailableError when Redis fails (LockError passes)."""
+    def _options(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            # One immediate retry replaces a pooled connection that died with a restarted Redis; the
+            # asyncio.timeout around every call still bounds the whole call to REDIS_TIMEOUT.
+            "retry": Retry(NoBackoff(), 1),
+            "health_check_interval": 0,
+        }
+
+    async def client(self) -> Client:
+        """The client, made on first use: a RedisCluster when the server is (or is said to be) one."""
+        if self._client is not None:
+            return self._client
+        async with self._connecting:
+            if self._client is None:
+                self._client = await self._connect()
+            return self._client
+
+    async def _connect(self) -> Client:
+        if self.cluster is None:
+            single = redis_asyncio.Redis.from_url(self.url, **self._options())
+            try:
+                info = await single.info("cluster")
+            except BaseException:
+                await single.aclose()
+                raise
+            if not info.get("cluster_enabled"):
+                self.cluster = False
+                log.info("cache backend: Redis (single node)")
+                return single
+            await single.aclose()
+            self.cluster = True
+            log.info("cache backend: Redis Cluster (INFO cluster says cluster_enabled:1)")
+        if self.cluster:
+            cluster = RedisCluster.from_url(self.url, **self._options())
+            await cluster.initialize()
+            return cluster
+        return redis_asyncio.Redis.from_url(self.url, **self._options())
+
+    async def call(self, what: str, call: Callable[[Client], Awaitable[T]]) -> T:
+        """`call(client)` within REDIS_TIMEOUT; CacheUnavailableError when Redis fails (LockError passes)."""
         if time.monotonic() < self._down_until:
             raise CacheUnavailableError("Redis is in its back-off period")
         try:
             async with asyncio.timeout(self.timeout):
-                result = await call()
+                result = await call(await self.client())
         except LockError:
             raise  # an answer from Redis (the lock is not ours), not a failure of it
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+            # RedisClusterException is no RedisError: e.g. no startup node reachable during a failover
             self._failed(what, exc)
             raise CacheUnavailableError(str(exc)) from exc
         if self.degraded:
@@ -95,14 +142,15 @@ class RedisCache:
             )
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        values = await self.call("MGET", lambda: self.client.mget(keys))
+        """The values of `keys`: one MGET, so on a cluster the keys must share a hash slot (one server's)."""
+        values = await self.call("MGET", lambda client: client.mget(keys))
         return [value.encode() if isinstance(value, str) else value for value in values]
 
     async def write(self, items: list[tuple[str, bytes, float]], delete: list[str]) -> None:
-        """Write `items` (key, value, TTL in seconds) and delete `delete`: one round trip."""
+        """Write `items` (key, value, TTL in seconds) and delete `delete`: one MULTI/EXEC round trip."""
 
-        async def run() -> None:
-            async with self.client.pipeline(transaction=False) as pipe:
+        async def run(client: Client) -> None:
+            async with client.pipeline(transaction=True) as pipe:
                 for key in delete:
                     pipe.delete(key)
                 for key, value, ttl in items:
@@ -116,17 +164,18 @@ class RedisCache:
 
     async def healthy(self) -> bool:
         try:
-            await self.call("PING", self.client.ping)
+            await self.call("PING", lambda client: client.ping())
         except CacheUnavailableError:
             return False
         return True
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
 
 class RedisLock:
-    """The cluster probe lock of one key (`mc:lock:...`): redis-py's Lock with a LOCK_TTL its holder renews.
+    """The probe lock of one key (`{mc:...}:lock:<kind>`): redis-py's Lock with a LOCK_TTL its holder renews.
 
     A lock nobody renews is gone within LOCK_TTL: its holder died, or Redis ran a lock request whose
     client had given up on it (Redis paused, then resumed). One instance serves one flight.
@@ -135,11 +184,16 @@ class RedisLock:
     def __init__(self, key: str, cache: RedisCache) -> None:
         self.key = key
         self._cache = cache
-        self._lock = Lock(cache.client, key, timeout=LOCK_TTL, blocking=False, thread_local=False)
+        self._lock: Lock | None = None
+
+    def _of(self, client: Client) -> Lock:
+        if self._lock is None:
+            self._lock = client.lock(self.key, timeout=LOCK_TTL, blocking=False, thread_local=False)
+        return self._lock
 
     async def acquire(self) -> LockState:
         try:
-            got = await self._cache.call("LOCK", self._lock.acquire)
+            got = await self._cache.call("LOCK", lambda client: self._of(client).acquire())
         except CacheUnavailableError:
             return LockState.UNSHARED
         return LockState.ACQUIRED if got else LockState.HELD_ELSEWHERE
@@ -147,7 +201,7 @@ class RedisLock:
     async def held_elsewhere(self) -> bool:
         """Whether the lock (anybody's) is still there; False when Redis cannot say."""
         try:
-            return await self._cache.call("GET", self._lock.locked)
+            return await self._cache.call("GET", lambda client: self._of(client).locked())
         except CacheUnavailableError:
             return False
 
@@ -161,13 +215,13 @@ class RedisLock:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
             with contextlib.suppress(CacheUnavailableError, LockError):  # else it expires by itself
-                await self._cache.call("UNLOCK", self._lock.release)
+                await self._cache.call("UNLOCK", lambda client: self._of(client).release())
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(LOCK_TTL / 3)
             try:
-                await self._cache.call("RENEW", self._lock.reacquire)
+                await self._cache.call("RENEW", lambda client: self._of(client).reacquire())
             except CacheUnavailableError:
                 continue
             except LockError:

@@ -37,12 +37,25 @@ ServerUrlPath = Annotated[
     str, Path(max_length=MAX_SERVER_URL_LENGTH, description="host, host:port, IPv4 or [IPv6]:port")
 ]
 EditionQuery = Annotated[Edition, Query(description="auto probes Java and Bedrock side by side")]
+DebugQuery = Annotated[
+    bool,
+    Query(
+        description="add a `debug` block: the cache tier, key and TTL left, and the probe's steps (SRV, "
+        "addresses, each protocol tried with its outcome and time). The request is answered as any other "
+        "(the same cache look-up and shared probe), so it never changes what others get."
+    ),
+]
 
 router = APIRouter()
 
 
-async def _answer(
-    request: Request, service: QueryService, server_url: str, edition: Edition, kind: Kind
+async def _answer(  # noqa: PLR0917 - the endpoints' inputs, passed on
+    request: Request,
+    service: QueryService,
+    server_url: str,
+    edition: Edition,
+    kind: Kind,
+    debug: bool,  # noqa: FBT001 - a request parameter
 ) -> Response:
     """What every status and players endpoint does once its input is valid (ApiError: a 4xx answer)."""
     try:
@@ -50,32 +63,36 @@ async def _answer(
     except InvalidAddressError as exc:
         raise ApiError(400, "invalid_address", str(exc)) from None
     try:
-        answer = await service.answer(address, edition, kind)
+        answer = await service.answer(address, edition, kind, debug=debug)
     except ForbiddenAddressError as exc:
         raise ApiError(403, "forbidden_address", str(exc)) from None
     request.state.outcome = answer.outcome
     request.state.cache_hit = answer.hit
     return Response(
-        answer.body.model_dump_json(),
+        answer.body.model_dump_json(exclude=None if debug else {"debug"}),
         media_type="application/json",
-        headers={"X-Cache": "HIT" if answer.hit else "MISS", "Cache-Control": f"max-age={answer.max_age}"},
+        headers={"X-Cache": "HIT" if answer.hit else "MISS", "Cache-Control": answer.cache_control},
     )
 
 
 @router.post("/api/v1/status", response_model=ServerStatus, responses=ERROR_RESPONSES, tags=["v1"])
 async def post_status(request: Request, service: Service, body: Annotated[StatusRequest, Body()]) -> Response:
     """The server's status, online or not (200 either way)."""
-    return await _answer(request, service, body.server_url, body.edition, "status")
+    return await _answer(request, service, body.server_url, body.edition, "status", body.debug)
 
 
 @router.get(
     "/api/v1/status/{server_url:path}", response_model=ServerStatus, responses=ERROR_RESPONSES, tags=["v1"]
 )
 async def get_status(
-    request: Request, service: Service, server_url: ServerUrlPath, edition: EditionQuery = Edition.AUTO
+    request: Request,
+    service: Service,
+    server_url: ServerUrlPath,
+    edition: EditionQuery = Edition.AUTO,
+    debug: DebugQuery = False,  # noqa: FBT002 - a query parameter
 ) -> Response:
     """The same as POST, for curl and browsers."""
-    return await _answer(request, service, server_url, edition, "status")
+    return await _answer(request, service, server_url, edition, "status", debug)
 
 
 @router.post("/api/v1/players", response_model=PlayerList, responses=ERROR_RESPONSES, tags=["v1"])
@@ -83,17 +100,21 @@ async def post_players(
     request: Request, service: Service, body: Annotated[StatusRequest, Body()]
 ) -> Response:
     """Who is playing: the full list over the Query protocol, else the status sample."""
-    return await _answer(request, service, body.server_url, body.edition, "players")
+    return await _answer(request, service, body.server_url, body.edition, "players", body.debug)
 
 
 @router.get(
     "/api/v1/players/{server_url:path}", response_model=PlayerList, responses=ERROR_RESPONSES, tags=["v1"]
 )
 async def get_players(
-    request: Request, service: Service, server_url: ServerUrlPath, edition: EditionQuery = Edition.AUTO
+    request: Request,
+    service: Service,
+    server_url: ServerUrlPath,
+    edition: EditionQuery = Edition.AUTO,
+    debug: DebugQuery = False,  # noqa: FBT002 - a query parameter
 ) -> Response:
     """The same as POST, for curl and browsers."""
-    return await _answer(request, service, server_url, edition, "players")
+    return await _answer(request, service, server_url, edition, "players", debug)
 
 
 @router.get("/health", tags=["ops"])

@@ -14,6 +14,11 @@ class QuerySettings(ServiceSettings):
         default=None,
         description="redis:// or rediss:// URL of the shared cache; unset: an in-process cache",
     )
+    redis_cluster: bool | None = Field(
+        default=None,
+        description="true: REDIS_URL is a Redis Cluster (ElastiCache cluster mode); false: one Redis; "
+        "unset or `auto`: asked once with INFO cluster",
+    )
     cache_ttl_status: int = Field(default=60, ge=1, description="seconds an online status stays cached")
     cache_ttl_players: int = Field(default=30, ge=1, description="seconds a player list stays cached")
     cache_ttl_offline: int = Field(
@@ -59,6 +64,12 @@ class QuerySettings(ServiceSettings):
     dns_srv: bool = Field(
         default=True, description="follow _minecraft._tcp SRV records when no port is given"
     )
+    cache_stale_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="seconds after an entry expires during which it is still answered (marked stale) "
+        "while one background refresh runs; 0: an expired entry is a miss",
+    )
     cache_max_entries: int = Field(
         default=10_000, ge=1, description="entries the in-process cache keeps (used when REDIS_URL is unset)"
     )
@@ -76,6 +87,11 @@ class QuerySettings(ServiceSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("redis_cluster", mode="before")
+    @classmethod
+    def _auto_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in {"", "auto"} else value
 
     def nameservers(self) -> list[tuple[str, int]]:
         """DNS_NAMESERVERS as (ip, port) pairs."""

@@ -57,6 +57,9 @@ class StatusRequest(ApiModel):
         examples=["play.example.com", "play.example.com:25565", "[2001:db8::1]:19132"],
     )
     edition: Edition = Edition.AUTO
+    debug: bool = Field(
+        default=False, description="add a `debug` block: what was looked up, tried and how long it took"
+    )
 
 
 class ProbeError(ApiModel):
@@ -126,6 +129,43 @@ class NamedVersion(ApiModel):
     version: str | None = None
 
 
+class DebugStep(ApiModel):
+    """One thing the probe did, in the order it did them."""
+
+    step: str = Field(
+        description="srv, resolve, java_status, java_legacy, query or bedrock_ping",
+        examples=["java_status"],
+    )
+    target: str = Field(description="what was asked: a name, or the address:port tried")
+    outcome: str = Field(description="ok, none (no SRV record), or an error code (timeout, refused, ...)")
+    ms: float = Field(description="how long it took, in milliseconds")
+    detail: str | None = Field(default=None, description="the SRV record found, or the addresses resolved")
+
+
+class DebugCache(ApiModel):
+    """Where the answer came from."""
+
+    tier: Literal["memory", "redis", "probe", "stale"] = Field(
+        description="memory or redis: a fresh cache entry; stale: an expired one (a refresh runs); "
+        "probe: a probe made for this request (and stored for everybody)"
+    )
+    key: str = Field(description="the cache key that answered (or that the probe was stored under)")
+    ttl_left: float = Field(description="seconds the answer stays fresh (0 when stale)")
+    lock: str | None = Field(
+        default=None, description="the probe lock: acquired, held elsewhere or unshared (None: no probe)"
+    )
+    shared: bool = Field(description="the request joined a look-up or probe already running in the process")
+
+
+class DebugInfo(ApiModel):
+    """The `debug` block: only with `?debug=true` (GET) or `"debug": true` (POST)."""
+
+    cache: DebugCache
+    steps: list[DebugStep] = Field(
+        default_factory=list, description="empty when the cache answered: nothing was probed"
+    )
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -145,6 +185,13 @@ class ServerStatus(ApiModel):
     bedrock: BedrockInfo | None = None
     retrieved_at: datetime = Field(default_factory=utc_now)
     cached: bool = False
+    stale: bool = Field(
+        default=False,
+        description="answered from an expired entry (within CACHE_STALE_SECONDS) while one refresh runs",
+    )
+    age_seconds: int | None = Field(
+        default=None, description="seconds since `retrieved_at`, on every cached answer (fresh or stale)"
+    )
     error: ProbeError | None = None
     placeholder: PlaceholderInfo | None = Field(
         default=None, description="set with error code `placeholder`: what the host answered instead"
@@ -159,6 +206,9 @@ class ServerStatus(ApiModel):
         default_factory=list, description="from the Query protocol (`/players` only)"
     )
     plugins_truncated: bool = False
+    debug: DebugInfo | None = Field(
+        default=None, description='only with `?debug=true` / `"debug": true`; never cached'
+    )
 
 
 PlayerSource = Literal["query", "sample", "none"]
@@ -172,11 +222,21 @@ class PlayerList(ApiModel):
     source: PlayerSource = "none"
     retrieved_at: datetime = Field(default_factory=utc_now)
     cached: bool = False
+    stale: bool = Field(
+        default=False,
+        description="answered from an expired entry (within CACHE_STALE_SECONDS) while one refresh runs",
+    )
+    age_seconds: int | None = Field(
+        default=None, description="seconds since `retrieved_at`, on every cached answer (fresh or stale)"
+    )
     error: ProbeError | None = None
     plugins: list[NamedVersion] = Field(
         default_factory=list, description="from the Query protocol's `plugins` field"
     )
     plugins_truncated: bool = False
+    debug: DebugInfo | None = Field(
+        default=None, description='only with `?debug=true` / `"debug": true`; never cached'
+    )
 
 
 class ErrorDetail(ApiModel):
