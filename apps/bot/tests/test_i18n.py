@@ -270,3 +270,14 @@ def test_numbers_times_and_plurals_follow_the_language() -> None:
     assert "(%15 dolu)" in formatting.status_card(status(), now=NOW)
     i18n.use("pt_BR")
     assert "Jogadores: 3/20 (15% cheio)" in formatting.status_card(status(), now=NOW)
+
+
+@pytest.mark.usefixtures("speak")
+def test_a_moment_ago_is_in_the_past() -> None:
+    """Babel words a zero duration as the future ("in 0 seconds"): an answer checked just now is
+    "1 second ago", never "in 0 seconds"."""
+    for language in i18n.LANGUAGES:
+        i18n.use(language)
+        assert i18n.ago(0) == i18n.ago(1)
+    i18n.use(i18n.DEFAULT)
+    assert formatting.up_to_date(0.2, 0) == "✅ Up to date: checked 1 second ago."

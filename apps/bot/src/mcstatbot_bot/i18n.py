@@ -125,13 +125,14 @@ def duration(seconds: float) -> str:
 
 def ago(seconds: float) -> str:
     """How long ago, in the current language's own words (`5 minutes ago`, `vor 5 Minuten`)."""
+    # at least a second: Babel words a zero duration as the future ("in 0 seconds")
     return format_timedelta(
-        timedelta(seconds=-max(0, int(seconds))), threshold=1, add_direction=True, locale=_current.get()
+        timedelta(seconds=-max(1, int(seconds))), threshold=1, add_direction=True, locale=_current.get()
     )
 
 
 def later(seconds: float) -> str:
     """How long from now, in the current language's own words (`in 40 seconds`, `через 40 секунд`)."""
     return format_timedelta(
-        timedelta(seconds=max(0, int(seconds))), threshold=1, add_direction=True, locale=_current.get()
+        timedelta(seconds=max(1, int(seconds))), threshold=1, add_direction=True, locale=_current.get()
     )
