@@ -35,6 +35,10 @@ def offline_in(chat_id: int) -> Callable[[ApiCall], bool]:
     return lambda call: call.chat_id == chat_id and "Offline" in call.text
 
 
+def answer_to(query_id: str) -> Callable[[ApiCall], bool]:
+    return lambda call: call.params.get("inline_query_id") == query_id
+
+
 def labels(call: ApiCall) -> list[str]:
     markup = call.params.get("reply_markup") or {}
     return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
@@ -244,11 +248,9 @@ async def test_inline_mode_cards_and_their_buttons(
     bot = start()
     # an empty query and an invalid one: a short help result each, never an error
     for text in ("", "exa<mple com"):
-        update = api.send_inline_query(801, text)
-        await api.wait_for_call(
-            "answerInlineQuery", lambda c, u=update: c.params["inline_query_id"] == u["inline_query"]["id"]
-        )
-        answer = api.inline_answer(update["inline_query"]["id"])
+        help_id = api.send_inline_query(801, text)["inline_query"]["id"]
+        await api.wait_for_call("answerInlineQuery", answer_to(help_id))
+        answer = api.inline_answer(help_id)
         assert answer is not None
         assert len(answer["results"]) == 1
         assert f"@{api.bot_username}" in answer["results"][0]["input_message_content"]["message_text"]
@@ -257,9 +259,7 @@ async def test_inline_mode_cards_and_their_buttons(
     # `@bot host:port`: the card with its buttons, cached no longer than the query service keeps it
     update = api.send_inline_query(802, peer.address, language_code="de")
     query_id = update["inline_query"]["id"]
-    await api.wait_for_call(
-        "answerInlineQuery", lambda c: c.params["inline_query_id"] == query_id, timeout=15
-    )
+    await api.wait_for_call("answerInlineQuery", answer_to(query_id), timeout=15)
     answer = api.inline_answer(query_id)
     assert answer is not None
     (result,) = answer["results"]

@@ -14,7 +14,10 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from mcstatbot_bot import formatting, i18n
 from mcstatbot_bot.formatting import Problem
+from mcstatbot_bot.handlers import speak_to_chat
+from mcstatbot_bot.state import ChatSettings, ResilientStore
 from mcstatbot_bot.state.base import ServerRef
+from mcstatbot_bot.state.memory import MemoryStore
 from mcstatbot_common.models import (
     Edition,
     ErrorCode,
@@ -281,3 +284,16 @@ def test_a_moment_ago_is_in_the_past() -> None:
         assert i18n.ago(0) == i18n.ago(1)
     i18n.use(i18n.DEFAULT)
     assert formatting.up_to_date(0.2, 0) == "✅ Up to date: checked 1 second ago."
+
+
+@pytest.mark.usefixtures("speak")
+async def test_a_chats_language_for_a_message_without_an_update() -> None:
+    """A message the bot sends on its own (a notification) is in the chat's chosen language, else
+    English."""
+    store = ResilientStore(MemoryStore())
+    await store.save_settings(5, ChatSettings(language="uk"))
+    await speak_to_chat(store, 5)
+    assert i18n.current() == "uk"
+    assert formatting.button_label("p") == "Гравці"
+    await speak_to_chat(store, 6)
+    assert i18n.current() == "en"

@@ -182,13 +182,7 @@ class BotHandlers:
 
     # ------------------------------------------------------------------ language
     async def _speak(self, update: Update) -> ChatSettings | None:
-        """Pick the language for this update: the chat's (/language), else the user's Telegram
-        `language_code`, else English. Returns the chat's settings (None: nothing set, or no chat)."""
-        chat, user = update.effective_chat, update.effective_user
-        settings = await self.store.get_settings(chat.id) if chat is not None else None
-        chosen = i18n.known(settings.language) if settings is not None else None
-        i18n.use(chosen or i18n.language_for(user.language_code if user else None))
-        return settings
+        return await speak(self.store, update)
 
     # ------------------------------------------------------------------ plain commands
     async def _send(
@@ -636,6 +630,24 @@ class BotHandlers:
         log.error("handling an update failed", exc_info=error)
         if isinstance(update, Update):
             mark_current_update_failed()
+
+
+async def speak(store: ResilientStore, update: Update) -> ChatSettings | None:
+    """Pick the language for handling `update` (every handler calls this first, also in other modules
+    of the bot): the chat's (/language), else the user's Telegram `language_code`, else English.
+    Returns the chat's settings (None: nothing set, or no chat)."""
+    chat, user = update.effective_chat, update.effective_user
+    settings = await store.get_settings(chat.id) if chat is not None else None
+    chosen = i18n.known(settings.language) if settings is not None else None
+    i18n.use(chosen or i18n.language_for(user.language_code if user else None))
+    return settings
+
+
+async def speak_to_chat(store: ResilientStore, chat_id: int) -> None:
+    """Pick the chat's language for a message the bot sends on its own (no update: a notification):
+    the chat's choice, else English (without an update there is no user's `language_code`)."""
+    settings = await store.get_settings(chat_id)
+    i18n.use(i18n.known(settings.language if settings else None) or i18n.DEFAULT)
 
 
 def _prefix(prefix: str) -> str:
