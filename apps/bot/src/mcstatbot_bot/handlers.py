@@ -334,6 +334,7 @@ class BotHandlers:
             metrics.FALLBACK_REPLIES.labels("unavailable").inc()
             return Rendered(formatting.unavailable(server))
         metrics.FALLBACK_REPLIES.labels("stored").inc()
+        # no retrieved_at: an unchanged fallback card gets no "up to date" notice (the service is down)
         return Rendered(card(stored), remember=True, known=stored.status)
 
     @staticmethod
@@ -667,10 +668,12 @@ def _shows(message: Message, text: str, markup: InlineKeyboardMarkup) -> bool:
     return current == markup.to_dict()
 
 
-def _notice(rendered: Rendered) -> str:
+def _notice(rendered: Rendered) -> str | None:
     """The callback answer for a refresh that changes nothing: the answer's age and when the query
-    service checks again (its max-age)."""
-    age = (datetime.now(UTC) - rendered.retrieved_at).total_seconds() if rendered.retrieved_at else 0.0
+    service checks again (its max-age); none for a text that is no fresh answer (a refusal, a fallback)."""
+    if rendered.retrieved_at is None:
+        return None
+    age = (datetime.now(UTC) - rendered.retrieved_at).total_seconds()
     return formatting.up_to_date(age, rendered.max_age)
 
 
