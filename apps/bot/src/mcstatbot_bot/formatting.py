@@ -472,6 +472,7 @@ def about_text(server: ServerRef | None = None, status: ServerStatus | None = No
             "latency and players. Answers are cached for up to a minute, so a refresh may show the same time."
         ),
         _("It keeps, for 7 days, the last server each chat asked about and the last answer for each server."),
+        _("A chat's language and default server (/settings) are kept until they are changed."),
     ]
     if server is not None:
         address = f"<code>{user_text(server.address, MAX_ADDRESS)}</code>"
