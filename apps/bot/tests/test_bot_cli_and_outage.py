@@ -56,7 +56,7 @@ def test_set_webhook_command(api: BotApiServer) -> None:
     assert api.webhook_url == "https://bot.example.com/telegram/webhook"
     call = api.calls_to("setWebhook")[-1]
     assert call.params["secret_token"] == "hook-secret-0123456789"  # noqa: S105 - test value
-    assert call.params["allowed_updates"] == ["message", "callback_query"]
+    assert call.params["allowed_updates"] == ["message", "callback_query", "inline_query"]
     assert api.token not in result.stdout + result.stderr
     missing = run_bot("set-webhook", env={**env, "WEBHOOK_URL": ""})
     assert missing.returncode == 2

@@ -83,7 +83,7 @@ def test_status_card_escapes_and_shows_everything() -> None:
     assert "Edition: Java" in text
     assert "🟢 42 ms" in text
     assert "3/20 (15% full)" in text
-    assert "2026-11-28 09:00:00 UTC" in text
+    assert "Checked: Nov 28, 2026, 9:00:00\u202fAM UTC" in text  # Babel, CLDR English
 
 
 def test_latency_colours() -> None:
@@ -135,7 +135,7 @@ def test_huge_player_list_stays_within_the_limit() -> None:
     assert_safe_html(text)
     shown = len(re.findall(r"^• ", text, flags=re.MULTILINE))
     assert 50 < shown < 5000
-    assert f"…and {5000 - shown} more" in text
+    assert f"…and {5000 - shown:,} more" in text  # numbers as the language writes them
 
 
 def test_every_problem_has_a_text_that_says_what_to_do() -> None:
@@ -181,7 +181,7 @@ def test_bidi_controls_from_servers_are_removed() -> None:
         formatting.status_card(status, now=NOW),
         formatting.players_card(players, now=NOW),
         formatting.problem(Problem.INVALID_ADDRESS, address=f"{BIDI}x", detail=f"{BIDI}y"),
-        formatting.start_text(f"{BIDI}Eve"),
+        formatting.start_text(f"{BIDI}Eve", "mcstatbot_test_bot"),
     ]
     for text in texts:
         assert not set(BIDI) & set(text)

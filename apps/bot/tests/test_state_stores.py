@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from aiobotocore.session import get_session
-from mcstatbot_bot.state import ClaimResult, ResilientStore, ServerRef
+from mcstatbot_bot.state import ChatSettings, ClaimResult, ResilientStore, ServerRef
 from mcstatbot_bot.state.dynamodb import DynamoDBStore, from_attribute
 from mcstatbot_bot.state.memory import MemoryStore
 from mcstatbot_bot.state.sqlite import SqliteStore
@@ -126,6 +126,40 @@ async def test_update_claims(store: StateStore) -> None:
     expired = update_id + 2
     assert await store.claim_update(expired, 0.0, "a") is ClaimResult.CLAIMED  # a replica that died at once
     assert await store.claim_update(expired, 60, "b") is ClaimResult.CLAIMED  # its lease ran out: taken over
+
+
+async def test_chat_settings_round_trip(store: StateStore) -> None:
+    chat = _chat()
+    assert await store.get_settings(chat) is None
+    await store.save_settings(chat, ChatSettings(language="pt_BR"))
+    assert await store.get_settings(chat) == ChatSettings(language="pt_BR")
+    default = ServerRef("play.example.com:25566", Edition.BEDROCK)
+    await store.save_settings(chat, ChatSettings(language="pt_BR", default_server=default))
+    assert await store.get_settings(chat) == ChatSettings("pt_BR", default)
+    await store.save_settings(chat, ChatSettings(default_server=default))  # back to the user's language
+    assert await store.get_settings(chat) == ChatSettings(None, default)
+    await store.save_settings(chat, ChatSettings())
+    assert await store.get_settings(chat) == ChatSettings()
+    assert await store.get_chat(chat) is None  # settings are an item of their own, not the chat's state
+
+
+async def test_dynamodb_settings_item(dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> None:
+    dynamodb.apply_env(monkeypatch)
+    store = DynamoDBStore(TABLE)
+    await store.open()
+    chat = _chat()
+    try:
+        await store.save_settings(chat, ChatSettings("uk", SERVER))
+        key = {"chat_id": {"S": f"settings#{chat}"}}
+        item = (await store.client.get_item(TableName=TABLE, Key=key))["Item"]
+    finally:
+        await store.close()
+    assert item == {
+        "chat_id": {"S": f"settings#{chat}"},
+        "language": {"S": "uk"},
+        "default_url": {"S": SERVER.address},
+        "default_edition": {"S": SERVER.edition.value},
+    }  # no ttl: kept until changed
 
 
 async def test_dynamodb_items_have_the_spec_shape(

@@ -13,7 +13,14 @@ from mcstatbot_testkit.telegram import BotApiServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    Message,
+)
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import AIORateLimiter, ExtBot
 
@@ -201,3 +208,63 @@ async def test_refuses_what_telegram_refuses(api: BotApiServer) -> None:
         "message_id": message.message_id,
         "date": 0,
     }
+
+
+async def test_inline_queries_answered_and_refused_as_telegram_refuses(api: BotApiServer) -> None:
+    def article(result_id: str, text: str = "<b>card</b>") -> InlineQueryResultArticle:
+        return InlineQueryResultArticle(result_id, "title", InputTextMessageContent(text, parse_mode="HTML"))
+
+    async with _bot(api) as bot:
+        refused = {
+            "RESULTS_TOO_MUCH": [article(str(i)) for i in range(51)],
+            "RESULT_ID_INVALID": [article("x" * 65)],
+            "RESULT_ID_DUPLICATE": [article("a"), article("a")],
+            "can't parse entities": [article("a", "<b>unclosed")],
+        }
+        for error, results in refused.items():
+            query_id = api.send_inline_query(5, "q")["inline_query"]["id"]
+            with pytest.raises(BadRequest, match=f"(?i){error}"):  # PTB capitalises the description
+                await bot.answer_inline_query(query_id, results)
+            assert api.inline_answer(query_id) is None
+        query_id = api.send_inline_query(5, "q")["inline_query"]["id"]
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Status", callback_data="x|1")]])
+        fifty = [article(str(i)) for i in range(49)]
+        fifty.append(
+            InlineQueryResultArticle(
+                "i" * 64,
+                "card",
+                InputTextMessageContent("<b>card</b>", parse_mode="HTML"),
+                reply_markup=markup,
+            )
+        )
+        assert await bot.answer_inline_query(query_id, fifty, cache_time=30)
+        with pytest.raises(BadRequest, match=r"(?i)query is too old"):  # answered already
+            await bot.answer_inline_query(query_id, fifty)
+        inline_id = api.choose_inline_result(query_id, "i" * 64)
+        assert api.inline_message(inline_id)["text"] == "<b>card</b>"
+        api.press_inline_button(inline_id, "x|1")
+        update = (await bot.get_updates())[-1]
+        assert update.callback_query is not None
+        assert update.callback_query.message is None
+        assert update.callback_query.inline_message_id == inline_id
+        assert await bot.edit_message_text(
+            "<i>edited</i>", inline_message_id=inline_id, parse_mode="HTML", reply_markup=markup
+        )
+        assert api.inline_message(inline_id)["text"] == "<i>edited</i>"
+        with pytest.raises(BadRequest, match="not modified"):
+            await bot.edit_message_text(
+                "<i>edited</i>", inline_message_id=inline_id, parse_mode="HTML", reply_markup=markup
+            )
+        with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
+            await bot.edit_message_text("<i>bad", inline_message_id=inline_id, parse_mode="HTML")
+
+
+async def test_commands_per_language(api: BotApiServer) -> None:
+    async with _bot(api) as bot:
+        await bot.set_my_commands([("status", "Status")])
+        await bot.set_my_commands([("status", "Statut")], language_code="de")
+        with pytest.raises(BadRequest, match="language code"):
+            await bot.set_my_commands([("status", "x")], language_code="pt_BR")
+    assert [c["description"] for c in api.commands] == ["Status"]
+    assert [c["description"] for c in api.commands_for("de")] == ["Statut"]
+    assert api.commands_for("ru") == []

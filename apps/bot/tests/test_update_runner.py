@@ -46,6 +46,19 @@ def test_describe() -> None:
         None,
     )
     assert describe(callback) == "callback:p"
+    inline = Update.de_json(
+        {
+            "update_id": 3,
+            "inline_query": {
+                "id": "9",
+                "from": {"id": 1, "is_bot": False, "first_name": "x"},
+                "query": "secret.example.com",
+                "offset": "",
+            },
+        },
+        None,
+    )
+    assert describe(inline) == "inline"
 
 
 async def test_outcomes_spans_and_log_context() -> None:

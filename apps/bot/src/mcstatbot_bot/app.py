@@ -17,7 +17,7 @@ from mcstatbot_common.observability import instrument_app
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 
-from mcstatbot_bot import metrics
+from mcstatbot_bot import formatting, i18n, metrics
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
 from mcstatbot_bot.clients import query_http_client
 from mcstatbot_bot.flood import FloodControl
@@ -51,7 +51,7 @@ _ANSWERS = {
     )
     for outcome, status in _STATUS.items()
 }
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "inline_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 
 
@@ -69,6 +69,20 @@ async def register_webhook(application: BotApplication, settings: BotSettings) -
     await application.bot.set_webhook(
         settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES, max_connections=40
     )
+
+
+async def register_commands(application: BotApplication) -> None:
+    """setMyCommands for every language (`language_code`), and the default (English) for the rest."""
+    for language in i18n.LANGUAGES:
+        i18n.use(language)
+        menu = [BotCommand(name, description) for name, description in formatting.commands()]
+        code = None if language == i18n.DEFAULT else language.split("_", 1)[0]
+        # Telegram takes a two-letter ISO 639-1 code: `pt` for pt_BR (the bot's only Portuguese)
+        try:
+            await application.bot.set_my_commands(menu, language_code=code)
+        except TelegramError as exc:
+            log.warning("setMyCommands (%s) failed: %s", code or "default", exc)
+    i18n.use(i18n.DEFAULT)
 
 
 def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the app's wiring in one place
@@ -90,15 +104,12 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
             application = build_application(settings, webhook=webhook_mode)
             BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds).register(application)
-            commands = frozenset(name for name, _ in BOT_COMMANDS)
+            commands = frozenset(BOT_COMMANDS)
             application.runner = UpdateRunner(store, settings.update_lease_seconds, commands)
             await application.initialize()
             stack.push_async_callback(application.shutdown)
             if settings.set_commands:
-                try:
-                    await application.bot.set_my_commands([BotCommand(c, d) for c, d in BOT_COMMANDS])
-                except TelegramError as exc:
-                    log.warning("setMyCommands failed: %s", exc)
+                await register_commands(application)
             if webhook_mode and settings.webhook_url:
                 try:
                     await register_webhook(application, settings)

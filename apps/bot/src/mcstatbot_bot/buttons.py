@@ -18,6 +18,7 @@ from mcstatbot_common.addresses import InvalidAddressError, parse_address
 from mcstatbot_common.models import Edition
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from mcstatbot_bot import formatting, i18n
 from mcstatbot_bot.state.base import ServerRef
 
 MAX_CALLBACK_DATA = 64
@@ -82,14 +83,48 @@ def decode(data: str) -> Press:
     return Press(action, server=ServerRef(str(address), _EDITIONS[parts[2]]))
 
 
-@functools.lru_cache(maxsize=4096)
 def keyboard(server: ServerRef) -> tuple[InlineKeyboardMarkup, str | None]:
-    """The Status / Players / About row for `server`, and the ref to store when one was needed.
-    Cached: PTB's objects are immutable, and many replies are about the same few servers."""
+    """The Status / Players / About row for `server` (labels in the current language), and the ref to
+    store when one was needed."""
+    return _keyboard(server, i18n.current())
+
+
+@functools.lru_cache(maxsize=4096)
+def _keyboard(server: ServerRef, language: str) -> tuple[InlineKeyboardMarkup, str | None]:
+    """Cached: PTB's objects are immutable, and many replies are about the same few servers."""
     row = []
     ref: str | None = None
-    for action, label in ((Action.STATUS, "Status"), (Action.PLAYERS, "Players"), (Action.ABOUT, "About")):
+    for action in (Action.STATUS, Action.PLAYERS, Action.ABOUT):
         data, needed = encode(action, server)
         ref = ref or needed
+        label = i18n.translations(language).gettext(formatting.BUTTON_LABELS[action.value])
         row.append(InlineKeyboardButton(label, callback_data=data))
     return InlineKeyboardMarkup([row]), ref
+
+
+LANGUAGE_PREFIX = f"{VERSION}|l|"
+"""callback_data of the /language buttons: `v1|l|<language>`."""
+SETTINGS_PREFIX = f"{VERSION}|set|"
+"""callback_data of the /settings buttons: `v1|set|language`, `v1|set|clear`."""
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    """One button per language, each in its own name, two to a row."""
+    buttons = [
+        InlineKeyboardButton(i18n.LANGUAGE_NAMES[code], callback_data=f"{LANGUAGE_PREFIX}{code}")
+        for code in i18n.LANGUAGES
+    ]
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+def settings_keyboard(*, has_default: bool) -> InlineKeyboardMarkup:
+    row = [
+        InlineKeyboardButton(
+            formatting.settings_language_button(), callback_data=f"{SETTINGS_PREFIX}language"
+        )
+    ]
+    if has_default:
+        row.append(
+            InlineKeyboardButton(formatting.settings_clear_button(), callback_data=f"{SETTINGS_PREFIX}clear")
+        )
+    return InlineKeyboardMarkup([row])

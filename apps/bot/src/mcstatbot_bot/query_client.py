@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import httpx
 from mcstatbot_common.models import Edition, PlayerList, ServerStatus
@@ -42,6 +44,22 @@ _PATHS: dict[Endpoint, str] = {"status": "/api/v1/status", "players": "/api/v1/p
 _JSON = {"Content-Type": "application/json"}
 HEALTH_PATH = "/health"
 HEALTH_TIMEOUT = 1.0
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age=(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[ModelT]):
+    """An answer of the query service and how long it keeps it cached (`Cache-Control: max-age`, seconds;
+    None when the service sent none)."""
+
+    value: ModelT
+    max_age: int | None
+
+
+def max_age(response: httpx.Response) -> int | None:
+    """The `max-age` of a response's `Cache-Control`, None without one."""
+    match = _MAX_AGE.search(response.headers.get("cache-control", ""))
+    return int(match.group(1)) if match else None
 
 
 class QueryError(Exception):
@@ -89,12 +107,21 @@ class QueryClient:
         self._sleep = sleep
 
     async def status(self, address: str, edition: Edition = Edition.AUTO) -> ServerStatus:
-        return await self._call("status", address, edition, ServerStatus)
+        return (await self.status_answer(address, edition)).value
 
     async def players(self, address: str, edition: Edition = Edition.AUTO) -> PlayerList:
+        return (await self.players_answer(address, edition)).value
+
+    async def status_answer(self, address: str, edition: Edition = Edition.AUTO) -> Answer[ServerStatus]:
+        """The status and how long the query service keeps it (for "next check in N s")."""
+        return await self._call("status", address, edition, ServerStatus)
+
+    async def players_answer(self, address: str, edition: Edition = Edition.AUTO) -> Answer[PlayerList]:
         return await self._call("players", address, edition, PlayerList)
 
-    async def _call(self, endpoint: Endpoint, address: str, edition: Edition, model: type[ModelT]) -> ModelT:
+    async def _call(
+        self, endpoint: Endpoint, address: str, edition: Edition, model: type[ModelT]
+    ) -> Answer[ModelT]:
         if not self.breaker.allow():
             metrics.QUERY_REQUESTS.labels(endpoint, "short_circuited").inc()
             raise QueryUnavailable("circuit breaker open", short_circuited=True)
@@ -108,7 +135,7 @@ class QueryClient:
         )
         try:
             try:
-                result: ModelT = await retrying(self._attempt, endpoint, body, model)
+                result: Answer[ModelT] = await retrying(self._attempt, endpoint, body, model)
             except _RetryableError as exc:
                 await self._failed(endpoint, str(exc))
                 raise QueryUnavailable(str(exc)) from None
@@ -145,7 +172,7 @@ class QueryClient:
             return False
         return response.is_success
 
-    async def _attempt(self, endpoint: Endpoint, body: bytes, model: type[ModelT]) -> ModelT:
+    async def _attempt(self, endpoint: Endpoint, body: bytes, model: type[ModelT]) -> Answer[ModelT]:
         try:
             async with asyncio.timeout(self._timeout):  # one deadline for the whole exchange
                 response = await self._http.post(_PATHS[endpoint], content=body, headers=_JSON)
@@ -160,7 +187,7 @@ class QueryClient:
             code, message = _error_detail(response)
             raise QueryRejected(status, code, message)
         try:
-            return model.model_validate_json(response.content)
+            return Answer(model.model_validate_json(response.content), max_age(response))
         except ValidationError:
             raise _RetryableError("unreadable answer") from None
 

@@ -68,7 +68,7 @@ def mark_current_update_refused(description: str) -> None:
         run.refused = description
 
 
-_CALLBACK_ACTIONS = frozenset({"s", "p", "a"})
+_CALLBACK_ACTIONS = frozenset({"s", "p", "a", "l", "set"})
 
 
 def describe(update: Update, commands: frozenset[str] | None = None) -> str:
@@ -84,6 +84,8 @@ def describe(update: Update, commands: frozenset[str] | None = None) -> str:
         if len(parts) < 2:  # noqa: PLR2004
             return "callback"
         return f"callback:{parts[1] if parts[1] in _CALLBACK_ACTIONS else 'other'}"
+    if update.inline_query is not None:
+        return "inline"  # never the query itself: that is what the user typed
     return "message" if update.message is not None else "other"
 
 

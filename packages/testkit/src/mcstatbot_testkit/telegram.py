@@ -24,6 +24,14 @@ What it does:
   Telegram does (`FloodLimits`: 30 calls a second in all, 3 per 3 s in one chat, 20 a minute in a group;
   each window a little shorter than Telegram's to allow for the time a call takes on its way); off by
   default, since tests that run several bot replicas without a shared budget would meet it;
+- inline mode: `send_inline_query(user_id, query)` as a user typing `@bot query`; answerInlineQuery is
+  checked as Telegram checks it (at most 50 results, ids of 1 to 64 bytes and unique, each result's
+  `input_message_content` text and buttons as for sendMessage) and kept (`inline_answer`);
+  `choose_inline_result(query_id, result_id)` sends a result into a chat as Telegram does (an inline
+  message with an `inline_message_id`, `inline_message(id)`), `press_inline_button(id, data)` presses
+  one of its buttons (a callback query without `message`), and editMessageText by `inline_message_id`
+  edits it; a `language_code` may be given for the user in each of these and in `send_text` /
+  `press_button`;
 - injects failures: `fail_next(method, 429, retry_after=1)`, `fail_next(method, 400, "...")` or
   `not_modified_next()` ("message is not modified");
 - refuses what Telegram refuses: a text over 4096 UTF-16 code units after its entities are parsed
@@ -79,6 +87,8 @@ DEFAULT_BOT_ID = 123456789
 DEFAULT_BOT_USERNAME = "mcstatbot_test_bot"
 MAX_TEXT = 4096
 MAX_CALLBACK_TEXT = 200
+MAX_INLINE_RESULTS = 50
+MAX_INLINE_RESULT_ID = 64
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are exactly "
@@ -180,7 +190,11 @@ class _State:
     open_callbacks: set[str] = field(default_factory=set)
     webhook: _Webhook | None = None
     commands: list[dict[str, Any]] = field(default_factory=list)
+    commands_by_language: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     admins: dict[int, set[int]] = field(default_factory=dict)
+    open_inline_queries: set[str] = field(default_factory=set)
+    inline_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inline_messages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FloodLimits:
@@ -312,13 +326,14 @@ class BotApiServer(Started):
         user_id: int | None = None,
         first_name: str = "Tester",
         update_id: int | None = None,
+        language_code: str | None = None,
     ) -> dict[str, Any]:
         """A user writes `text` in chat `chat_id`; returns the update (queued for delivery).
 
         A leading `/command` (also `/command@BotName`) gets the `bot_command` entity Telegram adds.
         In a group the sender is `user_id` (default: a user id derived from the chat).
         """
-        sender = {"id": user_id or abs(chat_id), "is_bot": False, "first_name": first_name}
+        sender = _user(user_id or abs(chat_id), first_name, language_code)
         chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
         if chat_type == "private":
             chat["first_name"] = first_name
@@ -347,6 +362,7 @@ class BotApiServer(Started):
         check: bool = True,
         update_id: int | None = None,
         inaccessible: bool = False,
+        language_code: str | None = None,
     ) -> dict[str, Any]:
         """A user presses the inline button with `callback_data` under `message` (a bot message).
 
@@ -367,7 +383,7 @@ class BotApiServer(Started):
             ]
             if callback_data not in buttons:
                 raise AssertionError(f"message {message_id} has no button {callback_data!r}: {buttons}")
-        sender = {"id": user_id or abs(chat_id), "is_bot": False, "first_name": "Tester"}
+        sender = _user(user_id or abs(chat_id), "Tester", language_code)
         if inaccessible:
             current = {"chat": current["chat"], "message_id": message_id, "date": 0}
         query_id = str(next(self._callback_ids))
@@ -381,6 +397,144 @@ class BotApiServer(Started):
         with self._state.lock:
             self._state.open_callbacks.add(query_id)
         return self.enqueue_update({"callback_query": query}, update_id=update_id)
+
+    # ------------------------------------------------------------------ inline mode
+    def send_inline_query(
+        self, user_id: int, query: str, *, language_code: str | None = None, update_id: int | None = None
+    ) -> dict[str, Any]:
+        """A user types `@bot <query>` in some chat; returns the update (its `inline_query.id` is what
+        `inline_answer` and `choose_inline_result` take)."""
+        query_id = f"iq{next(self._callback_ids)}"
+        inline = {
+            "id": query_id,
+            "from": _user(user_id, "Tester", language_code),
+            "query": query,
+            "offset": "",
+            "chat_type": "private",
+        }
+        with self._state.lock:
+            self._state.open_inline_queries.add(query_id)
+        return self.enqueue_update({"inline_query": inline}, update_id=update_id)
+
+    def inline_answer(self, query_id: str) -> dict[str, Any] | None:
+        """What the bot answered to inline query `query_id` (answerInlineQuery's parameters), if it did."""
+        with self._state.lock:
+            answer = self._state.inline_answers.get(query_id)
+            return dict(answer) if answer is not None else None
+
+    def choose_inline_result(self, query_id: str, result_id: str) -> str:
+        """The user picks result `result_id` of the answer to `query_id`: Telegram sends it into the chat
+        as an inline message (its text and buttons). Returns the `inline_message_id`."""
+        answer = self.inline_answer(query_id)
+        if answer is None:
+            raise AssertionError(f"inline query {query_id} was not answered")
+        results = [r for r in answer["results"] if r.get("id") == result_id]
+        if not results:
+            raise AssertionError(f"the answer to {query_id} has no result {result_id!r}")
+        content = results[0].get("input_message_content") or {}
+        message_id = f"im{next(self._callback_ids)}"
+        message: dict[str, Any] = {
+            "text": content.get("message_text"),
+            "parse_mode": content.get("parse_mode"),
+        }
+        if results[0].get("reply_markup"):
+            message["reply_markup"] = results[0]["reply_markup"]
+        with self._state.lock:
+            self._state.inline_messages[message_id] = message
+        return message_id
+
+    def inline_message(self, inline_message_id: str) -> dict[str, Any]:
+        """An inline message as it is now (edits applied): `text`, `reply_markup`."""
+        with self._state.lock:
+            return dict(self._state.inline_messages[inline_message_id])
+
+    def press_inline_button(
+        self,
+        inline_message_id: str,
+        callback_data: str,
+        *,
+        user_id: int = 7,
+        language_code: str | None = None,
+        check: bool = True,
+    ) -> dict[str, Any]:
+        """A user presses a button under an inline message: the callback query has no `message`, only
+        `inline_message_id` (the bot is not told which chat it is in)."""
+        current = self.inline_message(inline_message_id)
+        if check:
+            buttons = [
+                b.get("callback_data")
+                for row in (current.get("reply_markup") or {}).get("inline_keyboard", [])
+                for b in row
+            ]
+            if callback_data not in buttons:
+                raise AssertionError(f"inline message {inline_message_id} has no button {callback_data!r}")
+        query_id = str(next(self._callback_ids))
+        query = {
+            "id": query_id,
+            "from": _user(user_id, "Tester", language_code),
+            "inline_message_id": inline_message_id,
+            "chat_instance": f"ci-inline-{inline_message_id}",
+            "data": callback_data,
+        }
+        with self._state.lock:
+            self._state.open_callbacks.add(query_id)
+        return self.enqueue_update({"callback_query": query})
+
+    def _answer_inline_query(self, params: dict[str, Any]) -> bool:
+        """answerInlineQuery, refused where Telegram refuses it."""
+        query_id = str(params.get("inline_query_id", ""))
+        results = params.get("results")
+        if isinstance(results, str):
+            results = json.loads(results)
+        if not isinstance(results, list):
+            raise _ApiError(400, "Bad Request: can't parse inline query results JSON object")
+        if len(results) > MAX_INLINE_RESULTS:
+            raise _ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        seen: set[str] = set()
+        for result in results:
+            result_id = str(result.get("id", ""))
+            if not 1 <= len(result_id.encode()) <= MAX_INLINE_RESULT_ID:
+                raise _ApiError(400, "Bad Request: RESULT_ID_INVALID")
+            if result_id in seen:
+                raise _ApiError(400, "Bad Request: RESULT_ID_DUPLICATE")
+            seen.add(result_id)
+            if not result.get("title"):
+                raise _ApiError(400, "Bad Request: RESULT_TITLE_EMPTY")
+            content = result.get("input_message_content") or {}
+            _check_text(content.get("message_text"), content.get("parse_mode"))
+            _check_markup(result.get("reply_markup"))
+        cache_time = params.get("cache_time")
+        if cache_time is not None and (not isinstance(cache_time, int) or cache_time < 0):
+            raise _ApiError(400, "Bad Request: invalid cache_time")
+        with self._state.lock:
+            if query_id not in self._state.open_inline_queries:
+                raise _ApiError(400, QUERY_TOO_OLD)
+            self._state.open_inline_queries.discard(query_id)
+            self._state.inline_answers[query_id] = {**params, "results": results}
+        return True
+
+    def _edit_inline_message(self, name: str, params: dict[str, Any]) -> bool:
+        """editMessageText / editMessageReplyMarkup by `inline_message_id` (Telegram answers True)."""
+        message_id = str(params.get("inline_message_id"))
+        _check_markup(params.get("reply_markup"))
+        with self._state.lock:
+            current = self._state.inline_messages.get(message_id)
+            if current is None:
+                raise _ApiError(400, "Bad Request: MESSAGE_ID_INVALID")
+            updated = dict(current)
+            if name == "editmessagetext":
+                _check_text(params.get("text"), params.get("parse_mode"))
+                updated["text"] = params.get("text")
+            if params.get("reply_markup"):
+                updated["reply_markup"] = params["reply_markup"]
+            else:
+                updated.pop("reply_markup", None)
+            if updated.get("text") == current.get("text") and updated.get("reply_markup") == current.get(
+                "reply_markup"
+            ):
+                raise _ApiError(400, NOT_MODIFIED)
+            self._state.inline_messages[message_id] = updated
+        return True
 
     def delete_message(self, chat_id: int, message_id: int) -> None:
         """The message is gone (deleted by the user): editing it answers "message to edit not found"."""
@@ -429,6 +583,12 @@ class BotApiServer(Started):
         """The commands the bot registered with setMyCommands."""
         with self._state.lock:
             return list(self._state.commands)
+
+    def commands_for(self, language_code: str) -> list[dict[str, Any]]:
+        """The commands the bot registered for users with that `language_code` (setMyCommands with it);
+        empty when none were: Telegram then shows those users the default ones (`commands`)."""
+        with self._state.lock:
+            return list(self._state.commands_by_language.get(language_code, []))
 
     @property
     def webhook_url(self) -> str | None:
@@ -670,9 +830,7 @@ class BotApiServer(Started):
         if name == "getme":
             return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False}
         if name == "setmycommands":
-            with self._state.lock:
-                self._state.commands = list(params.get("commands") or [])
-            return True
+            return self._set_my_commands(params)
         if name == "getmycommands":
             return self.commands
         if name == "deletemycommands":
@@ -707,7 +865,11 @@ class BotApiServer(Started):
         if name == "sendmessage":
             return self._send_message(params)
         if name in {"editmessagetext", "editmessagereplymarkup"}:
+            if params.get("inline_message_id"):
+                return self._edit_inline_message(name, params)
             return self._edit_message(name, params)
+        if name == "answerinlinequery":
+            return self._answer_inline_query(params)
         if name == "answercallbackquery":
             return self._answer_callback(params)
         if name in {"sendchataction", "close", "logout", "deletemessage"}:
@@ -743,6 +905,19 @@ class BotApiServer(Started):
                 await asyncio.wait_for(
                     self._wakeup.wait(), timeout=min(0.5, max(0.0, deadline - time.monotonic()))
                 )
+
+    def _set_my_commands(self, params: dict[str, Any]) -> bool:
+        """setMyCommands, per `language_code` (a two-letter ISO 639-1 code, or none: the default)."""
+        language = str(params.get("language_code") or "")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            raise _ApiError(400, "Bad Request: invalid language code specified")
+        commands = list(params.get("commands") or [])
+        with self._state.lock:
+            if language:
+                self._state.commands_by_language[language] = commands
+            else:
+                self._state.commands = commands
+        return True
 
     def _chat_of(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         raw = params.get("chat_id")
@@ -842,6 +1017,13 @@ class BotApiServer(Started):
             updated["edit_date"] = int(time.time())
             self._state.messages[(chat_id, message_id)] = updated
             return updated
+
+
+def _user(user_id: int, first_name: str, language_code: str | None) -> dict[str, Any]:
+    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+    if language_code is not None:
+        user["language_code"] = language_code
+    return user
 
 
 class _ApiError(Exception):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StateStore, StoredServer
+from mcstatbot_bot.state.base import ChatSettings, ChatState, ClaimResult, ServerRef, StateStore, StoredServer
 from mcstatbot_bot.state.resilient import ResilientStore
 
 if TYPE_CHECKING:
     from mcstatbot_bot.settings import BotSettings
 
 __all__ = [
+    "ChatSettings",
     "ChatState",
     "ClaimResult",
     "ResilientStore",

@@ -2,6 +2,8 @@
 
 - per chat: the last server asked about, when, and the answer (`ChatState`; SPEC.md's table shape);
 - per server: the last ServerStatus, the fallback when the query service is down (`StoredServer`);
+- per chat, its settings: the language chosen with /language and the default server (`ChatSettings`),
+  kept until changed;
 - button references: a short id for a server whose address does not fit into 64 bytes of callback_data;
 - update claims: which update_id is being or has been handled, shared by every replica.
 
@@ -58,6 +60,15 @@ class ChatState:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """What a chat set up: its language (None: each user's own, from Telegram) and its default server
+    (None: /status alone uses the last server asked about)."""
+
+    language: str | None = None
+    default_server: ServerRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredServer:
     server: ServerRef
     status: ServerStatus
@@ -89,6 +100,9 @@ class StateStore(Protocol):
         """`save_server(server, status)` and `save_chat(chat_id, server, status)` in one call (one commit,
         one round trip): what a fresh status answer writes."""
         ...
+
+    async def get_settings(self, chat_id: int) -> ChatSettings | None: ...
+    async def save_settings(self, chat_id: int, settings: ChatSettings) -> None: ...
 
     async def get_ref(self, ref: str) -> ServerRef | None: ...
     async def put_ref(self, ref: str, server: ServerRef) -> None: ...

@@ -5,6 +5,8 @@ All item kinds live in the one table, told apart by the partition key `chat_id` 
 - `"<chat id>"`: a chat: `last_url` (S), `edition` (S), `last_query_time` (S, ISO 8601 UTC),
   `server_data` (M, the last ServerStatus), `ttl` (N, epoch seconds, 7 days ahead);
 - `"server#<edition>|<address>"`: the last ServerStatus of a server (`server_data`, `stored_at`, `ttl`);
+- `"settings#<chat id>"`: a chat's settings: `language` (S), `default_url` (S) and `default_edition` (S),
+  each only when set; no `ttl` (kept until changed);
 - `"ref#<id>"`: a button reference (`address`, `edition`, `ttl` about a year ahead);
 - `"update#<bot id>:<update_id>"`: an update claim (`status` processing|done, `lease_until` N, `ttl` a
   day ahead), taken with a conditional put so only one replica of that bot handles an update.
@@ -35,6 +37,7 @@ from mcstatbot_bot.state.base import (
     REF_TTL,
     SERVER_TTL,
     UPDATE_TTL,
+    ChatSettings,
     ChatState,
     ClaimResult,
     ServerRef,
@@ -205,6 +208,26 @@ class DynamoDBStore:
         """Both items written at once (two PutItems in flight: one round trip; no BatchWriteItem, which
         the task role need not be granted)."""
         await asyncio.gather(self.save_server(server, status), self.save_chat(chat_id, server, status))
+
+    async def get_settings(self, chat_id: int) -> ChatSettings | None:
+        item = await self._get(f"settings#{chat_id}")
+        if item is None:
+            return None
+        language = item["language"]["S"] if "language" in item else None
+        server = None
+        if "default_url" in item:
+            edition = Edition(item["default_edition"]["S"]) if "default_edition" in item else Edition.AUTO
+            server = ServerRef(item["default_url"]["S"], edition)
+        return ChatSettings(language, server)
+
+    async def save_settings(self, chat_id: int, settings: ChatSettings) -> None:
+        item: dict[str, AttributeValueTypeDef] = {"chat_id": {"S": f"settings#{chat_id}"}}
+        if settings.language is not None:
+            item["language"] = {"S": settings.language}
+        if settings.default_server is not None:
+            item["default_url"] = {"S": settings.default_server.address}
+            item["default_edition"] = {"S": settings.default_server.edition.value}
+        await self.client.put_item(TableName=self.table, Item=item)
 
     async def get_ref(self, ref: str) -> ServerRef | None:
         item = await self._get(f"ref#{ref}")

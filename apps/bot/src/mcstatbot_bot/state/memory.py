@@ -5,7 +5,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StoredServer, claim_key, utc_now
+from mcstatbot_bot.state.base import (
+    ChatSettings,
+    ChatState,
+    ClaimResult,
+    ServerRef,
+    StoredServer,
+    claim_key,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from mcstatbot_common.models import ServerStatus
@@ -21,6 +29,7 @@ class MemoryStore:
         self._chats: dict[int, ChatState] = {}
         self._servers: dict[str, StoredServer] = {}
         self._refs: dict[str, ServerRef] = {}
+        self._settings: dict[int, ChatSettings] = {}
         self._updates: dict[str, tuple[str, float, str]] = {}
 
     async def open(self) -> None:
@@ -48,6 +57,12 @@ class MemoryStore:
         now = utc_now()
         self._servers[server.key] = StoredServer(server, status, now)
         self._chats[chat_id] = ChatState(chat_id, server, now, status)
+
+    async def get_settings(self, chat_id: int) -> ChatSettings | None:
+        return self._settings.get(chat_id)
+
+    async def save_settings(self, chat_id: int, settings: ChatSettings) -> None:
+        self._settings[chat_id] = settings
 
     async def get_ref(self, ref: str) -> ServerRef | None:
         return self._refs.get(ref)

@@ -22,7 +22,14 @@ from tenacity import wait_random_exponential as backoff
 
 from mcstatbot_bot import metrics
 from mcstatbot_bot.breaker import CircuitBreaker
-from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StateStore, StoredServer
+from mcstatbot_bot.state.base import (
+    ChatSettings,
+    ChatState,
+    ClaimResult,
+    ServerRef,
+    StateStore,
+    StoredServer,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -144,6 +151,12 @@ class ResilientStore:
 
     async def save_status(self, chat_id: int, server: ServerRef, status: ServerStatus) -> None:
         await self._or(None, "save_status", lambda: self.inner.save_status(chat_id, server, status))
+
+    async def get_settings(self, chat_id: int) -> ChatSettings | None:
+        return await self._or(None, "get_settings", lambda: self.inner.get_settings(chat_id))
+
+    async def save_settings(self, chat_id: int, settings: ChatSettings) -> None:
+        await self._or(None, "save_settings", lambda: self.inner.save_settings(chat_id, settings))
 
     async def get_ref(self, ref: str) -> ServerRef | None:
         return await self._or(None, "get_ref", lambda: self.inner.get_ref(ref))

@@ -11,6 +11,7 @@ from mcstatbot_common.models import Edition, ServerStatus
 
 from mcstatbot_bot.state.base import (
     UPDATE_TTL,
+    ChatSettings,
     ChatState,
     ClaimResult,
     ServerRef,
@@ -34,6 +35,12 @@ CREATE TABLE IF NOT EXISTS servers (
     edition TEXT NOT NULL,
     server_data TEXT NOT NULL,
     stored_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chat_settings (
+    chat_id INTEGER PRIMARY KEY,
+    language TEXT,
+    default_address TEXT,
+    default_edition TEXT
 );
 CREATE TABLE IF NOT EXISTS refs (
     ref TEXT PRIMARY KEY,
@@ -140,6 +147,31 @@ class SqliteStore:
         except BaseException:
             await self.db.rollback()  # never half of it, nor left for the next commit
             raise
+
+    async def get_settings(self, chat_id: int) -> ChatSettings | None:
+        async with self.db.execute(
+            "SELECT language, default_address, default_edition FROM chat_settings WHERE chat_id = ?",
+            (chat_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        server = ServerRef(row[1], Edition(row[2] or Edition.AUTO.value)) if row[1] else None
+        return ChatSettings(row[0], server)
+
+    async def save_settings(self, chat_id: int, settings: ChatSettings) -> None:
+        server = settings.default_server
+        await self.db.execute(
+            "INSERT OR REPLACE INTO chat_settings (chat_id, language, default_address, default_edition) "
+            "VALUES (?, ?, ?, ?)",
+            (
+                chat_id,
+                settings.language,
+                server.address if server else None,
+                server.edition.value if server else None,
+            ),
+        )
+        await self.db.commit()
 
     async def get_ref(self, ref: str) -> ServerRef | None:
         async with self.db.execute("SELECT address, edition FROM refs WHERE ref = ?", (ref,)) as cursor:
