@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mcstatbot_testkit.telegram import ApiCall, BotApiServer
 
 STATUS_TTL = 3
+STALE_SECONDS = 5
 """The status TTL of this module's query service: a press within it is answered from the cache."""
 
 
@@ -60,6 +61,7 @@ def cached_query(logs: Path) -> Iterator[ServiceProcess]:
         "CACHE_TTL_STATUS": str(STATUS_TTL),
         "CACHE_TTL_PLAYERS": str(STATUS_TTL),
         "CACHE_TTL_OFFLINE": "1",
+        "CACHE_STALE_SECONDS": str(STALE_SECONDS),
         "ALLOW_PRIVATE_ADDRESSES": "true",
     }
     with query_service(logs / "query-languages.log", env) as service:
@@ -228,10 +230,16 @@ async def test_a_refresh_that_changes_nothing_says_so_and_edits_nothing(
     )
     await asyncio.sleep(0.5)  # an edit, had there been one, would come before the answer: none came
     assert api.calls_to("editMessageText", 701, since=since) == []
-    # the peer's answer changes; once the cache has let the old one go, the press edits the card
+    # the peer's answer changes; once the entry has expired the query service still answers the old one
+    # (stale) and refreshes it in the background, so that press changes nothing; the next one edits the card
     peer.configure(online=7)
     try:
         await asyncio.sleep(STATUS_TTL + 0.5)
+        since = api.last_seq
+        api.press_button(card, f"v1|s|a|{peer.address}", language_code="de")
+        await api.wait_for_call("answerCallbackQuery", since=since, timeout=15)
+        assert api.calls_to("editMessageText", 701, since=since) == []
+        await asyncio.sleep(1.0)  # the background refresh has probed the peer by now
         since = api.last_seq
         api.press_button(card, f"v1|s|a|{peer.address}", language_code="de")
         edit = await api.wait_for_call("editMessageText", to(701), since=since, timeout=15)
