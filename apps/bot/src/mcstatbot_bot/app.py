@@ -26,6 +26,7 @@ from mcstatbot_bot.query_client import QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.telegram_api import build_application
 from mcstatbot_bot.updates import Outcome, UpdateRunner
+from mcstatbot_bot.watching import WATCH_COMMANDS, WatchHandlers
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -90,13 +91,15 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
             application = build_application(settings, webhook=webhook_mode)
             BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds).register(application)
-            commands = frozenset(name for name, _ in BOT_COMMANDS)
+            WatchHandlers(query, store, max_per_chat=settings.watch_max_per_chat).register(application)
+            all_commands = [*BOT_COMMANDS, *WATCH_COMMANDS]
+            commands = frozenset(name for name, _ in all_commands)
             application.runner = UpdateRunner(store, settings.update_lease_seconds, commands)
             await application.initialize()
             stack.push_async_callback(application.shutdown)
             if settings.set_commands:
                 try:
-                    await application.bot.set_my_commands([BotCommand(c, d) for c, d in BOT_COMMANDS])
+                    await application.bot.set_my_commands([BotCommand(c, d) for c, d in all_commands])
                 except TelegramError as exc:
                     log.warning("setMyCommands failed: %s", exc)
             if webhook_mode and settings.webhook_url:

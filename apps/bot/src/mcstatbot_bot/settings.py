@@ -59,6 +59,7 @@ class BotSettings(ServiceSettings):
     graceful_shutdown_seconds: float = Field(
         default=20.0, ge=0, description="on SIGTERM, how long in-flight updates may take to finish"
     )
+    watch_max_per_chat: int = Field(default=10, ge=1, description="watches and live cards per chat")
     set_commands: bool = Field(default=True, description="call setMyCommands at start")
     typing_delay_seconds: float = Field(
         default=0.3,

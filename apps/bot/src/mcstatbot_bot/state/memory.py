@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING
 
-from mcstatbot_bot.state.base import ChatState, ClaimResult, ServerRef, StoredServer, claim_key, utc_now
+from mcstatbot_bot.state.base import (
+    ChatState,
+    ClaimResult,
+    Doc,
+    ServerRef,
+    StoredServer,
+    Versioned,
+    claim_key,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from mcstatbot_common.models import ServerStatus
@@ -22,6 +32,7 @@ class MemoryStore:
         self._servers: dict[str, StoredServer] = {}
         self._refs: dict[str, ServerRef] = {}
         self._updates: dict[str, tuple[str, float, str]] = {}
+        self._docs: dict[str, tuple[str, int]] = {}  # JSON text: a caller never shares the stored dict
 
     async def open(self) -> None:
         return None
@@ -76,3 +87,21 @@ class MemoryStore:
 
     async def release_update(self, update_id: int) -> None:
         self._updates.pop(claim_key(self.bot_id, update_id), None)
+
+    async def get_doc(self, key: str) -> Versioned | None:
+        found = self._docs.get(key)
+        return None if found is None else Versioned(json.loads(found[0]), found[1])
+
+    async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:
+        found = self._docs.get(key)
+        if (found[1] if found else 0) != expected:
+            return False
+        self._docs[key] = (json.dumps(doc), expected + 1)
+        return True
+
+    async def delete_doc(self, key: str, expected: int) -> bool:
+        found = self._docs.get(key)
+        if found is None or found[1] != expected:
+            return False
+        del self._docs[key]
+        return True
