@@ -46,7 +46,10 @@ async def test_commands_buttons_and_replies(  # noqa: PLR0915 - one bot process 
     # TYPING_DELAY_SECONDS=0: "typing…" at once, so even a fast first probe shows it
     bot = start_bot(FLOOD_MAX_PROBES="3", FLOOD_WINDOW_SECONDS="60", TYPING_DELAY_SECONDS="0")
     peer = java_peer.address
-    assert [c["command"] for c in api.commands] == ["status", "players", "help", "about", "start"]
+    assert [c["command"] for c in api.commands] == [
+        *("status", "players", "help", "about", "start"),
+        *("watch", "unwatch", "watches"),
+    ]
 
     api.send_text(1, "/start")
     start = await api.wait_for_call("sendMessage", to(1))
