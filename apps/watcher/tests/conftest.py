@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
-from mcstatbot_testkit.services import ServiceProcess, bot_service, query_service, watcher_service
+from mcstatbot_testkit.services import ServiceProcess, query_service
 from mcstatbot_testkit.telegram import BotApiServer
+from mcstatbot_testkit.watching import WatchStack
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -61,53 +62,10 @@ def api() -> Iterator[BotApiServer]:
         yield server
 
 
-class Stack:
-    """Bot and watcher processes against one Bot API test server, query service and SQLite file."""
-
-    def __init__(self, logs: Path, api: BotApiServer, query: ServiceProcess, tmp_path: Path) -> None:
-        self.logs = logs
-        self.api = api
-        self.query = query
-        self.tmp_path = tmp_path
-        self.started: list[ServiceProcess] = []
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {
-            "TELEGRAM_BOT_TOKEN": self.api.token,
-            "TELEGRAM_API_BASE_URL": self.api.base_url,
-            "QUERY_SERVICE_URL": self.query.url,
-            "BOT_MODE": "polling",
-            "STATE_BACKEND": "sqlite",
-            "SQLITE_PATH": str(self.tmp_path / "state.db"),
-            "LOG_LEVEL": "INFO",
-            "WATCH_INTERVAL_SECONDS": "1",
-            "WATCH_DOWN_AFTER": "3",
-            "WATCH_FLAP_SECONDS": "600",
-            **extra,
-        }
-
-    def _start(self, kind: str, env: dict[str, str]) -> ServiceProcess:
-        name = f"{kind}-{len(self.started) + 1}-{self.tmp_path.name}.log"
-        factory = bot_service if kind == "bot" else watcher_service
-        service = factory(self.logs / name, env)
-        self.started.append(service)
-        service.start()
-        return service
-
-    def bot(self, **extra: str) -> ServiceProcess:
-        return self._start("bot", self.env(**extra))
-
-    def watcher(self, **extra: str) -> ServiceProcess:
-        return self._start("watcher", self.env(**extra))
-
-    def stop_all(self) -> None:
-        for service in self.started:
-            service.stop()
-
-
 @pytest.fixture
-def stack(logs: Path, api: BotApiServer, query: ServiceProcess, tmp_path: Path) -> Iterator[Stack]:
-    manager = Stack(logs, api, query, tmp_path)
+def stack(logs: Path, api: BotApiServer, query: ServiceProcess, tmp_path: Path) -> Iterator[WatchStack]:
+    """Bot and watcher processes (`stack.bot(**ENV)`, `stack.watcher(**ENV)`), all stopped afterwards."""
+    manager = WatchStack(logs, api, query, tmp_path)
     try:
         yield manager
     finally:

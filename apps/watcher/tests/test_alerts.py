@@ -6,60 +6,19 @@ from __future__ import annotations
 import functools
 import re
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import httpx
-from mcstatbot_testkit.telegram import parse_html
+from mcstatbot_testkit.watching import PLACEHOLDER, WatchStack, alerts, ask, checks, wait_checks, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from mcstatbot_testkit.minecraft import JavaPeer
-    from mcstatbot_testkit.services import ServiceProcess
     from mcstatbot_testkit.telegram import BotApiServer
 
 T = TypeVar("T")
 
 
-PLACEHOLDER = {"name": "§4● Offline", "protocol": 46}  # Aternos's answer for a stopped server
-
-
-def ask(api: BotApiServer, chat_id: int, text: str) -> str:
-    since = api.last_seq
-    api.send_text(chat_id, text)
-    call = api.wait_for_call_sync("sendMessage", lambda c: c.chat_id == chat_id, timeout=15, since=since)
-    return parse_html(call.text)
-
-
-def checks(watcher: ServiceProcess, outcome: str) -> int:
-    text = httpx.get(f"{watcher.url}/metrics", timeout=5).text
-    found = re.search(
-        rf'^mcstatbot_watcher_checks_total\{{outcome="{outcome}"\}} ([0-9.e+]+)$', text, re.MULTILINE
-    )
-    return int(float(found.group(1))) if found else 0
-
-
-def alerts(api: BotApiServer, chat_id: int, word: str) -> list[str]:
-    return [parse_html(c.text) for c in api.calls_to("sendMessage", chat_id) if word in parse_html(c.text)]
-
-
-def wait_until(condition: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not met within {timeout} s")
-
-
-def wait_checks(watcher: ServiceProcess, outcome: str, more: int = 1) -> None:
-    start = checks(watcher, outcome)
-    wait_until(lambda: checks(watcher, outcome) >= start + more, what=f"{more} more {outcome} checks")
-
-
 def test_down_after_three_failures_and_not_before_then_up(
-    stack: Any, api: BotApiServer, peer: JavaPeer
+    stack: WatchStack, api: BotApiServer, peer: JavaPeer
 ) -> None:
     stack.bot()
     watcher = stack.watcher()
@@ -90,7 +49,7 @@ def test_down_after_three_failures_and_not_before_then_up(
 
 
 def test_every_watching_chat_alerted_once_placeholder_counts_as_down(
-    stack: Any, api: BotApiServer, peer: JavaPeer
+    stack: WatchStack, api: BotApiServer, peer: JavaPeer
 ) -> None:
     stack.bot()
     watcher = stack.watcher(WATCH_DOWN_AFTER="1")
@@ -111,7 +70,7 @@ def test_every_watching_chat_alerted_once_placeholder_counts_as_down(
         assert len(alerts(api, chat, "back up")) == 1
 
 
-def test_flapping_is_held_back_and_then_said(stack: Any, api: BotApiServer, peer: JavaPeer) -> None:
+def test_flapping_is_held_back_and_then_said(stack: WatchStack, api: BotApiServer, peer: JavaPeer) -> None:
     stack.bot()
     watcher = stack.watcher(WATCH_DOWN_AFTER="1", WATCH_FLAP_SECONDS="15")
     chat = 621
@@ -134,7 +93,7 @@ def test_flapping_is_held_back_and_then_said(stack: Any, api: BotApiServer, peer
 
 
 def test_joins_and_leaves_batched_and_partial_list_said(
-    stack: Any, api: BotApiServer, peer: JavaPeer
+    stack: WatchStack, api: BotApiServer, peer: JavaPeer
 ) -> None:
     stack.bot()
     watcher = stack.watcher()
@@ -160,7 +119,7 @@ def test_joins_and_leaves_batched_and_partial_list_said(
 
 
 def test_failed_sends_are_retried_and_a_blocked_chat_loses_its_watch(
-    stack: Any, api: BotApiServer, peer: JavaPeer
+    stack: WatchStack, api: BotApiServer, peer: JavaPeer
 ) -> None:
     stack.bot()
     watcher = stack.watcher(WATCH_DOWN_AFTER="1")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from mcstatbot_testkit.net import LOOPBACK, free_port
-from mcstatbot_testkit.telegram import parse_html
+from mcstatbot_testkit.watching import WatchStack, ask
 
 if TYPE_CHECKING:
     from mcstatbot_testkit.minecraft import JavaPeer
@@ -18,14 +18,7 @@ T = TypeVar("T")
 GROUP = -100777
 
 
-def ask(api: BotApiServer, chat_id: int, text: str, **kwargs: Any) -> str:
-    since = api.last_seq
-    api.send_text(chat_id, text, **kwargs)
-    call = api.wait_for_call_sync("sendMessage", lambda c: c.chat_id == chat_id, timeout=15, since=since)
-    return parse_html(call.text)  # as the user sees it
-
-
-def test_watch_list_unwatch(stack: Any, api: BotApiServer, peer: JavaPeer) -> None:
+def test_watch_list_unwatch(stack: WatchStack, api: BotApiServer, peer: JavaPeer) -> None:
     stack.bot()
     chat = 501
     assert "watches no server" in ask(api, chat, "/watches")
@@ -43,7 +36,9 @@ def test_watch_list_unwatch(stack: Any, api: BotApiServer, peer: JavaPeer) -> No
     assert "watches no server" in ask(api, chat, "/watches")
 
 
-def test_limit_bad_addresses_and_offline_servers(stack: Any, api: BotApiServer, peer: JavaPeer) -> None:
+def test_limit_bad_addresses_and_offline_servers(
+    stack: WatchStack, api: BotApiServer, peer: JavaPeer
+) -> None:
     stack.bot(WATCH_MAX_PER_CHAT="2")
     chat = 502
     offline = f"{LOOPBACK}:{free_port()}"  # nothing listens there: accepted, it alerts when it comes up
@@ -59,7 +54,7 @@ def test_limit_bad_addresses_and_offline_servers(stack: Any, api: BotApiServer, 
 
 
 def test_forbidden_address_refused_like_status(
-    stack: Any, api: BotApiServer, strict_query: ServiceProcess, peer: JavaPeer
+    stack: WatchStack, api: BotApiServer, strict_query: ServiceProcess, peer: JavaPeer
 ) -> None:
     stack.bot(QUERY_SERVICE_URL=strict_query.url)
     chat = 503
@@ -70,7 +65,7 @@ def test_forbidden_address_refused_like_status(
     assert "watches no server" in ask(api, chat, "/watches")
 
 
-def test_only_admins_change_watches_in_groups(stack: Any, api: BotApiServer, peer: JavaPeer) -> None:
+def test_only_admins_change_watches_in_groups(stack: WatchStack, api: BotApiServer, peer: JavaPeer) -> None:
     stack.bot()
     api.set_admins(GROUP, [11])
     member = ask(api, GROUP, f"/watch {peer.address}", chat_type="supergroup", user_id=12)
