@@ -48,7 +48,7 @@ async def test_commands_buttons_and_replies(  # noqa: PLR0915 - one bot process 
     peer = java_peer.address
     assert [c["command"] for c in api.commands] == [
         *("status", "players", "help", "about", "start"),
-        *("watch", "unwatch", "watches"),
+        *("watch", "unwatch", "watches", "live"),
     ]
 
     api.send_text(1, "/start")

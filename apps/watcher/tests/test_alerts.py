@@ -143,5 +143,7 @@ def test_failed_sends_are_retried_and_a_blocked_chat_loses_its_watch(
     peer.stop()
     down = wait_until(lambda: alerts(api, kept, "is down"), what="the retried down alert")
     assert len(down) == 1
-    assert "watches no server" in ask(api, blocked, "/watches")
+    listed = ask(api, blocked, "/watches")
+    trace = [(c.method, c.chat_id, c.error_code, c.text[:30]) for c in api.calls if c.method == "sendMessage"]
+    assert "watches no server" in listed, trace
     assert peer.address in ask(api, kept, "/watches")

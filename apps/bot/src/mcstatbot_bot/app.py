@@ -91,7 +91,12 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
             application = build_application(settings, webhook=webhook_mode)
             BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds).register(application)
-            WatchHandlers(query, store, max_per_chat=settings.watch_max_per_chat).register(application)
+            WatchHandlers(
+                query,
+                store,
+                max_per_chat=settings.watch_max_per_chat,
+                live_interval=settings.live_interval_seconds,
+            ).register(application)
             all_commands = [*BOT_COMMANDS, *WATCH_COMMANDS]
             commands = frozenset(name for name, _ in all_commands)
             application.runner = UpdateRunner(store, settings.update_lease_seconds, commands)

@@ -9,12 +9,27 @@ from typing import TYPE_CHECKING
 
 from mcstatbot_common.models import ErrorCode
 
-from mcstatbot_bot.formatting import MAX_ECHO, MAX_NAME, OFFLINE_REASONS, format_age, format_time, user_text
+from mcstatbot_bot.formatting import (
+    MAX_ADDRESS,
+    MAX_ECHO,
+    MAX_MOTD,
+    MAX_NAME,
+    MAX_VERSION,
+    OFFLINE_REASONS,
+    format_age,
+    format_time,
+    neutralise,
+    offline_sentence,
+    user_text,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from mcstatbot_common.models import ServerStatus
+
 MAX_NAMES_IN_ALERT = 30
+MAX_NAMES_ON_CARD = 12
 
 
 def _addr(address: str) -> str:
@@ -127,3 +142,38 @@ def players_alert(address: str, joined: list[str], left: list[str], *, partial: 
         "\n<i>The server shows only part of its player list, so some may be missing.</i>" if partial else ""
     )
     return f"👥 {_addr(address)}: " + " · ".join(parts) + note
+
+
+def live_usage() -> str:
+    return (
+        "❓ Which server? Send <code>/live host[:port]</code> for a status message that keeps itself "
+        "current, or <code>/live stop</code> to stop this chat's live messages."
+    )
+
+
+def live_stopped(count: int) -> str:
+    if count == 0:
+        return "This chat has no live status message."
+    return f"⏹ Stopped {count} live status message{'' if count == 1 else 's'}."
+
+
+def live_card(status: ServerStatus, interval: float) -> str:
+    """A live status card: only what changes when the server changes (no latency, no check time), so
+    that an unchanged server needs no edit."""
+    address = f"<code>{user_text(status.address, MAX_ADDRESS)}</code>"
+    placeholder = status.error is not None and status.error.code == ErrorCode.PLACEHOLDER
+    if status.online and not placeholder:
+        lines = [f"🟢 <b>Online</b> · {address}"]
+        motd = neutralise(status.motd.clean).strip() if status.motd is not None else ""
+        if motd:
+            lines.append(f"MOTD: <i>{user_text(motd, MAX_MOTD)}</i>")
+        if status.version is not None:
+            lines.append(f"Version: {user_text(status.version.name, MAX_VERSION)}")
+        if status.players is not None:
+            names = [p.name for p in status.players.sample or []][:MAX_NAMES_ON_CARD]
+            who = f": {', '.join(user_text(n, MAX_NAME) for n in names)}" if names else ""
+            lines.append(f"Players: {status.players.online}/{status.players.max}{who}")
+    else:
+        lines = [f"🔴 <b>Offline</b> · {address}", offline_sentence(status.error)]
+    lines.append(f"<i>Live: refreshed every {format_age(interval)} while it changes.</i>")
+    return "\n".join(lines)

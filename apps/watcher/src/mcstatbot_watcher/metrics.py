@@ -17,3 +17,8 @@ ALERTS = Counter(
     ["kind", "outcome"],
 )
 WATCHED_SERVERS = Gauge("mcstatbot_watcher_watched_servers", "Servers in the index of watched servers")
+LIVE_EDITS = Counter(
+    "mcstatbot_watcher_live_edits",
+    "Live card edits by outcome: edited, gone (the message was deleted: the card stops), failed (retried)",
+    ["outcome"],
+)

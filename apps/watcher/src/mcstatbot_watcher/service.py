@@ -26,8 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 from mcstatbot_bot import watch_texts
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
-from mcstatbot_bot.state.watches import check_key, drop_chat_watch, prune_server, watched_servers, watchers
-from mcstatbot_bot.telegram_api import is_permanent
+from mcstatbot_bot.state.watches import (
+    LiveCard,
+    check_key,
+    drop_chat_watch,
+    prune_server,
+    remove_live,
+    server_watch,
+    watched_servers,
+)
+from mcstatbot_bot.telegram_api import is_not_modified, is_permanent
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -41,7 +49,7 @@ if TYPE_CHECKING:
 
     from mcstatbot_bot.state import ResilientStore
     from mcstatbot_bot.state.base import Doc, ServerRef
-    from mcstatbot_common.models import PlayerList
+    from mcstatbot_common.models import PlayerList, ServerStatus
     from telegram import Bot
 
     from mcstatbot_watcher.settings import WatcherSettings
@@ -50,6 +58,7 @@ log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 INDEX_REFRESH_SECONDS = 5.0
 RETRY_SECONDS = 5.0
+LIVE_OFFLINE_SECONDS = 7 * 86400.0
 _GONE = ("chat not found", "bot was kicked", "bot was blocked", "user is deactivated", "group chat was")
 
 
@@ -157,15 +166,16 @@ class Watcher:
 
     # ------------------------------------------------------------------ one check
     async def check(self, server: ServerRef) -> None:
-        chats = await watchers(self.store, server)
-        if not chats:
+        chats, cards = await server_watch(self.store, server)
+        if not chats and not cards:
             if await prune_server(self.store, server):
                 self._next_due.pop(server.key, None)
             return
-        seen = await self._look(server, want_players=any(chats.values()))
-        if seen is None:
+        looked = await self._look(server, want_players=any(chats.values()))
+        if looked is None:
             await self.deliver(server)  # alerts waiting still go out
             return
+        seen, status = looked
         metrics.CHECKS.labels("up" if seen.ok else "failed").inc()
         now = time.time()
 
@@ -196,8 +206,12 @@ class Watcher:
         record = await self.store.update_doc(check_key(server), change)
         if record is not None and record["outbox"]:
             await self.deliver(server, record)
+        if record is not None and cards:
+            await self.refresh_cards(server, status, cards, record)
 
-    async def _look(self, server: ServerRef, *, want_players: bool) -> Observation | None:
+    async def _look(
+        self, server: ServerRef, *, want_players: bool
+    ) -> tuple[Observation, ServerStatus] | None:
         """The query service's answer for `server`; None when it gave no verdict on the server."""
         try:
             status = await self.query.status(server.address, server.edition)
@@ -211,7 +225,70 @@ class Watcher:
             metrics.CHECKS.labels("rejected").inc()
             log.warning("the query service refused %s: %s", server.address, exc.code)
             return None
-        return observe(status, players)
+        return observe(status, players), status
+
+    # ------------------------------------------------------------------ live cards
+    async def refresh_cards(
+        self, server: ServerRef, status: ServerStatus, cards: dict[LiveCard, str], record: Doc
+    ) -> None:
+        """Edit each live card whose text would change, at most once per LIVE_INTERVAL_SECONDS; stop a
+        card whose message is gone, and every card of a server offline for LIVE_OFFLINE_DAYS."""
+        now = time.time()
+        live: dict[str, Doc] = record.get("live", {})
+        text = watch_texts.live_card(status, self.settings.live_interval_seconds)
+        offline_too_long = record["state"] == DOWN and now - float(record["since_ts"]) >= LIVE_OFFLINE_SECONDS
+        updated: dict[str, Doc] = {}
+        for card, first_shown in cards.items():
+            entry = live.get(card.key, {"shown": first_shown, "at": 0.0})
+            if offline_too_long:
+                log.info("live card %s of %s stopped: offline for a week", card.key, server.address)
+                await remove_live(self.store, card)
+                continue
+            if now - float(entry["at"]) < self.settings.live_interval_seconds:
+                updated[card.key] = entry
+                continue
+            if text == entry["shown"]:  # what it shows is what it would show: no call at all
+                updated[card.key] = {"shown": text, "at": now}
+                continue
+            outcome = await self._edit_card(card, text)
+            if outcome == "gone":
+                await remove_live(self.store, card)
+            elif outcome == "edited":
+                updated[card.key] = {"shown": text, "at": now}
+            else:
+                updated[card.key] = entry
+
+        def keep(current: Doc | None) -> Doc | None:
+            if current is None:
+                return None
+            current["live"] = updated
+            return current
+
+        if updated != live:
+            await self.store.update_doc(check_key(server), keep)
+
+    async def _edit_card(self, card: LiveCard, text: str) -> str:
+        try:
+            await self.bot.edit_message_text(
+                text,
+                chat_id=card.chat_id,
+                message_id=card.message_id,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=NO_PREVIEW,
+            )
+        except TelegramError as exc:
+            if is_not_modified(exc):
+                return "edited"
+            if chat_is_gone(exc) or "message to edit not found" in str(exc).lower():
+                metrics.LIVE_EDITS.labels("gone").inc()
+                log.info("live card %s is gone (%s): stopped", card.key, exc)
+                return "gone"
+            metrics.LIVE_EDITS.labels("failed").inc()
+            if is_permanent(exc):
+                log.warning("the Bot API refused to edit live card %s: %s", card.key, exc)
+            return "failed"
+        metrics.LIVE_EDITS.labels("edited").inc()
+        return "edited"
 
     # ------------------------------------------------------------------ delivery
     async def deliver(self, server: ServerRef, record: Doc | None = None) -> None:

@@ -17,9 +17,6 @@ class WatcherSettings(BotSettings):
     watch_flap_seconds: float = Field(
         default=600.0, ge=0, description="at most one report per direction per this period for a server"
     )
-    live_interval_seconds: float = Field(
-        default=60.0, gt=0, description="how often a live card is refreshed (edited only when it changed)"
-    )
     redis_url: str | None = Field(
         default=None, description="Redis shared by the replicas (unset: one replica)"
     )

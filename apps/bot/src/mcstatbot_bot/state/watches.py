@@ -3,9 +3,11 @@
 Keys (docs/bot-service.md):
 
 - `watches#<chat id>`: the chat's watches, `{"watches": {<server key>: {"address", "edition",
-  "players", "added"}}}`: what /watches lists and what the per-chat limit counts;
-- `watch#<server key>`: who watches a server, `{"address", "edition", "chats": {<chat id>: {"players"}}}`:
-  the watcher's fan-out list, one read per check however many chats watch;
+  "players", "added"}}, "lives": {<message id>: {"address", "edition"}}}`: what /watches lists and what
+  the per-chat limit counts (watches and live cards together);
+- `watch#<server key>`: who watches a server, `{"address", "edition", "chats": {<chat id>: {"players"}},
+  "lives": {"<chat id>:<message id>": {"chat", "message"}}}`: the watcher's fan-out list and live cards,
+  one read per check however many chats watch;
 - `watching#<shard>` (16 shards by a hash of the server key): the index of watched servers,
   `{"servers": {<server key>: {"address", "edition"}}}`: the watcher lists every watched server with 16
   reads and no table scan, and no single item grows past DynamoDB's 400 KB;
@@ -75,7 +77,7 @@ async def add_watch(
         doc = doc or {"watches": {}}
         watches: dict[str, Doc] = doc["watches"]
         existing = watches.get(server.key)
-        if existing is None and len(watches) >= limit:
+        if existing is None and len(watches) + len(doc.get("lives", {})) >= limit:
             result = AddResult.LIMIT
             return doc
         if existing is not None:
@@ -117,7 +119,7 @@ async def remove_watch(store: ResilientStore, chat_id: int, server: ServerRef) -
             return doc
         removed = True
         del doc["watches"][server.key]
-        return doc if doc["watches"] else None
+        return doc if doc["watches"] or doc.get("lives") else None
 
     await store.update_doc(chat_key(chat_id), drop)
 
@@ -158,7 +160,8 @@ async def watched_servers(store: ResilientStore) -> list[ServerRef]:
 async def prune_server(store: ResilientStore, server: ServerRef) -> bool:
     """Take `server` out of the index when nobody watches it (True), and its records with it. A /watch
     racing with this puts it back: the chat list is read again after the index entry went."""
-    if await watchers(store, server):
+    found = await store.get_doc(server_key(server))
+    if found is not None and (found.doc["chats"] or found.doc.get("lives")):
         return False
 
     def unindex(doc: Doc | None) -> Doc | None:
@@ -170,7 +173,9 @@ async def prune_server(store: ResilientStore, server: ServerRef) -> bool:
     await store.update_doc(index_key(server), unindex)
     # delete the chat list only while it is empty: a /watch that came in between keeps it, and the
     # server goes back into the index
-    left = await store.update_doc(server_key(server), lambda doc: doc if doc and doc["chats"] else None)
+    left = await store.update_doc(
+        server_key(server), lambda doc: doc if doc and (doc["chats"] or doc.get("lives")) else None
+    )
     if left is not None:
         await store.update_doc(index_key(server), lambda doc: _indexed(doc, server))
         return False
@@ -187,3 +192,89 @@ def _indexed(doc: Doc | None, server: ServerRef) -> Doc:
 async def drop_chat_watch(store: ResilientStore, chat_id: int, server: ServerRef) -> None:
     """The chat cannot be written to any more (the bot was blocked, the chat is gone): forget its watch."""
     await remove_watch(store, chat_id, server)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCard:
+    chat_id: int
+    message_id: int
+    server: ServerRef
+
+    @property
+    def key(self) -> str:
+        return f"{self.chat_id}:{self.message_id}"
+
+
+async def chat_entries(store: ResilientStore, chat_id: int) -> int:
+    """How many watches and live cards the chat has (what the limit counts)."""
+    found = await store.get_doc(chat_key(chat_id))
+    return 0 if found is None else len(found.doc["watches"]) + len(found.doc.get("lives", {}))
+
+
+async def add_live(store: ResilientStore, card: LiveCard, shown: str) -> None:
+    """Record a live card the bot just posted, with the text it showed (the watcher edits it only when
+    what it would show differs)."""
+    server = card.server
+    entry = {"address": server.address, "edition": server.edition.value}
+
+    def add(doc: Doc | None) -> Doc:
+        doc = doc or {"watches": {}}
+        doc.setdefault("lives", {})[str(card.message_id)] = entry
+        return doc
+
+    await store.update_doc(chat_key(card.chat_id), add)
+
+    def add_card(doc: Doc | None) -> Doc:
+        doc = doc or {**entry, "chats": {}}
+        doc.setdefault("lives", {})[card.key] = {
+            "chat": card.chat_id,
+            "message": card.message_id,
+            "shown": shown,
+        }
+        return doc
+
+    await store.update_doc(server_key(server), add_card)
+    await store.update_doc(index_key(server), lambda doc: _indexed(doc, server))
+
+
+async def server_watch(
+    store: ResilientStore, server: ServerRef
+) -> tuple[dict[int, bool], dict[LiveCard, str]]:
+    """One read: the chats watching `server` (with whether they want joins and leaves) and its live
+    cards (with the text the bot first showed on each)."""
+    found = await store.get_doc(server_key(server))
+    if found is None:
+        return {}, {}
+    chats = {int(chat): bool(entry.get("players")) for chat, entry in found.doc["chats"].items()}
+    cards = {
+        LiveCard(int(entry["chat"]), int(entry["message"]), server): str(entry.get("shown", ""))
+        for entry in found.doc.get("lives", {}).values()
+    }
+    return chats, cards
+
+
+async def remove_live(store: ResilientStore, card: LiveCard) -> None:
+    def drop(doc: Doc | None) -> Doc | None:
+        if doc is None:
+            return None
+        doc.get("lives", {}).pop(str(card.message_id), None)
+        return doc if doc["watches"] or doc.get("lives") else None
+
+    await store.update_doc(chat_key(card.chat_id), drop)
+
+    def drop_card(doc: Doc | None) -> Doc | None:
+        if doc is None:
+            return None
+        doc.get("lives", {}).pop(card.key, None)
+        return doc
+
+    await store.update_doc(server_key(card.server), drop_card)
+
+
+async def chat_lives(store: ResilientStore, chat_id: int) -> list[LiveCard]:
+    found = await store.get_doc(chat_key(chat_id))
+    if found is None:
+        return []
+    return [
+        LiveCard(chat_id, int(message), _ref(entry)) for message, entry in found.doc.get("lives", {}).items()
+    ]
