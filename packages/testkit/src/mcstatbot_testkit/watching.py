@@ -31,7 +31,9 @@ def ask(api: BotApiServer, chat_id: int, text: str, **kwargs: Any) -> str:
     the user sees it (HTML parsed)."""
     since = api.last_seq
     api.send_text(chat_id, text, **kwargs)
-    call = api.wait_for_call_sync("sendMessage", lambda c: c.chat_id == chat_id, timeout=15, since=since)
+    call = api.wait_for_call_sync(
+        "sendMessage", lambda c: c.chat_id == chat_id and c.ok, timeout=15, since=since
+    )
     return parse_html(call.text)
 
 
@@ -44,7 +46,9 @@ def checks(watcher: ServiceProcess, outcome: str) -> int:
 
 
 def alerts(api: BotApiServer, chat_id: int, word: str) -> list[str]:
-    return [parse_html(c.text) for c in api.calls_to("sendMessage", chat_id) if word in parse_html(c.text)]
+    """The messages delivered to `chat_id` (calls the test server answered ok) that contain `word`."""
+    texts = [parse_html(c.text) for c in api.calls_to("sendMessage", chat_id) if c.ok]
+    return [text for text in texts if word in text]
 
 
 def wait_until(condition: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
