@@ -40,7 +40,7 @@ def test_down_after_three_failures_and_not_before_then_up(
     assert failed >= 3
     assert len(down) == 1
     assert f"{peer.address} is down: the connection was refused" in down[0]
-    assert "3 checks in a row failed" in down[0]
+    assert "3 failed checks in a row" in down[0]
     peer.start()
     up = wait_until(lambda: alerts(api, chat, "back up"), what="the up alert")
     assert re.search(rf"{re.escape(peer.address)} is back up after \d+ seconds? down\.", up[0])
@@ -148,3 +148,28 @@ def test_failed_sends_are_retried_and_a_blocked_chat_loses_its_watch(
     attempts = [c for c in api.calls_to("sendMessage", kept) if "is down" in parse_html(c.text)]
     assert [c.error_code for c in attempts] == [500, 500, None]  # delayed, not dropped
     assert peer.address in ask(api, kept, "/watches")
+
+
+def test_an_undelivered_alert_survives_a_restart_of_the_watcher(
+    stack: WatchStack, api: BotApiServer, peer: JavaPeer
+) -> None:
+    stack.bot()
+    watcher = stack.watcher(WATCH_DOWN_AFTER="1")
+    chat = 651
+    assert "Watching" in ask(api, chat, f"/watch {peer.address}")
+    wait_checks(watcher, "up")
+    refused = 1000  # every attempt, until the reset below
+    api.fail_next(
+        "sendMessage", 502, "Bad Gateway", times=refused, predicate=lambda p: p.get("chat_id") == chat
+    )
+    peer.stop()
+    wait_until(
+        lambda: [c for c in api.calls_to("sendMessage", chat) if c.error_code == 502],
+        what="a refused attempt",
+    )
+    watcher.stop()
+    api.reset()  # Telegram answers again; the calls so far are forgotten
+    stack.watcher(WATCH_DOWN_AFTER="1")
+    down = wait_until(lambda: alerts(api, chat, "is down"), what="the alert kept in the state store")
+    assert len(down) == 1
+    assert "1 failed check in a row" in down[0]

@@ -117,7 +117,8 @@ def _flapped(changes: int) -> str:
 def down_alert(address: str, *, reason: str | None, failures: int, since: datetime, changes: int) -> str:
     return (
         f"🔴 {_addr(address)} is <b>down</b>: {failure_reason(reason)}.\n"
-        f"{failures} checks in a row failed, the first at {format_time(since)}.{_flapped(changes)}"
+        f"{failures} failed check{'' if failures == 1 else 's'} in a row, the first at {format_time(since)}."
+        f"{_flapped(changes)}"
     )
 
 
