@@ -107,7 +107,6 @@ class Watcher:
         self._next_due: dict[str, float] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._limit = asyncio.Semaphore(settings.watch_concurrency)
-        self.cycles = 0
 
     # ------------------------------------------------------------------ schedule
     def _due_after(self, server: ServerRef, now: float) -> float:
@@ -137,7 +136,6 @@ class Watcher:
                 except Exception:
                     log.exception("reading the watched servers failed")
                 next_refresh = now + min(self.interval, INDEX_REFRESH_SECONDS)
-                self.cycles += 1
             for key, due in list(self._next_due.items()):
                 if due <= now and key not in self._running:
                     server = self.servers[key]
