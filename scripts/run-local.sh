@@ -3,13 +3,14 @@
 #
 #   query service  in-process cache (or REDIS_URL), on 127.0.0.1:${QUERY_PORT:-8081}
 #   bot service    long polling, SQLite chat state (or STATE_BACKEND/...), health on 127.0.0.1:${BOT_PORT:-8080}
+#   watcher        checks of watched servers and their alerts, same state, health on 127.0.0.1:${WATCHER_PORT:-8082}
 #
 # Needs TELEGRAM_BOT_TOKEN (from @BotFather). Installs uv and the Python workspace first if missing.
-# Ctrl-C (SIGINT) or SIGTERM stops both services and waits for them. Every variable of SPEC.md is passed through:
+# Ctrl-C (SIGINT) or SIGTERM stops every service and waits for them. Every variable of SPEC.md is passed through:
 #   REDIS_URL=redis://127.0.0.1:6379/0            shared cache instead of the in-process one
 #   STATE_BACKEND=dynamodb DYNAMODB_TABLE=... AWS_REGION=... [AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000]
 #   ALLOW_PRIVATE_ADDRESSES=true                  also answer for servers on your own LAN (refused by default)
-#   QUERY_PORT / BOT_PORT / HOST                  where the two services listen (127.0.0.1, 8081 and 8080)
+#   QUERY_PORT / BOT_PORT / WATCHER_PORT / HOST   where the services listen (127.0.0.1, 8081, 8080, 8082)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +57,7 @@ bot_name=$("$PY" -m mcstatbot_bot check-telegram) || exit $?
 BIND=${HOST:-127.0.0.1}
 QUERY_PORT=${QUERY_PORT:-8081}
 BOT_PORT=${BOT_PORT:-8080}
+WATCHER_PORT=${WATCHER_PORT:-8082}
 # The bot always talks to the query service this script starts.
 QUERY_URL="http://127.0.0.1:${QUERY_PORT}"
 export LOG_FORMAT=${LOG_FORMAT:-text}
@@ -66,23 +68,24 @@ if [ "$STATE_BACKEND" = sqlite ]; then
 fi
 # ALLOW_PRIVATE_ADDRESSES keeps the service's own default (false) unless it is set here.
 
-for port in "$QUERY_PORT" "$BOT_PORT"; do
+for port in "$QUERY_PORT" "$BOT_PORT" "$WATCHER_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    fail "port $port is already in use on 127.0.0.1 (another make run?); set QUERY_PORT / BOT_PORT to others"
+    fail "port $port is already in use on 127.0.0.1 (another make run?); set QUERY_PORT / BOT_PORT / WATCHER_PORT to others"
   fi
 done
 
 # --- the two services --------------------------------------------------------------------------------
 query_pid=""
 bot_pid=""
+watcher_pid=""
 stopping=0
 stop_all() {
   [ "$stopping" = 1 ] && return
   stopping=1
   trap '' INT TERM
   say "stopping"
-  for pid in $bot_pid $query_pid; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in $bot_pid $query_pid; do
+  for pid in $watcher_pid $bot_pid $query_pid; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $watcher_pid $bot_pid $query_pid; do
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -124,21 +127,29 @@ HOST=$BIND PORT=$BOT_PORT QUERY_SERVICE_URL=$QUERY_URL "$PY" -m mcstatbot_bot \
 bot_pid=$!
 wait_ready "the bot" "$bot_pid" "http://127.0.0.1:${BOT_PORT}"
 
+# With STATE_BACKEND=memory the watcher cannot see the bot's watches (each process has its own memory).
+say "starting the watcher ($STATE_BACKEND state)"
+HOST=$BIND PORT=$WATCHER_PORT QUERY_SERVICE_URL=$QUERY_URL "$PY" -m mcstatbot_watcher \
+  > >(sed -u 's/^/[watch] /') 2>&1 &
+watcher_pid=$!
+wait_ready "the watcher" "$watcher_pid" "http://127.0.0.1:${WATCHER_PORT}"
+
 cat <<EOF
 
   mcstatbot is running.
     query service  http://${BIND}:${QUERY_PORT}   (pid $query_pid; try ${QUERY_URL}/api/v1/status/HOST)
     bot            http://${BIND}:${BOT_PORT}   (pid $bot_pid; $BOT_MODE, $STATE_BACKEND state) - send /start to ${bot_name}
-  Press Ctrl-C to stop both.
+    watcher        http://${BIND}:${WATCHER_PORT}   (pid $watcher_pid; /watch and /live in a chat)
+  Press Ctrl-C to stop them all.
 
 EOF
 
 # Stop everything as soon as either service exits on its own.
 set +e
-wait -n "$query_pid" "$bot_pid"
+wait -n "$query_pid" "$bot_pid" "$watcher_pid"
 status=$?
 set -e
 if [ "$stopping" = 0 ]; then
-  say "a service exited on its own (status $status); stopping the other"
+  say "a service exited on its own (status $status); stopping the others"
   exit 1
 fi

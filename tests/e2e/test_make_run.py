@@ -59,7 +59,7 @@ def start_make_run(log: Path, env: dict[str, str]) -> ManagedProcess:
 
 
 @pytest.mark.timeout(300)
-def test_it_serves_a_chat_and_ctrl_c_stops_both_services(tmp_path: Path) -> None:
+def test_it_serves_a_chat_and_ctrl_c_stops_every_service(tmp_path: Path) -> None:
     query_port, bot_port = free_port(), free_port()
     with BotApiServer() as api, JavaPeer(tmp_path / "java.log") as java:
         env = local_run_env(
@@ -80,7 +80,7 @@ def test_it_serves_a_chat_and_ctrl_c_stops_both_services(tmp_path: Path) -> None
             assert "polling, sqlite state" in log
             assert "Ctrl-C" in log
             pids = [int(p) for p in re.findall(r"\(pid (\d+)", log)]
-            assert len(pids) == 2
+            assert len(pids) == 3  # query service, bot, watcher
             assert all(alive(pid) for pid in pids)
 
             reply = TelegramUser(api, 4242).send(f"/status {java.address}", timeout=30)

@@ -385,3 +385,59 @@ build_store(BotSettings(state_backend="dynamodb"))
 assert "aiobotocore.session" in sys.modules
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_documents_compare_and_set(store: StateStore) -> None:
+    key = f"test#{uuid.uuid4().hex}"
+    assert await store.get_doc(key) is None
+    assert await store.put_doc(key, {"a": [1, "x", None], "b": {"c": True}}, 0)
+    assert not await store.put_doc(key, {"a": 2}, 0)  # it exists: a second "create" loses
+    found = await store.get_doc(key)
+    assert found is not None
+    assert (found.doc, found.version) == ({"a": [1, "x", None], "b": {"c": True}}, 1)
+    assert await store.put_doc(key, {"a": 2}, 1)
+    assert not await store.put_doc(key, {"a": 3}, 1)  # a stale version loses
+    assert not await store.delete_doc(key, 1)
+    assert await store.delete_doc(key, 2)
+    assert await store.get_doc(key) is None
+
+
+async def test_concurrent_document_updates_all_land(store: StateStore) -> None:
+    resilient = ResilientStore(store, retries=0)
+    key = f"count#{uuid.uuid4().hex}"
+
+    def bump(doc: dict[str, int] | None) -> dict[str, int]:
+        return {"n": (doc or {"n": 0})["n"] + 1}
+
+    await asyncio.gather(*(resilient.update_doc(key, bump) for _ in range(10)))
+    found = await store.get_doc(key)
+    assert found is not None
+    assert found.doc == {"n": 10}
+
+
+async def test_watch_records(store: StateStore) -> None:
+    from mcstatbot_bot.state import watches  # noqa: PLC0415
+
+    resilient = ResilientStore(store, retries=0)
+    chat, other = _chat(), _chat()
+    server = ServerRef(f"{uuid.uuid4().hex[:12]}.example:25565")
+    add = watches.add_watch
+    assert await add(resilient, chat, server, players=False, limit=2) is watches.AddResult.ADDED
+    assert await add(resilient, chat, server, players=False, limit=2) is watches.AddResult.UNCHANGED
+    assert await add(resilient, chat, server, players=True, limit=2) is watches.AddResult.CHANGED
+    assert await add(resilient, other, server, players=False, limit=2) is watches.AddResult.ADDED
+    second = ServerRef(f"{uuid.uuid4().hex[:12]}.example:25565")
+    assert await add(resilient, chat, second, players=False, limit=2) is watches.AddResult.ADDED
+    third = ServerRef("third.example:25565")
+    assert await add(resilient, chat, third, players=False, limit=2) is watches.AddResult.LIMIT
+    assert {w.server for w in await watches.chat_watches(resilient, chat)} == {server, second}
+    assert await watches.watchers(resilient, server) == {chat: True, other: False}
+    assert {server, second} <= set(await watches.watched_servers(resilient))
+    assert third not in await watches.watched_servers(resilient)
+    assert not await watches.prune_server(resilient, server)  # still watched
+    assert await watches.remove_watch(resilient, chat, server)
+    assert not await watches.remove_watch(resilient, chat, server)
+    await watches.drop_chat_watch(resilient, other, server)
+    assert await watches.prune_server(resilient, server)
+    assert server not in await watches.watched_servers(resilient)
+    assert await store.get_doc(watches.server_key(server)) is None

@@ -50,7 +50,7 @@ def _load_settings() -> BotSettings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-async def _check_telegram(settings: BotSettings) -> tuple[int, str]:
+async def check_telegram(settings: BotSettings) -> tuple[int, str]:
     """(0, "@username") when the Bot API knows the token; else (exit status, the one line to print)."""
     from telegram import Bot  # noqa: PLC0415 - only the commands that talk to Telegram load PTB
     from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut  # noqa: PLC0415
@@ -83,7 +83,7 @@ async def _check_telegram(settings: BotSettings) -> tuple[int, str]:
 
 
 def _check_or_exit(settings: BotSettings) -> str:
-    status, line = asyncio.run(_check_telegram(settings))
+    status, line = asyncio.run(check_telegram(settings))
     if status:
         sys.stderr.write(f"mcstatbot-bot: {line}\n")
         raise SystemExit(status)

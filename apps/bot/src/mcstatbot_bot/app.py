@@ -26,6 +26,7 @@ from mcstatbot_bot.query_client import QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.telegram_api import build_application
 from mcstatbot_bot.updates import Outcome, UpdateRunner
+from mcstatbot_bot.watching import WatchHandlers
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -104,6 +105,12 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
             application = build_application(settings, webhook=webhook_mode)
             BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds).register(application)
+            WatchHandlers(
+                query,
+                store,
+                max_per_chat=settings.watch_max_per_chat,
+                live_interval=settings.live_interval_seconds,
+            ).register(application)
             commands = frozenset(BOT_COMMANDS)
             application.runner = UpdateRunner(store, settings.update_lease_seconds, commands)
             await application.initialize()

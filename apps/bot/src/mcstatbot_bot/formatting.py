@@ -508,6 +508,10 @@ BUTTON_LABELS = {"s": N_("Status"), "p": N_("Players"), "a": N_("About")}
 COMMAND_DESCRIPTIONS = (
     ("status", N_("Is a Minecraft server online? /status host[:port]")),
     ("players", N_("Who is playing? /players host[:port]")),
+    ("watch", N_("Tell this chat when a server goes down or comes back: /watch host[:port] [players]")),
+    ("unwatch", N_("Stop watching a server: /unwatch host[:port]")),
+    ("watches", N_("The servers this chat watches")),
+    ("live", N_("A status message that keeps itself current: /live host[:port], /live stop")),
     ("settings", N_("This chat's language and default server")),
     ("language", N_("Choose the language")),
     ("help", N_("How to use this bot")),

@@ -64,6 +64,10 @@ class BotSettings(ServiceSettings):
     graceful_shutdown_seconds: float = Field(
         default=20.0, ge=0, description="on SIGTERM, how long in-flight updates may take to finish"
     )
+    watch_max_per_chat: int = Field(default=10, ge=1, description="watches and live cards per chat")
+    live_interval_seconds: float = Field(
+        default=60.0, gt=0, description="how often a live card is refreshed (edited only when it changed)"
+    )
     set_commands: bool = Field(default=True, description="call setMyCommands at start")
     typing_delay_seconds: float = Field(
         default=0.3,

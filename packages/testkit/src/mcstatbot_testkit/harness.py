@@ -102,15 +102,17 @@ def button_data(call: ApiCall | dict[str, Any], label: str) -> str:
 # left out of the environment a test starts it with, so the developer's own shell cannot change the outcome.
 LOCAL_RUN_VARIABLES = frozenset({
     "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL", "REDIS_URL", "STATE_BACKEND", "SQLITE_PATH", "BOT_MODE",
-    "HOST", "PORT", "QUERY_PORT", "BOT_PORT", "WEBHOOK_URL", "WEBHOOK_SECRET", "QUERY_SERVICE_URL",
+    "HOST", "PORT", "QUERY_PORT", "BOT_PORT", "WATCHER_PORT", "WEBHOOK_URL", "WEBHOOK_SECRET",
+    "QUERY_SERVICE_URL",
     "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT",
 })  # fmt: skip
 
 
 def local_run_env(**extra: str) -> dict[str, str]:
-    """This process's environment without LOCAL_RUN_VARIABLES, plus `extra`."""
+    """This process's environment without LOCAL_RUN_VARIABLES, plus `extra`; the watcher of `make run`
+    on a free port unless `extra` names one (a test never binds the fixed default)."""
     env = {k: v for k, v in os.environ.items() if k not in LOCAL_RUN_VARIABLES}
-    return {**env, **extra}
+    return {**env, "WATCHER_PORT": str(free_port()), **extra}
 
 
 def run_as_in_a_terminal(argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -49,3 +49,7 @@ def query_service(log_path: Path, env: dict[str, str] | None = None, port: int =
 
 def bot_service(log_path: Path, env: dict[str, str] | None = None, port: int = 0) -> ServiceProcess:
     return ServiceProcess("mcstatbot_bot", log_path, env, port)
+
+
+def watcher_service(log_path: Path, env: dict[str, str] | None = None, port: int = 0) -> ServiceProcess:
+    return ServiceProcess("mcstatbot_watcher", log_path, env, port)

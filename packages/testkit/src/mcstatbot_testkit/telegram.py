@@ -195,6 +195,8 @@ class _State:
     open_inline_queries: set[str] = field(default_factory=set)
     inline_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     inline_messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    may_pin: set[int] = field(default_factory=set)
+    pinned: dict[int, list[int]] = field(default_factory=dict)
 
 
 class FloodLimits:
@@ -547,6 +549,17 @@ class BotApiServer(Started):
         with self._state.lock:
             self._state.admins[chat_id] = set(user_ids)
 
+    def allow_pins(self, chat_id: int) -> None:
+        """The bot may pin messages in group `chat_id` (an administrator with `can_pin_messages`). In
+        other groups pinChatMessage is refused as Telegram refuses it; private chats always allow it."""
+        with self._state.lock:
+            self._state.may_pin.add(chat_id)
+
+    def pinned(self, chat_id: int) -> list[int]:
+        """The message ids pinned in `chat_id`, the latest last."""
+        with self._state.lock:
+            return list(self._state.pinned.get(chat_id, []))
+
     def enqueue_update(self, body: dict[str, Any], *, update_id: int | None = None) -> dict[str, Any]:
         """Queue any update (`body` without update_id; one is assigned unless given) for delivery.
 
@@ -876,6 +889,8 @@ class BotApiServer(Started):
             return True
         if name == "getchatmember":
             return self._chat_member(params)
+        if name in {"pinchatmessage", "unpinchatmessage"}:
+            return self._pin(name, params)
         if name == "getchat":
             chat_id = params.get("chat_id")
             return {"id": chat_id, "type": "private" if isinstance(chat_id, int) and chat_id > 0 else "group"}
@@ -927,6 +942,27 @@ class BotApiServer(Started):
         chat: dict[str, Any] = {"id": raw, "type": chat_type}
         chat["first_name" if chat_type == "private" else "title"] = f"chat {raw}"
         return raw, chat
+
+    def _pin(self, name: str, params: dict[str, Any]) -> bool:
+        """pinChatMessage / unpinChatMessage: refused in a group unless `allow_pins`, and for a message
+        that does not exist, as Telegram refuses them."""
+        chat_id, _ = self._chat_of(params)
+        message_id = params.get("message_id")
+        with self._state.lock:
+            if chat_id < 0 and chat_id not in self._state.may_pin:
+                raise _ApiError(400, "Bad Request: not enough rights to manage pinned messages in the chat")
+            pinned = self._state.pinned.setdefault(chat_id, [])
+            if name == "unpinchatmessage":
+                if message_id is None and pinned:
+                    pinned.pop()
+                elif message_id in pinned:
+                    pinned.remove(message_id)
+                return True
+            if not isinstance(message_id, int) or (chat_id, message_id) not in self._state.messages:
+                raise _ApiError(400, "Bad Request: message to pin not found")
+            if message_id not in pinned:
+                pinned.append(message_id)
+            return True
 
     def _chat_member(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id, _ = self._chat_of(params)

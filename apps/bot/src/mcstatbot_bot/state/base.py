@@ -5,7 +5,9 @@
 - per chat, its settings: the language chosen with /language and the default server (`ChatSettings`),
   kept until changed;
 - button references: a short id for a server whose address does not fit into 64 bytes of callback_data;
-- update claims: which update_id is being or has been handled, shared by every replica.
+- update claims: which update_id is being or has been handled, shared by every replica;
+- documents: small JSON items under a key, each with a version for compare-and-set writes (the watcher's
+  watches, per-server check state and pending alerts; docs/bot-service.md lists their keys).
 
 Backends raise freely; `ResilientStore` (resilient.py) adds retries, metrics, spans and the policy
 "answer the user anyway" around whichever backend is configured.
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from mcstatbot_common.models import Edition, ServerStatus
 
@@ -75,6 +77,18 @@ class StoredServer:
     stored_at: datetime
 
 
+Doc = dict[str, Any]
+"""A document: JSON-compatible values only (str, int, float, bool, None, lists and dicts of them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A document as stored, with its version (1 after the first write, one more per write)."""
+
+    doc: Doc
+    version: int
+
+
 class ClaimResult(StrEnum):
     CLAIMED = "claimed"  # this replica handles it now
     DUPLICATE = "duplicate"  # handled before: acknowledge, do nothing
@@ -115,6 +129,16 @@ class StateStore(Protocol):
 
     async def finish_update(self, update_id: int) -> None: ...
     async def release_update(self, update_id: int) -> None: ...
+
+    async def get_doc(self, key: str) -> Versioned | None: ...
+    async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:
+        """Write `doc` under `key` as version `expected + 1` if the stored version is `expected` (0: the
+        key must not exist yet); False, writing nothing, when another writer came first."""
+        ...
+
+    async def delete_doc(self, key: str, expected: int) -> bool:
+        """Delete `key` if its stored version is `expected`; False when it is not (or is gone)."""
+        ...
 
 
 def claim_key(bot_id: str, update_id: int) -> str:

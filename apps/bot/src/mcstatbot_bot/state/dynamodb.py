@@ -9,7 +9,9 @@ All item kinds live in the one table, told apart by the partition key `chat_id` 
   each only when set; no `ttl` (kept until changed);
 - `"ref#<id>"`: a button reference (`address`, `edition`, `ttl` about a year ahead);
 - `"update#<bot id>:<update_id>"`: an update claim (`status` processing|done, `lease_until` N, `ttl` a
-  day ahead), taken with a conditional put so only one replica of that bot handles an update.
+  day ahead), taken with a conditional put so only one replica of that bot handles an update;
+- documents (`watches#...`, `watch#...`, `check#...`, `watching`, docs/bot-service.md): `doc` (S, JSON)
+  and `version` (N), written with a condition on the version (compare-and-set), no TTL.
 
 Region, endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) and credentials (IRSA in the cluster) come from the SDK's
 own environment variables and default chain. Retries are the SDK's own, in its standard mode
@@ -40,8 +42,10 @@ from mcstatbot_bot.state.base import (
     ChatSettings,
     ChatState,
     ClaimResult,
+    Doc,
     ServerRef,
     StoredServer,
+    Versioned,
     claim_key,
     iso,
     parse_iso,
@@ -298,6 +302,48 @@ class DynamoDBStore:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":processing": {"S": "processing"}},
             )
+
+    async def get_doc(self, key: str) -> Versioned | None:
+        item = await self._get(key)
+        if item is None or "doc" not in item:
+            return None
+        return Versioned(json.loads(item["doc"]["S"]), int(item["version"]["N"]))
+
+    async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:
+        condition = "attribute_not_exists(chat_id)" if expected == 0 else "version = :expected"
+        values: dict[str, AttributeValueTypeDef] = (
+            {} if expected == 0 else {":expected": {"N": str(expected)}}
+        )
+        try:
+            await self.client.put_item(
+                TableName=self.table,
+                Item={
+                    "chat_id": {"S": key},
+                    "doc": {"S": json.dumps(doc, separators=(",", ":"))},
+                    "version": {"N": str(expected + 1)},
+                },
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),  # type: ignore[arg-type]
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    async def delete_doc(self, key: str, expected: int) -> bool:
+        try:
+            await self.client.delete_item(
+                TableName=self.table,
+                Key={"chat_id": {"S": key}},
+                ConditionExpression="version = :expected",
+                ExpressionAttributeValues={":expected": {"N": str(expected)}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
 
 
 async def create_table(table: str, *, wait_seconds: float = 60.0) -> bool:

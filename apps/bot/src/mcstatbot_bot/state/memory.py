@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING
 
@@ -9,8 +10,10 @@ from mcstatbot_bot.state.base import (
     ChatSettings,
     ChatState,
     ClaimResult,
+    Doc,
     ServerRef,
     StoredServer,
+    Versioned,
     claim_key,
     utc_now,
 )
@@ -31,6 +34,7 @@ class MemoryStore:
         self._refs: dict[str, ServerRef] = {}
         self._settings: dict[int, ChatSettings] = {}
         self._updates: dict[str, tuple[str, float, str]] = {}
+        self._docs: dict[str, tuple[str, int]] = {}  # JSON text: a caller never shares the stored dict
 
     async def open(self) -> None:
         return None
@@ -91,3 +95,21 @@ class MemoryStore:
 
     async def release_update(self, update_id: int) -> None:
         self._updates.pop(claim_key(self.bot_id, update_id), None)
+
+    async def get_doc(self, key: str) -> Versioned | None:
+        found = self._docs.get(key)
+        return None if found is None else Versioned(json.loads(found[0]), found[1])
+
+    async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:
+        found = self._docs.get(key)
+        if (found[1] if found else 0) != expected:
+            return False
+        self._docs[key] = (json.dumps(doc), expected + 1)
+        return True
+
+    async def delete_doc(self, key: str, expected: int) -> bool:
+        found = self._docs.get(key)
+        if found is None or found[1] != expected:
+            return False
+        del self._docs[key]
+        return True

@@ -11,6 +11,8 @@ once (outcome `short_circuited`) until one trial call after `breaker_reset_secon
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import logging
 import uuid
 from contextvars import ContextVar
@@ -26,9 +28,11 @@ from mcstatbot_bot.state.base import (
     ChatSettings,
     ChatState,
     ClaimResult,
+    Doc,
     ServerRef,
     StateStore,
     StoredServer,
+    Versioned,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +50,13 @@ CURRENT_OPERATION: ContextVar[str] = ContextVar("mcstatbot_state_operation", def
 
 class StoreFailedError(Exception):
     """The backend kept failing after every retry."""
+
+
+class DocConflictError(Exception):
+    """A document kept changing under `update_doc` (another writer won every attempt)."""
+
+
+DOC_UPDATE_ATTEMPTS = 20
 
 
 class ResilientStore:
@@ -177,6 +188,31 @@ class ResilientStore:
 
     async def release_update(self, update_id: int) -> None:
         await self._or(None, "release_update", lambda: self.inner.release_update(update_id))
+
+    # Documents: unlike the calls above, a failure raises StoreFailedError: the watcher's records are
+    # read-modify-write, and "nothing stored" must never be mistaken for "the store is down".
+    async def get_doc(self, key: str) -> Versioned | None:
+        return await self._call("get_doc", lambda: self.inner.get_doc(key))
+
+    async def update_doc(self, key: str, change: Callable[[Doc | None], Doc | None]) -> Doc | None:
+        """Read `key`, write `change(doc)` (None: delete) with compare-and-set, and again from a fresh
+        read when another writer came first. `change` gets its own copy and may run more than once.
+        Returns what was written (None: deleted or nothing there). A change that returns its input
+        unchanged writes nothing."""
+        for _ in range(DOC_UPDATE_ATTEMPTS):
+            found = await self.get_doc(key)
+            before = None if found is None else found.doc
+            version = 0 if found is None else found.version
+            after = change(None if before is None else copy.deepcopy(before))
+            if after == before:
+                return after
+            if after is None:
+                done = await self._call("delete_doc", functools.partial(self.inner.delete_doc, key, version))
+            else:
+                done = await self._call("put_doc", functools.partial(self.inner.put_doc, key, after, version))
+            if done:
+                return after
+        raise DocConflictError(key)
 
 
 def _attempts(retrying: AsyncRetrying) -> int:

@@ -3,6 +3,7 @@ the file (WAL, busy timeout), so two bot instances deduplicate updates through i
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from mcstatbot_bot.state.base import (
     ChatSettings,
     ChatState,
     ClaimResult,
+    Doc,
     ServerRef,
     StoredServer,
+    Versioned,
     iso,
     parse_iso,
     utc_now,
@@ -55,6 +58,11 @@ CREATE TABLE IF NOT EXISTS updates (
     updated_at REAL NOT NULL,
     owner TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (bot_id, update_id)
+);
+CREATE TABLE IF NOT EXISTS docs (
+    key TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL
 );
 """
 # update_id is TEXT: an id beyond SQLite's 64-bit INTEGER must not overflow the claim.
@@ -229,6 +237,31 @@ class SqliteStore:
             (self.bot_id, str(update_id)),
         )
         await self.db.commit()
+
+    async def get_doc(self, key: str) -> Versioned | None:
+        async with self.db.execute("SELECT doc, version FROM docs WHERE key = ?", (key,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else Versioned(json.loads(row[0]), int(row[1]))
+
+    async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:
+        text = json.dumps(doc, separators=(",", ":"))
+        if expected == 0:
+            sql, args = "INSERT OR IGNORE INTO docs (key, doc, version) VALUES (?, ?, 1)", (key, text)
+        else:
+            sql = "UPDATE docs SET doc = ?, version = version + 1 WHERE key = ? AND version = ?"
+            args = (text, key, expected)  # type: ignore[assignment]
+        cursor = await self.db.execute(sql, args)
+        written = cursor.rowcount == 1
+        await cursor.close()
+        await self.db.commit()
+        return written
+
+    async def delete_doc(self, key: str, expected: int) -> bool:
+        cursor = await self.db.execute("DELETE FROM docs WHERE key = ? AND version = ?", (key, expected))
+        deleted = cursor.rowcount == 1
+        await cursor.close()
+        await self.db.commit()
+        return deleted
 
 
 def _json(status: ServerStatus | None) -> str | None:

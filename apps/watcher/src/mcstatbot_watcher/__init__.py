@@ -1,0 +1,1 @@
+"""mcstatbot watcher: scheduled checks of watched servers and their alerts."""

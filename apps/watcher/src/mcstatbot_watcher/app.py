@@ -1,0 +1,101 @@
+"""The watcher service: the check loop (service.Watcher) in a FastAPI app that serves /health, /ready
+and /metrics for the chart's probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from mcstatbot_bot.breaker import CircuitBreaker
+from mcstatbot_bot.clients import query_http_client
+from mcstatbot_bot.query_client import QueryClient
+from mcstatbot_bot.state import build_store
+from mcstatbot_bot.telegram_api import build_application
+from mcstatbot_common.observability import instrument_app
+
+from mcstatbot_watcher.service import Watcher
+from mcstatbot_watcher.slots import LocalSlots, RedisSlots, Slots
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from mcstatbot_watcher.settings import WatcherSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: WatcherSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            store = build_store(settings)
+            await store.open()
+            stack.push_async_callback(store.close)
+            http = query_http_client(settings.query_service_url, timeout=settings.query_timeout)
+            stack.push_async_callback(http.aclose)
+            breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_seconds)
+            query = QueryClient(http, breaker, timeout=settings.query_timeout, retries=settings.query_retries)
+            # the bot's Application (its request settings and rate limiter), without an updater: the
+            # watcher only sends
+            application = build_application(settings, webhook=True)
+            await application.initialize()
+            stack.push_async_callback(application.shutdown)
+            slots: Slots = (
+                RedisSlots(settings.redis_url, f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+                if settings.redis_url
+                else LocalSlots()
+            )
+            stack.push_async_callback(slots.close)
+            watcher = Watcher(settings, store, query, application.bot, slots)
+            task = asyncio.create_task(watcher.run())
+
+            async def stop() -> None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await watcher.stop()
+
+            stack.push_async_callback(stop)
+            app.state.store = store
+            app.state.watcher = watcher
+            app.state.ready = True
+            log.info(
+                "watcher started",
+                extra={"backend": store.backend, "replicas": "redis" if settings.redis_url else "single"},
+            )
+            try:
+                yield
+            finally:
+                app.state.ready = False
+                log.info("watcher stopping")
+
+    app = FastAPI(title="mcstatbot watcher", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.ready = False
+    instrument_app(app, "watcher")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        state = request.app.state
+        if not getattr(state, "ready", False):
+            return JSONResponse({"status": "starting"}, status_code=503)
+        store_ok = await state.store.healthy()
+        return JSONResponse(
+            {
+                "status": "ready" if store_ok else "degraded",
+                "state_backend": state.store.backend,
+                "state_store": "ok" if store_ok else "unavailable",
+                "watched_servers": len(state.watcher.servers),
+            }
+        )
+
+    return app

@@ -1,0 +1,361 @@
+"""The watcher's loop: every watched server checked once per WATCH_INTERVAL_SECONDS, its record moved on
+(checks.advance), and the alerts it gives delivered to every chat watching it.
+
+- The schedule: each server's check falls at the same offset in every interval (a hash of its key), so
+  checks spread over the interval and every replica computes the same due times from the state store's
+  index of watched servers (no table scan; reread every few seconds).
+- Several replicas (REDIS_URL): before a check, a replica claims that server's slot (`SET NX PX`, one key
+  per server and interval, `slots.RedisSlots`); only the claimant checks. A dead replica's servers are
+  claimed by another at their next slot; a flushed Redis costs at most one doubled check (the record's
+  compare-and-set write keeps the alert single). Without REDIS_URL the one replica checks everything.
+- Alerts go into the record's outbox in the same write that records the transition, then are sent; a
+  send refused for a while (429, network, 5xx) stays there for the next check (after `retry_after`), a
+  chat that cannot be written to any more (bot blocked or removed, chat gone) loses its watch, any other
+  permanent refusal drops that alert with a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from mcstatbot_bot import watch_texts
+from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
+from mcstatbot_bot.state.watches import (
+    LiveCard,
+    check_key,
+    drop_chat_watch,
+    prune_server,
+    remove_live,
+    server_watch,
+    watched_servers,
+)
+from mcstatbot_bot.telegram_api import is_not_modified, is_permanent
+from telegram import LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from mcstatbot_watcher import metrics
+from mcstatbot_watcher.checks import DOWN, UP, Event, Observation, advance, observe
+from mcstatbot_watcher.slots import Slots, slot_number
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from mcstatbot_bot.state import ResilientStore
+    from mcstatbot_bot.state.base import Doc, ServerRef
+    from mcstatbot_common.models import PlayerList, ServerStatus
+    from telegram import Bot
+
+    from mcstatbot_watcher.settings import WatcherSettings
+
+log = logging.getLogger(__name__)
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+INDEX_REFRESH_SECONDS = 5.0
+RETRY_SECONDS = 5.0
+LIVE_OFFLINE_SECONDS = 7 * 86400.0
+_GONE = ("chat not found", "bot was kicked", "bot was blocked", "user is deactivated", "group chat was")
+
+
+def offset(server: ServerRef, interval: float) -> float:
+    """Where in each interval this server's check falls: the same on every replica."""
+    return (zlib.crc32(server.key.encode()) % 10_000) / 10_000 * interval
+
+
+def chat_is_gone(error: TelegramError) -> bool:
+    text = str(error).lower()
+    return isinstance(error, Forbidden) or (isinstance(error, BadRequest) and any(g in text for g in _GONE))
+
+
+def _when(epoch: float) -> datetime:
+    from datetime import UTC, datetime  # noqa: PLC0415 - only for the alert texts
+
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def alert_text(server: ServerRef, event: Event) -> str:
+    f = event.fields
+    if event.kind == DOWN:
+        return watch_texts.down_alert(
+            server.address,
+            reason=f["reason"],
+            failures=f["failures"],
+            since=_when(f["since_ts"]),
+            changes=f["changes"],
+        )
+    if event.kind == UP:
+        return watch_texts.up_alert(server.address, down_seconds=f["down_seconds"], changes=f["changes"])
+    return watch_texts.players_alert(server.address, f["joined"], f["left"], partial=f["partial"])
+
+
+class Watcher:
+    def __init__(
+        self, settings: WatcherSettings, store: ResilientStore, query: QueryClient, bot: Bot, slots: Slots
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.query = query
+        self.bot = bot
+        self.slots = slots
+        self.interval = settings.watch_interval_seconds
+        self.servers: dict[str, ServerRef] = {}
+        self._next_due: dict[str, float] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._limit = asyncio.Semaphore(settings.watch_concurrency)
+
+    # ------------------------------------------------------------------ schedule
+    def _due_after(self, server: ServerRef, now: float) -> float:
+        """The first due time of `server` after `now` (epoch seconds; the same on every replica)."""
+        base = now - (now % self.interval) + offset(server, self.interval)
+        return base if base > now else base + self.interval
+
+    async def refresh(self) -> None:
+        servers = {server.key: server for server in await watched_servers(self.store)}
+        now = time.time()
+        for key in servers:
+            self._next_due.setdefault(key, now)  # a new watch (or a fresh start): checked at once
+        for key in list(self._next_due):
+            if key not in servers:
+                del self._next_due[key]
+        self.servers = servers
+        metrics.WATCHED_SERVERS.set(len(servers))
+
+    async def run(self) -> None:
+        tick = min(self.interval / 10, 0.25)
+        next_refresh = 0.0
+        while True:
+            now = time.time()
+            if now >= next_refresh:
+                try:
+                    await self.refresh()
+                except Exception:
+                    log.exception("reading the watched servers failed")
+                next_refresh = now + min(self.interval, INDEX_REFRESH_SECONDS)
+            for key, due in list(self._next_due.items()):
+                if due <= now and key not in self._running:
+                    server = self.servers[key]
+                    self._next_due[key] = self._due_after(server, now)
+                    self._running[key] = asyncio.create_task(self._guarded(server, due))
+            await asyncio.sleep(tick)
+
+    async def _guarded(self, server: ServerRef, due: float) -> None:
+        try:
+            async with self._limit:
+                slot = slot_number(due, offset(server, self.interval), self.interval)
+                if await self.slots.claim(server, slot, self.interval):
+                    await self.check(server)
+                else:
+                    metrics.CHECKS.labels("other_replica").inc()
+        except Exception:
+            log.exception("checking %s failed", server.address)
+        finally:
+            self._running.pop(server.key, None)
+
+    async def stop(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # ------------------------------------------------------------------ one check
+    async def check(self, server: ServerRef) -> None:
+        chats, cards = await server_watch(self.store, server)
+        if not chats and not cards:
+            if await prune_server(self.store, server):
+                self._next_due.pop(server.key, None)
+            return
+        looked = await self._look(server, want_players=any(chats.values()))
+        if looked is None:
+            await self.deliver(server)  # alerts waiting still go out
+            return
+        seen, status = looked
+        metrics.CHECKS.labels("up" if seen.ok else "failed").inc()
+        now = time.time()
+
+        def change(record: Doc | None) -> Doc:
+            new, events = advance(
+                record,
+                seen,
+                now,
+                down_after=self.settings.watch_down_after,
+                flap_seconds=self.settings.watch_flap_seconds,
+            )
+            for event in events:
+                text = alert_text(server, event)
+                for chat_id, wants_players in chats.items():
+                    if event.kind == "players" and not wants_players:
+                        continue
+                    new["outbox"].append(
+                        {
+                            "id": uuid.uuid4().hex,
+                            "chat": chat_id,
+                            "kind": event.kind,
+                            "text": text,
+                            "after": 0,
+                        }
+                    )
+            return new
+
+        record = await self.store.update_doc(check_key(server), change)
+        if record is not None and record["outbox"]:
+            await self.deliver(server, record)
+        if record is not None and cards:
+            await self.refresh_cards(server, status, cards, record)
+
+    async def _look(
+        self, server: ServerRef, *, want_players: bool
+    ) -> tuple[Observation, ServerStatus] | None:
+        """The query service's answer for `server`; None when it gave no verdict on the server."""
+        try:
+            status = await self.query.status(server.address, server.edition)
+            players: PlayerList | None = None
+            if status.online and want_players:
+                players = await self.query.players(server.address, server.edition)
+        except QueryUnavailable:
+            metrics.CHECKS.labels("query_unavailable").inc()  # not the server's fault: no verdict
+            return None
+        except QueryRejected as exc:
+            metrics.CHECKS.labels("rejected").inc()
+            log.warning("the query service refused %s: %s", server.address, exc.code)
+            return None
+        return observe(status, players), status
+
+    # ------------------------------------------------------------------ live cards
+    async def refresh_cards(
+        self, server: ServerRef, status: ServerStatus, cards: dict[LiveCard, str], record: Doc
+    ) -> None:
+        """Edit each live card whose text would change, at most once per LIVE_INTERVAL_SECONDS; stop a
+        card whose message is gone, and every card of a server offline for LIVE_OFFLINE_DAYS."""
+        now = time.time()
+        live: dict[str, Doc] = record.get("live", {})
+        text = watch_texts.live_card(status, self.settings.live_interval_seconds)
+        offline_too_long = record["state"] == DOWN and now - float(record["since_ts"]) >= LIVE_OFFLINE_SECONDS
+        updated: dict[str, Doc] = {}
+        for card, first_shown in cards.items():
+            entry = live.get(card.key, {"shown": first_shown, "at": 0.0})
+            if offline_too_long:
+                log.info("live card %s of %s stopped: offline for a week", card.key, server.address)
+                await remove_live(self.store, card)
+                continue
+            if now - float(entry["at"]) < self.settings.live_interval_seconds:
+                updated[card.key] = entry
+                continue
+            if text == entry["shown"]:  # what it shows is what it would show: no call at all
+                updated[card.key] = {"shown": text, "at": now}
+                continue
+            outcome = await self._edit_card(card, text)
+            if outcome == "gone":
+                await remove_live(self.store, card)
+            elif outcome == "edited":
+                updated[card.key] = {"shown": text, "at": now}
+            else:
+                updated[card.key] = entry
+
+        def keep(current: Doc | None) -> Doc | None:
+            if current is None:
+                return None
+            current["live"] = updated
+            return current
+
+        if updated != live:
+            await self.store.update_doc(check_key(server), keep)
+
+    async def _edit_card(self, card: LiveCard, text: str) -> str:
+        try:
+            await self.bot.edit_message_text(
+                text,
+                chat_id=card.chat_id,
+                message_id=card.message_id,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=NO_PREVIEW,
+            )
+        except TelegramError as exc:
+            if is_not_modified(exc):
+                return "edited"
+            if chat_is_gone(exc) or "message to edit not found" in str(exc).lower():
+                metrics.LIVE_EDITS.labels("gone").inc()
+                log.info("live card %s is gone (%s): stopped", card.key, exc)
+                return "gone"
+            metrics.LIVE_EDITS.labels("failed").inc()
+            if is_permanent(exc):
+                log.warning("the Bot API refused to edit live card %s: %s", card.key, exc)
+            return "failed"
+        metrics.LIVE_EDITS.labels("edited").inc()
+        return "edited"
+
+    # ------------------------------------------------------------------ delivery
+    async def deliver(self, server: ServerRef, record: Doc | None = None) -> None:
+        if record is None:
+            found = await self.store.get_doc(check_key(server))
+            record = found.doc if found is not None else None
+        if record is None or not record.get("outbox"):
+            return
+        done: set[str] = set()
+        later: dict[str, float] = {}
+        waiting: set[int] = set()  # a chat with an alert held back: its later alerts wait too (order)
+        now = time.time()
+        for alert in record["outbox"]:
+            chat_id = int(alert["chat"])
+            if chat_id in waiting or float(alert.get("after", 0)) > now:
+                waiting.add(chat_id)
+                continue
+            outcome, retry_at = await self._send(server, alert)
+            if outcome == "retry":
+                later[alert["id"]] = retry_at
+                waiting.add(chat_id)
+            else:
+                done.add(alert["id"])
+
+        if not done and not later:
+            return
+
+        await self.store.update_doc(check_key(server), lambda current: _settled(current, done, later))
+
+    async def _send(self, server: ServerRef, alert: dict[str, Any]) -> tuple[str, float]:
+        chat_id = int(alert["chat"])
+        try:
+            await self.bot.send_message(
+                chat_id, alert["text"], parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+            )
+        except RetryAfter as exc:
+            metrics.ALERTS.labels(alert["kind"], "delayed").inc()
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if not isinstance(wait, int) else float(wait)
+            return "retry", time.time() + seconds
+        except TelegramError as exc:
+            if chat_is_gone(exc):
+                metrics.ALERTS.labels(alert["kind"], "chat_gone").inc()
+                log.info(
+                    "chat %s cannot be written to (%s): its watch of %s ends", chat_id, exc, server.address
+                )
+                await drop_chat_watch(self.store, chat_id, server)
+                return "done", 0.0
+            if is_permanent(exc):
+                metrics.ALERTS.labels(alert["kind"], "refused").inc()
+                log.warning("the Bot API refused an alert for chat %s: %s", chat_id, exc)
+                return "done", 0.0
+            metrics.ALERTS.labels(alert["kind"], "delayed").inc()
+            return "retry", time.time() + RETRY_SECONDS
+        metrics.ALERTS.labels(alert["kind"], "sent").inc()
+        return "done", 0.0
+
+
+def _settled(record: Doc | None, done: set[str], later: dict[str, float]) -> Doc | None:
+    """`record` with the alerts in `done` gone and those in `later` kept for a retry at that time."""
+    if record is None:
+        return None
+    kept = []
+    for alert in record.get("outbox", []):
+        if alert["id"] in done:
+            continue
+        retry = alert
+        if alert["id"] in later:
+            retry = {**alert, "after": later[alert["id"]], "attempts": int(alert.get("attempts", 0)) + 1}
+        kept.append(retry)
+    record["outbox"] = kept
+    return record

@@ -1,0 +1,28 @@
+"""The watcher's settings: the bot's (BotSettings) plus the WATCH_* variables of SPEC.md."""
+
+from __future__ import annotations
+
+from mcstatbot_bot.settings import BotSettings
+from pydantic import Field, field_validator
+
+
+class WatcherSettings(BotSettings):
+    port: int = Field(default=8082, ge=1, le=65535, description="HTTP port (health, readiness, metrics)")
+    watch_interval_seconds: float = Field(
+        default=60.0, gt=0, description="each watched server is checked once per interval (fractions allowed)"
+    )
+    watch_down_after: int = Field(
+        default=3, ge=1, description="consecutive failed checks before a server is reported down"
+    )
+    watch_flap_seconds: float = Field(
+        default=600.0, ge=0, description="at most one report per direction per this period for a server"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis shared by the replicas (unset: one replica)"
+    )
+    watch_concurrency: int = Field(default=64, ge=1, description="checks in flight at once")
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, value: object) -> object:
+        return None if value == "" else value
