@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from mcstatbot_common.models import ErrorCode
 
+from mcstatbot_bot import i18n
 from mcstatbot_bot.formatting import (
     MAX_ADDRESS,
     MAX_ECHO,
@@ -16,7 +17,6 @@ from mcstatbot_bot.formatting import (
     MAX_NAME,
     MAX_VERSION,
     OFFLINE_REASONS,
-    format_age,
     format_time,
     neutralise,
     offline_sentence,
@@ -123,7 +123,7 @@ def down_alert(address: str, *, reason: str | None, failures: int, since: dateti
 
 
 def up_alert(address: str, *, down_seconds: float | None, changes: int) -> str:
-    after = f" after {format_age(down_seconds)} down" if down_seconds is not None else ""
+    after = f" after {i18n.duration(down_seconds)} down" if down_seconds is not None else ""
     return f"🟢 {_addr(address)} is <b>back up</b>{after}.{_flapped(changes)}"
 
 
@@ -176,5 +176,5 @@ def live_card(status: ServerStatus, interval: float) -> str:
             lines.append(f"Players: {status.players.online}/{status.players.max}{who}")
     else:
         lines = [f"🔴 <b>Offline</b> · {address}", offline_sentence(status.error)]
-    lines.append(f"<i>Live: refreshed every {format_age(interval)} while it changes.</i>")
+    lines.append(f"<i>Live: refreshed every {i18n.duration(interval)} while it changes.</i>")
     return "\n".join(lines)
