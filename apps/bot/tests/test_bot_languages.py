@@ -47,8 +47,16 @@ def labels(call: ApiCall) -> list[str]:
 
 @pytest.fixture(scope="module")
 def peer(logs: Path) -> Iterator[JavaPeer]:
-    """A Java peer of this module's own: the refresh test changes what it reports."""
+    """A Java peer of this module's own."""
     with JavaPeer(logs / "java-languages.log", motd="Hallo", online=3, max_players=20) as java:
+        yield java
+
+
+@pytest.fixture
+def changing_peer(logs: Path) -> Iterator[JavaPeer]:
+    """A peer of the refresh test alone: it changes what the peer reports, and the query service keeps
+    (and, stale, still answers) what it reported for a while after."""
+    with JavaPeer(logs / "java-languages-refresh.log", motd="Hallo", online=3, max_players=20) as java:
         yield java
 
 
@@ -216,8 +224,9 @@ async def test_settings_in_a_private_chat_and_a_group(  # noqa: PLR0915 - one bo
 
 
 async def test_a_refresh_that_changes_nothing_says_so_and_edits_nothing(
-    api: BotApiServer, start: Callable[..., ServiceProcess], peer: JavaPeer
+    api: BotApiServer, start: Callable[..., ServiceProcess], changing_peer: JavaPeer
 ) -> None:
+    peer = changing_peer
     start()
     api.send_text(701, f"/status {peer.address}", language_code="de")
     card = await api.wait_for_call("sendMessage", to(701), timeout=15)
@@ -233,21 +242,18 @@ async def test_a_refresh_that_changes_nothing_says_so_and_edits_nothing(
     # the peer's answer changes; once the entry has expired the query service still answers the old one
     # (stale) and refreshes it in the background, so that press changes nothing; the next one edits the card
     peer.configure(online=7)
-    try:
-        await asyncio.sleep(STATUS_TTL + 0.5)
-        since = api.last_seq
-        api.press_button(card, f"v1|s|a|{peer.address}", language_code="de")
-        await api.wait_for_call("answerCallbackQuery", since=since, timeout=15)
-        assert api.calls_to("editMessageText", 701, since=since) == []
-        await asyncio.sleep(1.0)  # the background refresh has probed the peer by now
-        since = api.last_seq
-        api.press_button(card, f"v1|s|a|{peer.address}", language_code="de")
-        edit = await api.wait_for_call("editMessageText", to(701), since=since, timeout=15)
-        assert "Spieler: 7/20 (35 % voll)" in edit.text
-        answer = await api.wait_for_call("answerCallbackQuery", since=since)
-        assert "text" not in answer.params or not answer.params["text"]
-    finally:
-        peer.configure(online=3)
+    await asyncio.sleep(STATUS_TTL + 0.5)
+    since = api.last_seq
+    api.press_button(card, f"v1|s|a|{peer.address}", language_code="de")
+    await api.wait_for_call("answerCallbackQuery", since=since, timeout=15)
+    assert api.calls_to("editMessageText", 701, since=since) == []
+    await asyncio.sleep(1.0)  # the background refresh has probed the peer by now
+    since = api.last_seq
+    api.press_button(card, f"v1|s|a|{peer.address}", language_code="de")
+    edit = await api.wait_for_call("editMessageText", to(701), since=since, timeout=15)
+    assert "Spieler: 7/20 (35 % voll)" in edit.text
+    answer = await api.wait_for_call("answerCallbackQuery", since=since)
+    assert "text" not in answer.params or not answer.params["text"]
 
 
 async def test_inline_mode_cards_and_their_buttons(
