@@ -7,9 +7,11 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import httpx
 from mcstatbot_common.models import ServerStatus
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import free_port
+from mcstatbot_testkit.services import query_service
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -104,3 +106,22 @@ def test_private_addresses_refused_on_request(java_peer: JavaPeer) -> None:
     assert "loopback" in flag.stderr
     env = run_cli(java_peer.address, ALLOW_PRIVATE_ADDRESSES="false")
     assert env.returncode == 2
+
+
+def test_the_service_loads_no_websocket_implementation(tmp_path: Path) -> None:
+    """`mcstatbot-query` runs uvicorn with `ws="none"` (there is no WebSocket endpoint, and a WebSocket
+    library is memory at rest): an upgrade request is answered as the plain HTTP request it also is,
+    not refused by a WebSocket handshake (403)."""
+    with query_service(tmp_path / "query.log", {"LOG_LEVEL": "WARNING"}) as service:
+        answer = httpx.get(
+            f"{service.url}/health",
+            headers={
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+            timeout=5.0,
+        )
+    assert answer.status_code == httpx.codes.OK
+    assert answer.json() == {"status": "ok"}

@@ -22,6 +22,7 @@ def main() -> None:
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
+        ws="none",  # no WebSocket endpoint: uvicorn need not load a WebSocket implementation
     )
 
 
