@@ -1,9 +1,12 @@
-"""The watcher's settings: the bot's (BotSettings) plus the WATCH_* variables of SPEC.md."""
+"""The watcher's settings: the bot's (BotSettings) plus the WATCH_* variables of SPEC.md.
+
+REDIS_URL and REDIS_CLUSTER are the bot's: one Redis (or Redis Cluster) holds the shared Telegram send
+budget and the replicas' slots; unset, one replica checks everything."""
 
 from __future__ import annotations
 
 from mcstatbot_bot.settings import BotSettings
-from pydantic import Field, field_validator
+from pydantic import Field
 
 
 class WatcherSettings(BotSettings):
@@ -17,12 +20,4 @@ class WatcherSettings(BotSettings):
     watch_flap_seconds: float = Field(
         default=600.0, ge=0, description="at most one report per direction per this period for a server"
     )
-    redis_url: str | None = Field(
-        default=None, description="Redis shared by the replicas (unset: one replica)"
-    )
     watch_concurrency: int = Field(default=64, ge=1, description="checks in flight at once")
-
-    @field_validator("redis_url", mode="before")
-    @classmethod
-    def _empty_url_is_none(cls, value: object) -> object:
-        return None if value == "" else value
