@@ -447,15 +447,20 @@ def test_external_redis_comes_from_a_secret(kit: Kit, renders: dict[str, Render]
         assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "elasticache", "key": "redis-url"}
 
 
-def test_external_redis_cluster_mode_reaches_the_query_service(kit: Kit, renders: dict[str, Render]) -> None:
-    """`externalRedis.cluster` is REDIS_CLUSTER (auto by default); the in-chart Redis is one node."""
-    config = kit.render("default", DEFAULT).get("ConfigMap", QUERY)["data"]
-    assert config["REDIS_CLUSTER"] == "false"
-    assert renders["eks"].get("ConfigMap", QUERY)["data"]["REDIS_CLUSTER"] == "auto"
+def test_external_redis_cluster_mode_reaches_the_query_service_and_the_bot(
+    kit: Kit, renders: dict[str, Render]
+) -> None:
+    """`externalRedis.cluster` is REDIS_CLUSTER (auto by default) of every Redis user (the query service's
+    cache, the bot's send budget); the in-chart Redis is one node."""
+    for component in (QUERY, BOT):
+        config = kit.render("default", DEFAULT).get("ConfigMap", component)["data"]
+        assert config["REDIS_CLUSTER"] == "false"
+        assert renders["eks"].get("ConfigMap", component)["data"]["REDIS_CLUSTER"] == "auto"
     external = {"redis.enabled": "false", "externalRedis.url": "rediss://clustercfg.cache:6379"}
     for given, expected in (("true", "true"), ("false", "false"), ("auto", "auto")):
         render = kit.render(f"cluster-{given}", DEFAULT, sets={**external, "externalRedis.cluster": given})
-        assert render.get("ConfigMap", QUERY)["data"]["REDIS_CLUSTER"] == expected
+        for component in (QUERY, BOT):
+            assert render.get("ConfigMap", component)["data"]["REDIS_CLUSTER"] == expected
     result = kit.helm_template(DEFAULT, sets={**external, "externalRedis.cluster": "maybe"}, check=False)
     assert result.returncode != 0
     assert "cluster" in result.stderr

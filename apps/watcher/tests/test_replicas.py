@@ -1,6 +1,6 @@
 """Two watcher replicas sharing Redis (real redis-server): one check per server and interval, no alert
 twice, a replica killed mid-interval and its servers still checked, every replica restarted and a
-flushed Redis with nothing lost."""
+flushed Redis with nothing lost; and the same replicas on a real Redis Cluster with a master killed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import redis
 from mcstatbot_testkit.redis import RedisServer
+from mcstatbot_testkit.redis_cluster import RedisCluster
 from mcstatbot_testkit.watching import PLACEHOLDER, WatchStack, alerts, ask, checks, wait_checks, wait_until
 
 if TYPE_CHECKING:
@@ -92,3 +93,43 @@ def test_two_replicas_share_the_work_and_survive_kill_restart_and_flush(
     flip(api, peer, PLACEHOLDER, "is down", 3)
     _more_checks([third, fourth], 2)
     assert_each_chat_told(api, 3, 2)
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
+    with RedisCluster(tmp_path / "cluster") as cluster:
+        yield cluster
+
+
+def test_two_replicas_on_a_redis_cluster_check_once_and_survive_a_killed_master(
+    stack: WatchStack, api: BotApiServer, peer: JavaPeer, redis_cluster: RedisCluster
+) -> None:
+    """REDIS_URL names one node of a real Redis Cluster (3 masters, 3 replicas) and REDIS_CLUSTER is unset:
+    the replicas find the cluster, every slot is claimed by one of them (the other counts `other_replica`),
+    each chat is told once, and a master killed mid-run is failed over with the checks going on."""
+    stack.bot()
+    env = {"WATCH_DOWN_AFTER": "1", "WATCH_FLAP_SECONDS": "0", "REDIS_URL": redis_cluster.url}
+    replicas = [stack.watcher(**env), stack.watcher(**env)]
+    for chat in CHATS:
+        assert "Watching" in ask(api, chat, f"/watch {peer.address}")
+    for replica in replicas:
+        wait_checks(replica, "other_replica", 3)
+    # one check per slot: what one replica checked, the other skipped (within the slots in flight)
+    done = sum(checked(r) for r in replicas)
+    skipped = sum(checks(r, "other_replica") for r in replicas)
+    assert done > 0
+    assert abs(done - skipped) <= 2
+
+    flip(api, peer, PLACEHOLDER, "is down", 1)
+    assert_each_chat_told(api, 1, 0)
+
+    # a master dies: the cluster promotes its replica; claims in its slots fail meanwhile (skipped), then
+    # both replicas go on checking and still tell each chat once
+    killed = redis_cluster.kill_master()
+    redis_cluster.wait_for_failover(killed)
+    _more_checks(replicas, 3)
+    flip(api, peer, NORMAL, "back up", 1)
+    _more_checks(replicas, 2)
+    assert_each_chat_told(api, 1, 1)
+    for replica in replicas:
+        wait_checks(replica, "other_replica", 1)  # both are still in the game after the failover

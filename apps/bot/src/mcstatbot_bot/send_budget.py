@@ -16,6 +16,12 @@ it is not. A call that finds no room waits (asyncio, never blocking the loop) un
 the full window leaves it; nothing is dropped. A 429 from Telegram is still honoured: this replica's calls
 pause for `retry_after` and the call is retried (at most `max_retries` times).
 
+REDIS_URL may be a Redis Cluster (ElastiCache with cluster mode enabled): `REDIS_CLUSTER` (`auto`, the
+default, asks `INFO cluster` once, `mcstatbot_common.redis`) picks `limits`' `RedisClusterStorage` with
+redis-py's cluster client. Every window is one key (`mcstatbot:tgbudget:...`) and every operation a script
+on that one key, so no hash tags are needed: each window lives in its key's slot, and a failover moves it
+with its slot.
+
 When Redis fails (down, unreachable, timing out), the budget falls back to the in-process windows with a
 warning, `mcstatbot_telegram_budget_fallbacks_total` counts it and `mcstatbot_telegram_budget_shared`
 shows 0; Redis is tried again after `REDIS_RETRY_SECONDS`. Sends never stop for Redis.
@@ -28,11 +34,12 @@ import contextlib
 import logging
 import random
 import time
+import urllib.parse
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
@@ -86,6 +93,7 @@ class SendBudget(BaseRateLimiter[int]):
         self,
         redis_url: str | None = None,
         *,
+        redis_cluster: bool | None = None,
         max_retries: int = 3,
         on_error: Callable[[TelegramError], None] | None = None,
         windows_of: Callable[[dict[str, Any]], list[tuple[RateLimitItem, str]]] = limits_for,
@@ -93,6 +101,7 @@ class SendBudget(BaseRateLimiter[int]):
         self._on_error = on_error
         self._windows_of = windows_of
         self._redis_url = redis_url
+        self._redis_cluster = redis_cluster
         self._max_retries = max_retries
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
@@ -110,17 +119,49 @@ class SendBudget(BaseRateLimiter[int]):
     async def initialize(self) -> None:
         if self._redis_url is None or self._shared is not None:
             return
-        self._shared_storage = RedisStorage(
-            self._redis_url,
-            implementation="redispy",
-            key_prefix=KEY_PREFIX,
-            socket_timeout=_REDIS_TIMEOUT,
-            socket_connect_timeout=_REDIS_TIMEOUT,
-        )
-        self._shared = MovingWindowRateLimiter(self._shared_storage)
+        try:
+            await self._connect(self._redis_url)
+        except Exception as exc:  # noqa: BLE001 - REDIS_CLUSTER=auto could not ask: later, as after a failure
+            self._redis_failed(exc)
+
+    async def _connect(self, url: str) -> None:
+        """The shared windows' storage: `RedisClusterStorage` on a Redis Cluster, else `RedisStorage`."""
+        options: dict[str, Any] = {"socket_timeout": _REDIS_TIMEOUT, "socket_connect_timeout": _REDIS_TIMEOUT}
+        cluster = self._redis_cluster
+        if cluster is None:
+            from mcstatbot_common.redis import is_cluster  # noqa: PLC0415 - redis-py only with REDIS_URL
+
+            cluster = await is_cluster(url, **options)
+            self._redis_cluster = cluster
+            logger.info("Telegram send budget: %s", "Redis Cluster" if cluster else "Redis (single node)")
+        storage: RedisStorage
+        if cluster:
+            # limits reads the nodes and the AUTH token from an `async+redis+cluster://` URI; TLS is an option
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme == "rediss":
+                options["ssl"] = True
+            storage = RedisClusterStorage(
+                f"async+redis+cluster://{parts.netloc}",
+                implementation="redispy",
+                key_prefix=KEY_PREFIX,
+                **options,
+            )
+            # Learn the cluster's layout now, in one task: left to the first calls, many concurrent sends
+            # initialize it at once, and redis-py's cluster client can then fail them (AttributeError)
+            client = storage.bridge.storage  # type: ignore[attr-defined]
+            try:
+                await client.initialize()
+            except BaseException:
+                await client.aclose()
+                raise
+        else:
+            storage = RedisStorage(url, implementation="redispy", key_prefix=KEY_PREFIX, **options)
+        self._shared_storage = storage
+        self._shared = MovingWindowRateLimiter(storage)
 
     async def shutdown(self) -> None:
         storage, self._shared_storage, self._shared = self._shared_storage, None, None
+        self._redis_url = None  # no reconnection after shutdown
         if storage is not None:
             with contextlib.suppress(Exception):
                 await storage.bridge.storage.aclose()  # type: ignore[attr-defined]
@@ -189,20 +230,26 @@ class SendBudget(BaseRateLimiter[int]):
     async def _call(self, operation: str, item: RateLimitItem, key: str) -> Any:
         """One window operation (`test`, `hit`, `get_window_stats`) on Redis, or in process memory when
         Redis is not configured or failed."""
-        if self._shared is not None and time.monotonic() >= self._redis_down_until:
+        if self._redis_url is not None and time.monotonic() >= self._redis_down_until:
             try:
+                if self._shared is None:  # REDIS_CLUSTER=auto and Redis could not be asked at start
+                    await self._connect(self._redis_url)
+                assert self._shared is not None  # noqa: S101 - _connect sets it
                 result = await getattr(self._shared, operation)(item, key)
             except Exception as exc:  # noqa: BLE001 - any Redis failure (refused, timeout, reset, auth, ...)
-                self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
-                metrics.TELEGRAM_BUDGET_FALLBACKS.inc()
-                metrics.TELEGRAM_BUDGET_SHARED.set(0)
-                logger.warning(
-                    "Telegram send budget: Redis failed (%s: %s); using this replica's own budget for %.0f s",
-                    type(exc).__name__,
-                    exc,
-                    REDIS_RETRY_SECONDS,
-                )
+                self._redis_failed(exc)
             else:
                 metrics.TELEGRAM_BUDGET_SHARED.set(1)
                 return result
         return await getattr(self._local, operation)(item, key)
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+        metrics.TELEGRAM_BUDGET_FALLBACKS.inc()
+        metrics.TELEGRAM_BUDGET_SHARED.set(0)
+        logger.warning(
+            "Telegram send budget: Redis failed (%s: %s); using this replica's own budget for %.0f s",
+            type(exc).__name__,
+            exc,
+            REDIS_RETRY_SECONDS,
+        )

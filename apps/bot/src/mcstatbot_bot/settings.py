@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from mcstatbot_common.settings import ServiceSettings
+from mcstatbot_common.settings import CLUSTER_DESCRIPTION, ClusterMode, ServiceSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -44,6 +44,7 @@ class BotSettings(ServiceSettings):
         default=None,
         description="redis:// or rediss:// URL of the shared Telegram send budget; unset: this process's own",
     )
+    redis_cluster: ClusterMode = Field(default=None, description=CLUSTER_DESCRIPTION)
 
     query_timeout: float = Field(default=3.0, gt=0, description="seconds per query-service request")
     query_retries: int = Field(default=1, ge=0, le=5, description="retries after a failed query request")

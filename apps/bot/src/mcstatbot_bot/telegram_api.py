@@ -67,6 +67,7 @@ def build_rate_limiter(settings: BotSettings) -> SendBudget:
     this process's own otherwise; retries after a 429's `retry_after`, counts every failed call."""
     return SendBudget(
         settings.redis_url.get_secret_value() if settings.redis_url else None,
+        redis_cluster=settings.redis_cluster,
         max_retries=3,
         on_error=count_error,
     )

@@ -2,7 +2,8 @@
 
 REDIS_URL may point at one Redis or at a Redis Cluster (ElastiCache with cluster mode enabled): with
 REDIS_CLUSTER unset the first call asks `INFO cluster` and uses redis-py's `RedisCluster` when it says
-`cluster_enabled:1`; `REDIS_CLUSTER=true|false` skips the question. Every key of one server carries the
+`cluster_enabled:1`; `REDIS_CLUSTER=true|false` skips the question (`mcstatbot_common.redis`, shared with
+the bot and the watcher). Every key of one server carries the
 same hash tag (service.key_base), so its values and its lock live in one slot: the multi-key MGET and the
 MULTI/EXEC write of one server work on a cluster too. `rediss://` (TLS) and `user:password@` (an AUTH
 token) come from the URL, for both kinds of client.
@@ -21,7 +22,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import redis.asyncio as redis_asyncio
+from mcstatbot_common.redis import Client, connect
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Client = redis_asyncio.Redis | RedisCluster
 
 _WARN_EVERY = 60.0
 LOCK_TTL = 1.0
@@ -88,25 +88,9 @@ class RedisCache:
             return self._client
 
     async def _connect(self) -> Client:
-        if self.cluster is None:
-            single = redis_asyncio.Redis.from_url(self.url, **self._options())
-            try:
-                info = await single.info("cluster")
-            except BaseException:
-                await single.aclose()
-                raise
-            if not info.get("cluster_enabled"):
-                self.cluster = False
-                log.info("cache backend: Redis (single node)")
-                return single
-            await single.aclose()
-            self.cluster = True
-            log.info("cache backend: Redis Cluster (INFO cluster says cluster_enabled:1)")
-        if self.cluster:
-            cluster = RedisCluster.from_url(self.url, **self._options())
-            await cluster.initialize()
-            return cluster
-        return redis_asyncio.Redis.from_url(self.url, **self._options())
+        client = await connect(self.url, cluster=self.cluster, what="cache backend", **self._options())
+        self.cluster = isinstance(client, RedisCluster)
+        return client
 
     async def call(self, what: str, call: Callable[[Client], Awaitable[T]]) -> T:
         """`call(client)` within REDIS_TIMEOUT; CacheUnavailableError when Redis fails (LockError passes)."""

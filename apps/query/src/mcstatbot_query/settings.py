@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcstatbot_common.settings import ServiceSettings
+from mcstatbot_common.settings import CLUSTER_DESCRIPTION, ClusterMode, ServiceSettings
 from pydantic import Field, field_validator
 
 
@@ -14,11 +14,7 @@ class QuerySettings(ServiceSettings):
         default=None,
         description="redis:// or rediss:// URL of the shared cache; unset: an in-process cache",
     )
-    redis_cluster: bool | None = Field(
-        default=None,
-        description="true: REDIS_URL is a Redis Cluster (ElastiCache cluster mode); false: one Redis; "
-        "unset or `auto`: asked once with INFO cluster",
-    )
+    redis_cluster: ClusterMode = Field(default=None, description=CLUSTER_DESCRIPTION)
     cache_ttl_status: int = Field(default=60, ge=1, description="seconds an online status stays cached")
     cache_ttl_players: int = Field(default=30, ge=1, description="seconds a player list stays cached")
     cache_ttl_offline: int = Field(
@@ -87,11 +83,6 @@ class QuerySettings(ServiceSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
-
-    @field_validator("redis_cluster", mode="before")
-    @classmethod
-    def _auto_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and value.strip().lower() in {"", "auto"} else value
 
     def nameservers(self) -> list[tuple[str, int]]:
         """DNS_NAMESERVERS as (ip, port) pairs."""

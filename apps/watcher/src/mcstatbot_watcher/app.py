@@ -48,7 +48,9 @@ def create_app(settings: WatcherSettings) -> FastAPI:
             stack.push_async_callback(application.shutdown)
             slots: Slots = (
                 RedisSlots(
-                    settings.redis_url.get_secret_value(), f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+                    settings.redis_url.get_secret_value(),
+                    f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+                    cluster=settings.redis_cluster,
                 )
                 if settings.redis_url
                 else LocalSlots()

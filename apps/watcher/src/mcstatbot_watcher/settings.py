@@ -1,4 +1,7 @@
-"""The watcher's settings: the bot's (BotSettings) plus the WATCH_* variables of SPEC.md."""
+"""The watcher's settings: the bot's (BotSettings) plus the WATCH_* variables of SPEC.md.
+
+REDIS_URL and REDIS_CLUSTER are the bot's: one Redis (or Redis Cluster) holds the shared Telegram send
+budget and the replicas' slots; unset, one replica checks everything."""
 
 from __future__ import annotations
 

@@ -6,21 +6,30 @@ and expiring after two intervals: the replica that sets it checks, every other o
 lives in Redis: the schedule follows from the state store's index, so a flushed Redis or a restart of
 every replica loses nothing. A Redis that cannot be reached skips the check (counted, logged): a missed
 check is better than alerts sent twice.
+
+REDIS_URL may be a Redis Cluster (`REDIS_CLUSTER`, `auto` by default: `mcstatbot_common.redis` asks
+`INFO cluster` at the first claim and builds redis-py's `RedisCluster`). The one command, `SET NX PX`, names
+one key, so it needs no hash tag: each slot key lives in its own hash slot, and a master's failover only
+skips the claims made while its slots move.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from mcstatbot_common.redis import connect
+from redis.exceptions import RedisClusterException, RedisError
 
 if TYPE_CHECKING:
     from mcstatbot_bot.state.base import ServerRef
+    from mcstatbot_common.redis import Client
 
 log = logging.getLogger(__name__)
 PREFIX = "mcstatbot:watch:slot:"
+TIMEOUT = 2.0
+"""Seconds per Redis connection attempt and reply."""
 
 
 def slot_number(due: float, server_offset: float, interval: float) -> int:
@@ -41,19 +50,41 @@ class LocalSlots:
 
 
 class RedisSlots:
-    def __init__(self, url: str, replica: str) -> None:
-        self.redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    """`SET NX PX` slots in one Redis or a Redis Cluster (`cluster`: REDIS_CLUSTER, None: asked)."""
+
+    def __init__(self, url: str, replica: str, *, cluster: bool | None = None) -> None:
+        self.url = url
+        self.cluster = cluster
         self.replica = replica
+        self.redis: Client | None = None
+        self._connecting = asyncio.Lock()
+
+    async def client(self) -> Client:
+        """The client, made at the first claim (a Redis Cluster is found out then)."""
+        async with self._connecting:
+            if self.redis is None:
+                self.redis = await connect(
+                    self.url,
+                    cluster=self.cluster,
+                    what="watcher slots",
+                    socket_timeout=TIMEOUT,
+                    socket_connect_timeout=TIMEOUT,
+                )
+            return self.redis
 
     async def claim(self, server: ServerRef, slot: int, interval: float) -> bool:
         try:
-            taken = await self.redis.set(
-                f"{PREFIX}{server.key}:{slot}", self.replica, nx=True, px=max(1, int(interval * 2000))
-            )
-        except RedisError as exc:
+            async with asyncio.timeout(2 * TIMEOUT):
+                client = await self.client()
+                taken = await client.set(
+                    f"{PREFIX}{server.key}:{slot}", self.replica, nx=True, px=max(1, int(interval * 2000))
+                )
+        # RedisClusterException is no RedisError: e.g. no startup node reachable during a failover
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             log.warning("Redis unreachable, check of %s skipped: %s", server.address, type(exc).__name__)
             return False
         return bool(taken)
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()

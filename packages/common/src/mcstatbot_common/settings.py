@@ -18,6 +18,19 @@ LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], _
 LogFormat = Annotated[Literal["json", "text"], _folded("lower")]
 
 
+def _auto_is_none(value: object) -> object:
+    return None if isinstance(value, str) and value.strip().lower() in {"", "auto"} else value
+
+
+ClusterMode = Annotated[bool | None, BeforeValidator(_auto_is_none)]
+"""REDIS_CLUSTER (`mcstatbot_common.redis`): `true`/`false` (any pydantic spelling); `auto` or empty: None."""
+
+CLUSTER_DESCRIPTION = (
+    "true: REDIS_URL is a Redis Cluster (ElastiCache cluster mode); false: one Redis; "
+    "unset or `auto`: asked once with INFO cluster"
+)
+
+
 class ServiceSettings(BaseSettings):
     """HOST, PORT, LOG_LEVEL and LOG_FORMAT; each service subclasses this and sets its own PORT default."""
 
