@@ -291,7 +291,7 @@ class BotHandlers:
         try:
             answer = await self.query.status_answer(server.address, server.edition)
         except QueryRejected as exc:
-            return Rendered(self._rejected_text(exc, server))
+            return Rendered(self.rejected_text(exc, server))
         except QueryUnavailable:
             return await self._from_store(
                 server, lambda stored: formatting.status_card(stored.status, stored_at=stored.stored_at)
@@ -309,7 +309,7 @@ class BotHandlers:
         try:
             answer = await self.query.players_answer(server.address, server.edition)
         except QueryRejected as exc:
-            return Rendered(self._rejected_text(exc, server))
+            return Rendered(self.rejected_text(exc, server))
         except QueryUnavailable:
             return await self._from_store(
                 server,
@@ -338,7 +338,7 @@ class BotHandlers:
         return Rendered(card(stored), remember=True, known=stored.status)
 
     @staticmethod
-    def _rejected_text(exc: QueryRejected, server: ServerRef) -> str:
+    def rejected_text(exc: QueryRejected, server: ServerRef) -> str:
         if exc.code == "forbidden_address":
             return formatting.problem(Problem.FORBIDDEN_ADDRESS, address=server.address)
         detail = exc.message.rstrip(".")
@@ -644,11 +644,17 @@ async def speak(store: ResilientStore, update: Update) -> ChatSettings | None:
     return settings
 
 
-async def speak_to_chat(store: ResilientStore, chat_id: int) -> None:
-    """Pick the chat's language for a message the bot sends on its own (no update: a notification):
+async def chat_language(store: ResilientStore, chat_id: int) -> str:
+    """The language of a message the bot sends to `chat_id` on its own (no update: a notification):
     the chat's choice, else English (without an update there is no user's `language_code`)."""
     settings = await store.get_settings(chat_id)
-    i18n.use(i18n.known(settings.language if settings else None) or i18n.DEFAULT)
+    return i18n.known(settings.language if settings else None) or i18n.DEFAULT
+
+
+async def speak_to_chat(store: ResilientStore, chat_id: int) -> None:
+    """Pick the chat's language (`chat_language`) for the rest of this task. A task that renders for
+    several chats in turn takes `chat_language` and renders each inside `i18n.speaking`."""
+    i18n.use(await chat_language(store, chat_id))
 
 
 def _prefix(prefix: str) -> str:
