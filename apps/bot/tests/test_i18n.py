@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
-from mcstatbot_bot import formatting, i18n, watch_texts
+from mcstatbot_bot import dashboard, formatting, i18n, watch_texts
 from mcstatbot_bot.formatting import Problem
 from mcstatbot_bot.handlers import speak_to_chat
 from mcstatbot_bot.state import ChatSettings, ResilientStore
@@ -202,6 +202,16 @@ def every_text() -> Iterator[str]:
     yield formatting.inline_help_text("mcstatbot_test_bot")
     yield formatting.unavailable(server)
     yield from watch_text_samples()
+    yield dashboard.empty_text()
+    yield dashboard.dashboard_text(
+        [
+            dashboard.server_line(server, status()),
+            dashboard.server_line(server, status(latency_ms=None, players=None)),
+            dashboard.server_line(ServerRef("<x>"), status(online=False)),
+            dashboard.server_line(server, status(error=ProbeError(code=ErrorCode.PLACEHOLDER, message="x"))),
+            dashboard.server_line(server, None),
+        ]
+    )
 
 
 def watch_text_samples() -> Iterator[str]:
@@ -265,6 +275,7 @@ def plain_texts() -> Iterator[tuple[str, int]]:
     for action in formatting.BUTTON_LABELS:
         yield formatting.button_label(action), 64
     yield formatting.settings_language_button(), 64
+    yield dashboard.refresh_label(), 64
     yield formatting.settings_clear_button(), 64
     for _, description in formatting.commands():
         yield description, 256  # setMyCommands: a description of 1 to 256 characters
