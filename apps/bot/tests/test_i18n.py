@@ -4,6 +4,7 @@ The bot process answering in each language is tests/test_bot_languages.py."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import string
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from mcstatbot_bot import dashboard, formatting, i18n, watch_texts
 from mcstatbot_bot.formatting import Problem
-from mcstatbot_bot.handlers import speak_to_chat
+from mcstatbot_bot.handlers import chat_language, speak_to_chat
 from mcstatbot_bot.state import ChatSettings, ResilientStore
 from mcstatbot_bot.state.base import ServerRef
 from mcstatbot_bot.state.memory import MemoryStore
@@ -389,3 +390,36 @@ def test_watch_texts_follow_the_language() -> None:
     assert "3 failed checks in a row" in watch_texts.down_alert(
         address, reason=None, failures=3, since=NOW, changes=0
     )
+
+
+@pytest.mark.usefixtures("speak")
+async def test_renderings_in_different_languages_never_mix() -> None:
+    """`i18n.speaking` sets the language for its block only: concurrent tasks, each switching between
+    chats in turn (as the watcher's deliveries do), each render in the language they chose, and the
+    language before the block is back after it."""
+    store = ResilientStore(MemoryStore())
+    await store.save_settings(1, ChatSettings(language="de"))
+    await store.save_settings(2, ChatSettings(language="ru"))
+    i18n.use("tr")
+
+    async def render(chat: int) -> list[str]:
+        texts = []
+        for _ in range(20):
+            with i18n.speaking(await chat_language(store, chat)):
+                await asyncio.sleep(0)  # the other task runs here, in its own language
+                texts.append(watch_texts.up_alert("a:1", down_seconds=None, changes=0))
+        return texts
+
+    german, russian, english = await asyncio.gather(render(1), render(2), render(3))
+    assert set(german) == {"🟢 <code>a:1</code> ist <b>wieder da</b>."}
+    assert set(russian) == {"🟢 <code>a:1</code> <b>снова работает</b>."}
+    assert set(english) == {"🟢 <code>a:1</code> is <b>back up</b>."}
+    assert i18n.current() == "tr"
+    # one task, one chat after another (and nested): each block its own language, the one before it after
+    with i18n.speaking("de"):
+        with i18n.speaking("ru"):
+            assert i18n.current() == "ru"
+        assert i18n.current() == "de"
+        with i18n.speaking("xx"):  # not a language the bot speaks: English
+            assert i18n.current() == i18n.DEFAULT
+    assert i18n.current() == "tr"
