@@ -4,6 +4,7 @@ The bot process answering in each language is tests/test_bot_languages.py."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import string
 from datetime import UTC, datetime, timedelta
@@ -12,9 +13,9 @@ from typing import TYPE_CHECKING
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
-from mcstatbot_bot import formatting, i18n
+from mcstatbot_bot import dashboard, formatting, i18n, watch_texts
 from mcstatbot_bot.formatting import Problem
-from mcstatbot_bot.handlers import speak_to_chat
+from mcstatbot_bot.handlers import chat_language, speak_to_chat
 from mcstatbot_bot.state import ChatSettings, ResilientStore
 from mcstatbot_bot.state.base import ServerRef
 from mcstatbot_bot.state.memory import MemoryStore
@@ -201,6 +202,65 @@ def every_text() -> Iterator[str]:
     yield formatting.settings_usage()
     yield formatting.inline_help_text("mcstatbot_test_bot")
     yield formatting.unavailable(server)
+    yield from watch_text_samples()
+    yield dashboard.empty_text()
+    yield dashboard.dashboard_text(
+        [
+            dashboard.server_line(server, status()),
+            dashboard.server_line(server, status(latency_ms=None, players=None)),
+            dashboard.server_line(ServerRef("<x>"), status(online=False)),
+            dashboard.server_line(server, status(error=ProbeError(code=ErrorCode.PLACEHOLDER, message="x"))),
+            dashboard.server_line(server, None),
+        ]
+    )
+
+
+def watch_text_samples() -> Iterator[str]:
+    """The texts of /watch, /unwatch, /watches, /live and the watcher's alerts and live cards."""
+    address = "play.example.com:25565"
+    yield watch_texts.watch_usage()
+    yield watch_texts.unwatch_usage()
+    yield watch_texts.live_usage()
+    for players in (True, False):
+        for online in (True, False, None):
+            yield watch_texts.watch_added(address, players=players, online=online)
+        yield watch_texts.watch_changed(address, players=players)
+    yield watch_texts.watch_unchanged(address)
+    for limit in (1, 2, 5, 21):
+        yield watch_texts.watch_limit(limit)
+    yield watch_texts.admins_only()
+    yield watch_texts.unwatched(address)
+    yield watch_texts.not_watched("<x>")
+    yield watch_texts.no_watches()
+    lines = [
+        watch_texts.watch_line(address, players=players, state=state, since=since)
+        for players in (True, False)
+        for state in ("up", "down", None)
+        for since in (NOW, None)
+    ]
+    yield from lines
+    yield watch_texts.watches_list(lines[:1], 1)
+    yield watch_texts.watches_list(lines, 25)
+    for reason in (None, *(code.value for code in ErrorCode), "something_new"):
+        for failures, changes in ((1, 0), (3, 2), (22, 5)):
+            yield watch_texts.down_alert(
+                address, reason=reason, failures=failures, since=NOW, changes=changes
+            )
+    for down_seconds in (None, 1, 75, 7200):
+        yield watch_texts.up_alert(address, down_seconds=down_seconds, changes=3)
+    many = [f"player{i}" for i in range(40)]
+    yield watch_texts.players_alert(address, ["Alex"], [], partial=False)
+    yield watch_texts.players_alert(address, [], ["Alex", "<jeb>"], partial=True)
+    yield watch_texts.players_alert(address, many, many[:2], partial=False)
+    for count in (0, 1, 3):
+        yield watch_texts.live_stopped(count)
+    for card in (
+        status(),
+        status(players=Players(online=0, max=20, sample=[])),
+        status(online=False, error=ProbeError(code=ErrorCode.TIMEOUT, message="x")),
+        status(online=True, error=ProbeError(code=ErrorCode.PLACEHOLDER, message="x")),
+    ):
+        yield watch_texts.live_card(card, 60)
 
 
 def plain_texts() -> Iterator[tuple[str, int]]:
@@ -212,9 +272,11 @@ def plain_texts() -> Iterator[tuple[str, int]]:
     yield formatting.plain(formatting.admins_only()), MAX_CALLBACK_TEXT
     yield formatting.plain(formatting.default_server_cleared()), MAX_CALLBACK_TEXT
     yield formatting.plain(formatting.slow_down(5, 10)), MAX_CALLBACK_TEXT
+    yield formatting.plain(watch_texts.admins_only()), MAX_CALLBACK_TEXT
     for action in formatting.BUTTON_LABELS:
         yield formatting.button_label(action), 64
     yield formatting.settings_language_button(), 64
+    yield dashboard.refresh_label(), 64
     yield formatting.settings_clear_button(), 64
     for _, description in formatting.commands():
         yield description, 256  # setMyCommands: a description of 1 to 256 characters
@@ -297,3 +359,67 @@ async def test_a_chats_language_for_a_message_without_an_update() -> None:
     assert formatting.button_label("p") == "Гравці"
     await speak_to_chat(store, 6)
     assert i18n.current() == "en"
+
+
+@pytest.mark.usefixtures("speak")
+def test_watch_texts_follow_the_language() -> None:
+    """The watcher's alerts: plural forms, durations, times and numbers of the language."""
+    address = "play.example.com:25565"
+    i18n.use("ru")
+    forms = [
+        watch_texts.down_alert(address, reason="timeout", failures=n, since=NOW, changes=0).split("\n")[1]
+        for n in (1, 3, 5)
+    ]
+    assert [form.split(",")[0] for form in forms] == [
+        "1 неудачная проверка подряд",
+        "3 неудачные проверки подряд",
+        "5 неудачных проверок подряд",
+    ]
+    assert "он не ответил вовремя" in watch_texts.down_alert(
+        address, reason="timeout", failures=3, since=NOW, changes=0
+    )
+    i18n.use("de")
+    assert "nach 2 Stunden Ausfall" in watch_texts.up_alert(address, down_seconds=7200, changes=0)
+    assert "seit 28.11.2026, 09:00:00 UTC" in watch_texts.watch_line(
+        address, players=False, state="up", since=NOW
+    )
+    assert "Spieler: 1.234/5.000" in watch_texts.live_card(status(players=Players(online=1234, max=5000)), 60)
+    i18n.use("uk")
+    assert "ще 10" in watch_texts.players_alert(address, [f"p{i}" for i in range(40)], [], partial=False)
+    i18n.use(i18n.DEFAULT)
+    assert "3 failed checks in a row" in watch_texts.down_alert(
+        address, reason=None, failures=3, since=NOW, changes=0
+    )
+
+
+@pytest.mark.usefixtures("speak")
+async def test_renderings_in_different_languages_never_mix() -> None:
+    """`i18n.speaking` sets the language for its block only: concurrent tasks, each switching between
+    chats in turn (as the watcher's deliveries do), each render in the language they chose, and the
+    language before the block is back after it."""
+    store = ResilientStore(MemoryStore())
+    await store.save_settings(1, ChatSettings(language="de"))
+    await store.save_settings(2, ChatSettings(language="ru"))
+    i18n.use("tr")
+
+    async def render(chat: int) -> list[str]:
+        texts = []
+        for _ in range(20):
+            with i18n.speaking(await chat_language(store, chat)):
+                await asyncio.sleep(0)  # the other task runs here, in its own language
+                texts.append(watch_texts.up_alert("a:1", down_seconds=None, changes=0))
+        return texts
+
+    german, russian, english = await asyncio.gather(render(1), render(2), render(3))
+    assert set(german) == {"🟢 <code>a:1</code> ist <b>wieder da</b>."}
+    assert set(russian) == {"🟢 <code>a:1</code> <b>снова работает</b>."}
+    assert set(english) == {"🟢 <code>a:1</code> is <b>back up</b>."}
+    assert i18n.current() == "tr"
+    # one task, one chat after another (and nested): each block its own language, the one before it after
+    with i18n.speaking("de"):
+        with i18n.speaking("ru"):
+            assert i18n.current() == "ru"
+        assert i18n.current() == "de"
+        with i18n.speaking("xx"):  # not a language the bot speaks: English
+            assert i18n.current() == i18n.DEFAULT
+    assert i18n.current() == "tr"

@@ -441,3 +441,31 @@ async def test_watch_records(store: StateStore) -> None:
     assert await watches.prune_server(resilient, server)
     assert server not in await watches.watched_servers(resilient)
     assert await store.get_doc(watches.server_key(server)) is None
+
+
+async def test_recent_servers(store: StateStore) -> None:
+    """/servers' recent servers in every backend: the most recent first, each once, at most RECENT_MAX,
+    and none older than RECENT_DAYS; asking again about the first one writes nothing."""
+    from mcstatbot_bot.state import recent  # noqa: PLC0415
+
+    resilient = ResilientStore(store, retries=0)
+    chat = _chat()
+    assert await recent.recent_servers(resilient, chat) == []
+    servers = [ServerRef(f"s{i}.example.com", Edition.AUTO) for i in range(recent.RECENT_MAX + 2)]
+    for server in servers:
+        await recent.remember(resilient, chat, server)
+    await recent.remember(resilient, chat, servers[3])
+    expected = [servers[3], *reversed(servers[4:]), servers[2]]  # s0 and s1 fell out
+    assert len(expected) == recent.RECENT_MAX
+    assert await recent.recent_servers(resilient, chat) == expected
+    before = await store.get_doc(recent.recent_key(chat))
+    await recent.remember(resilient, chat, servers[3])
+    after = await store.get_doc(recent.recent_key(chat))
+    assert before is not None
+    assert after is not None
+    assert after.version == before.version  # already first, just now: no write
+    # an entry older than RECENT_DAYS is forgotten
+    doc = after.doc
+    doc["servers"][0]["at"] = "2000-01-01T00:00:00Z"
+    assert await store.put_doc(recent.recent_key(chat), doc, after.version)
+    assert await recent.recent_servers(resilient, chat) == expected[1:]

@@ -173,3 +173,56 @@ def test_an_undelivered_alert_survives_a_restart_of_the_watcher(
     down = wait_until(lambda: alerts(api, chat, "is down"), what="the alert kept in the state store")
     assert len(down) == 1
     assert "1 failed check in a row" in down[0]
+
+
+def _choose_language(api: BotApiServer, chat: int, language: str) -> None:
+    """/language in `chat` and a press of `language`'s button (the chat's choice, as a user makes it)."""
+    since = api.last_seq
+    api.send_text(chat, "/language")
+    prompt = api.wait_for_call_sync("sendMessage", lambda c: c.chat_id == chat and c.ok, since=since)
+    since = api.last_seq
+    api.press_button(prompt, f"v1|l|{language}")
+    api.wait_for_call_sync("editMessageText", lambda c: c.chat_id == chat and c.ok, since=since)
+
+
+def test_each_chat_alerted_in_its_own_language(stack: WatchStack, api: BotApiServer, peer: JavaPeer) -> None:
+    """Two chats, German and Russian, and one that chose nothing watch the same server: one check
+    alerts all three, each in its chat's language (the language of one never leaks into the other's),
+    and a live card is kept current in its chat's language."""
+    stack.bot(LIVE_INTERVAL_SECONDS="1")
+    watcher = stack.watcher(WATCH_DOWN_AFTER="1", LIVE_INTERVAL_SECONDS="1")
+    german, russian, english = 641, 642, 643
+    _choose_language(api, german, "de")
+    _choose_language(api, russian, "ru")
+    assert "Ich beobachte" in ask(api, german, f"/watch {peer.address}")
+    assert "Слежу за" in ask(api, russian, f"/watch {peer.address}")
+    assert "Watching" in ask(api, english, f"/watch {peer.address}")
+    card = ask(api, russian, f"/live {peer.address}")
+    assert "Игроки: 2/20" in card
+    wait_checks(watcher, "up")
+    peer.configure(version=PLACEHOLDER)
+    down_de = wait_until(lambda: alerts(api, german, "ausgefallen"), what="the German down alert")
+    down_ru = wait_until(lambda: alerts(api, russian, "недоступен"), what="the Russian down alert")
+    down_en = wait_until(lambda: alerts(api, english, "is down"), what="the English down alert")
+    assert f"{peer.address} ist ausgefallen: der Hoster zeigt einen Platzhalter" in down_de[0]
+    assert "1 fehlgeschlagene Prüfung in Folge" in down_de[0]
+    assert f"{peer.address} недоступен:" in down_ru[0]
+    assert "1 неудачная проверка подряд" in down_ru[0]
+    assert "1 failed check in a row" in down_en[0]
+    # the Russian live card, edited by the watcher (no update behind it): in Russian too
+    offline = "Не в сети"  # noqa: RUF001 - Russian
+    edited = wait_until(lambda: [t for t in _edits(api, russian) if offline in t], what="the card's edit")
+    assert "Offline" not in edited[0]
+    peer.configure(version={"name": "1.21.1", "protocol": 767})
+    up_de = wait_until(lambda: alerts(api, german, "Ausfall wieder da"), what="the German up alert")
+    up_ru = wait_until(lambda: alerts(api, russian, "снова работает"), what="the Russian up alert")
+    wait_until(lambda: alerts(api, english, "back up"), what="the English up alert")
+    assert re.search(r"nach \d+ Sekunden? Ausfall", up_de[-1])
+    assert re.search(r"был недоступен \d+ секунд", up_ru[-1])
+    # no chat got anything in another's language
+    for chat, foreign in ((german, ("недоступен", "is down")), (russian, ("ausgefallen", "is down"))):
+        assert not any(alerts(api, chat, word) for word in foreign)
+
+
+def _edits(api: BotApiServer, chat: int) -> list[str]:
+    return [parse_html(c.text) for c in api.calls_to("editMessageText", chat) if c.ok]

@@ -20,6 +20,7 @@ from telegram.error import TelegramError
 from mcstatbot_bot import formatting, i18n, metrics
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
 from mcstatbot_bot.clients import query_http_client
+from mcstatbot_bot.dashboard import Dashboard
 from mcstatbot_bot.flood import FloodControl
 from mcstatbot_bot.handlers import BOT_COMMANDS, BotHandlers
 from mcstatbot_bot.query_client import QueryClient
@@ -104,7 +105,9 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             query = QueryClient(http, breaker, timeout=settings.query_timeout, retries=settings.query_retries)
             flood = FloodControl(settings.flood_max_probes, settings.flood_window_seconds)
             application = build_application(settings, webhook=webhook_mode)
-            BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds).register(application)
+            bot_handlers = BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds)
+            Dashboard(bot_handlers).register(application)  # first: its buttons before the cards' catch-all
+            bot_handlers.register(application)
             WatchHandlers(
                 query,
                 store,

@@ -453,6 +453,13 @@ def help_text(bot_username: str) -> str:
         "/status <code>host[:port]</code> — is the server online? version, MOTD, latency, players\n"
         "/players <code>host[:port]</code> — who is playing\n"
         "/status or /players alone — the chat's default server, else the last server you asked about\n"
+        "/watch <code>host[:port]</code> — tell this chat when the server goes down or comes back "
+        "(add <code>players</code> for joins and leaves)\n"
+        "/unwatch <code>host[:port]</code> — stop watching it\n"
+        "/watches — the servers this chat watches\n"
+        "/servers — this chat's servers at a glance, each with a button for its card\n"
+        "/live <code>host[:port]</code> — a status message that keeps itself current "
+        "(<code>/live stop</code> ends it)\n"
         "/settings — the chat's language and default server\n"
         "/language — choose the language\n"
         "/about — what this bot is\n"
@@ -512,6 +519,7 @@ COMMAND_DESCRIPTIONS = (
     ("unwatch", N_("Stop watching a server: /unwatch host[:port]")),
     ("watches", N_("The servers this chat watches")),
     ("live", N_("A status message that keeps itself current: /live host[:port], /live stop")),
+    ("servers", N_("This chat's servers at a glance: the watched and the recently asked")),
     ("settings", N_("This chat's language and default server")),
     ("language", N_("Choose the language")),
     ("help", N_("How to use this bot")),

@@ -39,6 +39,7 @@ from mcstatbot_bot.formatting import Problem
 from mcstatbot_bot.permissions import may_change_chat
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
 from mcstatbot_bot.state import ChatSettings, ResilientStore, ServerRef
+from mcstatbot_bot.state.recent import remember
 from mcstatbot_bot.telegram_api import is_not_modified, is_permanent
 from mcstatbot_bot.updates import mark_current_update_failed, mark_current_update_refused
 
@@ -243,26 +244,39 @@ class BotHandlers:
                 )
                 return
             server = state.server
-        verdict = self.flood.check(chat.id)
+        await self.send_card(context, chat.id, server, action)
+
+    async def send_card(
+        self,
+        context: Context,
+        chat_id: int,
+        server: ServerRef,
+        action: buttons.Action = buttons.Action.STATUS,
+    ) -> None:
+        """`action`'s card for `server` as a new message (flood control first), with its buttons."""
+        verdict = self.flood.check(chat_id)
         if verdict is not Verdict.ALLOWED:
             if verdict is Verdict.LIMITED_NOTIFY:
-                await self._send(context, chat.id, self._slow_down_text())
+                await self._send(context, chat_id, self._slow_down_text())
             return
-        async with typing_indicator(context.bot, chat.id, self.typing_delay):
+        async with typing_indicator(context.bot, chat_id, self.typing_delay):
             rendered = await self.render(action, server)
         markup, ref = buttons.keyboard(server)
         if ref is not None:
             await self.store.put_ref(ref, server)
         # before replying: a "/status" sent right after the answer must find this server
-        await self._store_answer(chat.id, server, rendered)
-        await self._send(context, chat.id, rendered.text, markup)
+        await self._store_answer(chat_id, server, rendered)
+        await self._send(context, chat_id, rendered.text, markup)
 
     def _slow_down_text(self) -> str:
         return formatting.slow_down(self.flood.max_probes, self.flood.window)
 
     async def _store_answer(self, chat_id: int | None, server: ServerRef, rendered: Rendered) -> None:
         """A fresh status becomes the server's stored answer; the chat remembers the server (with the
-        last status known for it), in as few state-store calls as the answer allows."""
+        last status known for it), in as few state-store calls as the answer allows; the server joins
+        the chat's recent ones (/servers)."""
+        if rendered.remember and chat_id is not None:
+            await remember(self.store, chat_id, server)
         if rendered.fresh is not None:
             if rendered.remember and chat_id is not None:
                 await self.store.save_status(chat_id, server, rendered.fresh)
@@ -291,7 +305,7 @@ class BotHandlers:
         try:
             answer = await self.query.status_answer(server.address, server.edition)
         except QueryRejected as exc:
-            return Rendered(self._rejected_text(exc, server))
+            return Rendered(self.rejected_text(exc, server))
         except QueryUnavailable:
             return await self._from_store(
                 server, lambda stored: formatting.status_card(stored.status, stored_at=stored.stored_at)
@@ -309,7 +323,7 @@ class BotHandlers:
         try:
             answer = await self.query.players_answer(server.address, server.edition)
         except QueryRejected as exc:
-            return Rendered(self._rejected_text(exc, server))
+            return Rendered(self.rejected_text(exc, server))
         except QueryUnavailable:
             return await self._from_store(
                 server,
@@ -338,7 +352,7 @@ class BotHandlers:
         return Rendered(card(stored), remember=True, known=stored.status)
 
     @staticmethod
-    def _rejected_text(exc: QueryRejected, server: ServerRef) -> str:
+    def rejected_text(exc: QueryRejected, server: ServerRef) -> str:
         if exc.code == "forbidden_address":
             return formatting.problem(Problem.FORBIDDEN_ADDRESS, address=server.address)
         detail = exc.message.rstrip(".")
@@ -644,16 +658,32 @@ async def speak(store: ResilientStore, update: Update) -> ChatSettings | None:
     return settings
 
 
-async def speak_to_chat(store: ResilientStore, chat_id: int) -> None:
-    """Pick the chat's language for a message the bot sends on its own (no update: a notification):
+async def chat_language(store: ResilientStore, chat_id: int) -> str:
+    """The language of a message the bot sends to `chat_id` on its own (no update: a notification):
     the chat's choice, else English (without an update there is no user's `language_code`)."""
     settings = await store.get_settings(chat_id)
-    i18n.use(i18n.known(settings.language if settings else None) or i18n.DEFAULT)
+    return i18n.known(settings.language if settings else None) or i18n.DEFAULT
+
+
+async def speak_to_chat(store: ResilientStore, chat_id: int) -> None:
+    """Pick the chat's language (`chat_language`) for the rest of this task. A task that renders for
+    several chats in turn takes `chat_language` and renders each inside `i18n.speaking`."""
+    i18n.use(await chat_language(store, chat_id))
 
 
 def _prefix(prefix: str) -> str:
     """The CallbackQueryHandler pattern for callback_data starting with `prefix`."""
     return "^" + re.escape(prefix)
+
+
+def shows(message: Message, text: str, markup: InlineKeyboardMarkup) -> bool:
+    """`_shows`, for the other modules' buttons."""
+    return _shows(message, text, markup)
+
+
+async def answer_press(query: CallbackQuery, text: str | None = None, *, show_alert: bool = False) -> None:
+    """`_answer`, for the other modules' buttons."""
+    await _answer(query, text, show_alert=show_alert)
 
 
 def _shows(message: Message, text: str, markup: InlineKeyboardMarkup) -> bool:

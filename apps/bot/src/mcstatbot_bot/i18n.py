@@ -13,18 +13,23 @@ so concurrent updates in different languages never see each other's.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gettext
 import io
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from babel.dates import format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEFAULT = "en"
 LANGUAGES = ("en", "de", "es", "pt_BR", "ru", "uk", "tr")
@@ -85,6 +90,17 @@ def translations(language: str) -> gettext.NullTranslations:
 def use(language: str) -> None:
     """Speak `language` for the rest of this task (the update being handled)."""
     _current.set(language if language in LANGUAGES else DEFAULT)
+
+
+@contextlib.contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """Speak `language` inside the block only, then the language before it again: for one task that
+    renders texts for several chats in turn (the watcher's alerts and live cards)."""
+    token = _current.set(language if language in LANGUAGES else DEFAULT)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def current() -> str:

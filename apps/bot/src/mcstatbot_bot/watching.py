@@ -21,7 +21,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import CommandHandler
 
-from mcstatbot_bot import formatting, metrics, watch_texts
+from mcstatbot_bot import formatting, handlers, i18n, metrics, watch_texts
 from mcstatbot_bot.formatting import Problem
 from mcstatbot_bot.permissions import may_change_chat
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
@@ -61,7 +61,13 @@ def _server(raw: str) -> ServerRef:
     try:
         return ServerRef(str(parse_address(raw)))
     except InvalidAddressError as exc:
-        raise _Refused(formatting.problem(Problem.INVALID_ADDRESS, address=raw, detail=str(exc))) from None
+        raise _Refused(formatting.invalid_address(raw, str(exc), translated=False)) from None
+
+
+def _rejected(exc: QueryRejected, server: ServerRef) -> str:
+    """The /status answer to an address the query service refused as invalid (its reason when it is
+    in the reader's language)."""
+    return handlers.BotHandlers.rejected_text(exc, server)
 
 
 class WatchHandlers:
@@ -89,6 +95,7 @@ class WatchHandlers:
         chat = update.effective_chat
         if chat is None:
             return
+        await handlers.speak(self.store, update)
         try:
             text = await self._watch(update, context, chat.id, list(context.args or []))
         except _Refused as refused:
@@ -111,8 +118,7 @@ class WatchHandlers:
         except QueryRejected as exc:
             if exc.code == "forbidden_address":
                 return formatting.problem(Problem.FORBIDDEN_ADDRESS, address=server.address)
-            detail = exc.message.rstrip(".") or "the status service did not accept it"
-            return formatting.problem(Problem.INVALID_ADDRESS, address=server.address, detail=detail)
+            return _rejected(exc, server)
         except QueryUnavailable:
             pass  # accepted: the watcher checks it when the query service is back
         result = await add_watch(self.store, chat_id, server, players=players, limit=self.max_per_chat)
@@ -133,9 +139,7 @@ class WatchHandlers:
             if exc.code == "forbidden_address":
                 text = formatting.problem(Problem.FORBIDDEN_ADDRESS, address=server.address)
                 raise _Refused(text) from None
-            detail = exc.message.rstrip(".") or "the status service did not accept it"
-            text = formatting.problem(Problem.INVALID_ADDRESS, address=server.address, detail=detail)
-            raise _Refused(text) from None
+            raise _Refused(_rejected(exc, server)) from None
         except QueryUnavailable:
             raise _Refused(formatting.unavailable(server)) from None
 
@@ -144,12 +148,16 @@ class WatchHandlers:
         chat = update.effective_chat
         if chat is None:
             return
+        await handlers.speak(self.store, update)
         try:
             server, status = await self._live_start(update, context, chat.id, list(context.args or []))
         except _Refused as refused:
             await self._send(context, chat.id, refused.text)
             return
-        card = watch_texts.live_card(status, self.live_interval)
+        # in the chat's language, as the watcher's edits are (they have no user to ask): else the first
+        # edit would change only the language
+        with i18n.speaking(await handlers.chat_language(self.store, chat.id)):
+            card = watch_texts.live_card(status, self.live_interval)
         message = await context.bot.send_message(
             chat.id, card, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
         )
@@ -183,6 +191,7 @@ class WatchHandlers:
         chat = update.effective_chat
         if chat is None:
             return
+        await handlers.speak(self.store, update)
         try:
             text = await self._unwatch(update, context, chat.id, list(context.args or []))
         except _Refused as refused:
@@ -204,6 +213,7 @@ class WatchHandlers:
         chat = update.effective_chat
         if chat is None:
             return
+        await handlers.speak(self.store, update)
         watches = await chat_watches(self.store, chat.id)
         if not watches:
             await self._send(context, chat.id, watch_texts.no_watches())

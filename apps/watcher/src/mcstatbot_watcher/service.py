@@ -8,7 +8,10 @@
   per server and interval, `slots.RedisSlots`); only the claimant checks. A dead replica's servers are
   claimed by another at their next slot; a flushed Redis costs at most one doubled check (the record's
   compare-and-set write keeps the alert single). Without REDIS_URL the one replica checks everything.
-- Alerts go into the record's outbox in the same write that records the transition, then are sent; a
+- Alerts go into the record's outbox in the same write that records the transition (what happened, not
+  a text), then are sent, each rendered in its chat's language at the moment it is sent (`/language`,
+  else English; `i18n.speaking` around the rendering, so one task writing to chats in several languages
+  in turn never mixes them, and live cards likewise); a
   send refused for a while (429, network, 5xx) stays there for the next check (after `retry_after`), a
   chat that cannot be written to any more (bot blocked or removed, chat gone) loses its watch, any other
   permanent refusal drops that alert with a log line.
@@ -24,7 +27,8 @@ import uuid
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from mcstatbot_bot import watch_texts
+from mcstatbot_bot import i18n, watch_texts
+from mcstatbot_bot.handlers import chat_language
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
 from mcstatbot_bot.state.watches import (
     LiveCard,
@@ -79,6 +83,7 @@ def _when(epoch: float) -> datetime:
 
 
 def alert_text(server: ServerRef, event: Event) -> str:
+    """The alert for `event` in the current language."""
     f = event.fields
     if event.kind == DOWN:
         return watch_texts.down_alert(
@@ -186,7 +191,6 @@ class Watcher:
                 flap_seconds=self.settings.watch_flap_seconds,
             )
             for event in events:
-                text = alert_text(server, event)
                 for chat_id, wants_players in chats.items():
                     if event.kind == "players" and not wants_players:
                         continue
@@ -195,7 +199,7 @@ class Watcher:
                             "id": uuid.uuid4().hex,
                             "chat": chat_id,
                             "kind": event.kind,
-                            "text": text,
+                            "fields": event.fields,
                             "after": 0,
                         }
                     )
@@ -233,7 +237,7 @@ class Watcher:
         card whose message is gone, and every card of a server offline for LIVE_OFFLINE_DAYS."""
         now = time.time()
         live: dict[str, Doc] = record.get("live", {})
-        text = watch_texts.live_card(status, self.settings.live_interval_seconds)
+        texts: dict[str, str] = {}  # the card's text in each language, rendered once per language
         offline_too_long = record["state"] == DOWN and now - float(record["since_ts"]) >= LIVE_OFFLINE_SECONDS
         updated: dict[str, Doc] = {}
         for card, first_shown in cards.items():
@@ -245,6 +249,7 @@ class Watcher:
             if now - float(entry["at"]) < self.settings.live_interval_seconds:
                 updated[card.key] = entry
                 continue
+            text = await self._card_text(card, status, texts)
             if text == entry["shown"]:  # what it shows is what it would show: no call at all
                 updated[card.key] = {"shown": text, "at": now}
                 continue
@@ -264,6 +269,14 @@ class Watcher:
 
         if updated != live:
             await self.store.update_doc(check_key(server), keep)
+
+    async def _card_text(self, card: LiveCard, status: ServerStatus, texts: dict[str, str]) -> str:
+        """The card's text in its chat's language (`texts`: those rendered so far, by language)."""
+        language = await chat_language(self.store, card.chat_id)
+        if language not in texts:
+            with i18n.speaking(language):
+                texts[language] = watch_texts.live_card(status, self.settings.live_interval_seconds)
+        return texts[language]
 
     async def _edit_card(self, card: LiveCard, text: str) -> str:
         try:
@@ -316,11 +329,20 @@ class Watcher:
 
         await self.store.update_doc(check_key(server), lambda current: _settled(current, done, later))
 
+    async def _text(self, server: ServerRef, alert: dict[str, Any]) -> str:
+        """The alert in its chat's language (an alert queued with its text already, by an older
+        version, as it is)."""
+        if "text" in alert:
+            return str(alert["text"])
+        with i18n.speaking(await chat_language(self.store, int(alert["chat"]))):
+            return alert_text(server, Event(alert["kind"], alert["fields"]))
+
     async def _send(self, server: ServerRef, alert: dict[str, Any]) -> tuple[str, float]:
         chat_id = int(alert["chat"])
         try:
+            text = await self._text(server, alert)
             await self.bot.send_message(
-                chat_id, alert["text"], parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+                chat_id, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
             )
         except RetryAfter as exc:
             metrics.ALERTS.labels(alert["kind"], "delayed").inc()
