@@ -322,7 +322,7 @@ def test_an_ingress_without_hosts_has_one_rule_for_the_webhook(value_sets: dict[
 def test_long_release_names_are_cut_to_dns_labels(value_sets: dict[str, Render]) -> None:
     render = value_sets["long-release-name"]
     services = [s["metadata"]["name"] for s in render.of_kind("Service")]
-    assert len(services) == 4  # bot, query, collector, Redis
+    assert len(services) == 5  # bot, query, watcher, collector, Redis
     assert all(len(name) <= 63 for name in services), services
     assert any(name.endswith("-otel-collector") for name in services)
     assert len({*services}) == len(services)
@@ -432,6 +432,7 @@ def test_the_image_helper_takes_registry_tag_digest_and_globals(
     assert found == {
         BOT: (f"{registry}/mcstatbot-bot:0.1.0@{DIGEST}", "Always"),
         QUERY: (f"{registry}/mcstatbot-query:0.1.0", "Always"),
+        "mcstatbot-watcher": (f"{registry}/mcstatbot-watcher:0.1.0", "Always"),
         "mcstatbot-otel-collector": (f"{registry}/otel/opentelemetry-collector-contrib:0.128.0", "Always"),
         "mcstatbot-redis": (f"{registry}/redis:7.4.2-alpine@{DIGEST}", "Always"),
         "mcstatbot-helm-test": (f"{registry}/tools/python:3.12", "Always"),
@@ -453,6 +454,7 @@ def test_the_image_helper_takes_registry_tag_digest_and_globals(
     # A component's own registry, tag and policy win; the global tag is for the chart's own images only.
     assert own[QUERY] == ("ecr.example.com/mcstatbot-query:1.2.3", "Never")
     assert own[BOT] == ("mirror.example.com/mcstatbot-bot:abc1234", "IfNotPresent")
+    assert own["mcstatbot-watcher"] == ("mirror.example.com/mcstatbot-watcher:abc1234", "IfNotPresent")
     assert own["mcstatbot-helm-test"] == own[QUERY]  # the test Pod runs the query image as deployed
     assert own["mcstatbot-redis"][0] == "mirror.example.com/redis:7.4.2-alpine"
     refused = kit.helm_template(DEFAULT, sets={"bot.image.digest": "latest"}, check=False)

@@ -12,8 +12,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-# One Dockerfile for both images; the build argument APP picks the service.
-IMAGES = {"mcstatbot-bot": "apps/Dockerfile", "mcstatbot-query": "apps/Dockerfile"}
+# One Dockerfile for the three images; the build argument APP picks the service.
+IMAGES = {
+    "mcstatbot-bot": "apps/Dockerfile",
+    "mcstatbot-query": "apps/Dockerfile",
+    "mcstatbot-watcher": "apps/Dockerfile",
+}
 # Kinds in the kind profile's raw manifests that have no namespace.
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
 

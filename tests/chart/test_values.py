@@ -18,6 +18,7 @@ import pytest
 import yaml
 from mcstatbot_bot.settings import BotSettings
 from mcstatbot_query.settings import QuerySettings
+from mcstatbot_watcher.settings import WatcherSettings
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 TMP = "/tmp"  # noqa: S108 - the containers' /tmp mount point, not a file this test writes
 BOT = "mcstatbot-bot"
 QUERY = "mcstatbot-query"
+WATCHER = "mcstatbot-watcher"
 DEFAULT = "charts/mcstatbot/ci/default-values.yaml"
 POLLING = "charts/mcstatbot/ci/polling-values.yaml"
 EKS = "k8s/overlays/eks/app/values.yaml"
@@ -82,7 +84,11 @@ def test_every_variable_the_chart_sets_is_read_by_the_app(
     kit: Kit, renders: dict[str, Render], scenario: str
 ) -> None:
     render = renders[scenario]
-    for name, settings, aws in ((BOT, BotSettings, BOTOCORE_ENV), (QUERY, QuerySettings, set())):
+    for name, settings, aws in (
+        (BOT, BotSettings, BOTOCORE_ENV),
+        (QUERY, QuerySettings, set()),
+        (WATCHER, WatcherSettings, BOTOCORE_ENV),
+    ):
         env = kit.container_env(container(render, "Deployment", name), render)
         unknown = {k for k in env if k not in env_names(settings) and not library_env(k) and k not in aws}
         assert not unknown, f"{scenario}/{name} sets variables the app does not read: {sorted(unknown)}"
@@ -117,17 +123,23 @@ def test_the_rendered_environment_is_accepted_by_the_settings_classes(
 ) -> None:
     """The values the chart puts in ConfigMaps and env parse (types, enums, ranges) in the apps' settings."""
     render = renders[scenario]
-    for name, settings in ((BOT, BotSettings), (QUERY, QuerySettings)):
+    ports = {BOT: 8080, QUERY: 8081, WATCHER: 8082}
+    settings_classes: tuple[tuple[str, type[BaseSettings]], ...] = (
+        (BOT, BotSettings),
+        (QUERY, QuerySettings),
+        (WATCHER, WatcherSettings),
+    )
+    for name, settings in settings_classes:
         env = kit.container_env(container(render, "Deployment", name), render)
         fields = {
             key.lower(): ("from-a-secret" if value is None else value)
             for key, value in env.items()
             if key.lower() in settings.model_fields
         }
-        if name == QUERY and fields.get("redis_url") == "from-a-secret":
+        if name in (QUERY, WATCHER) and fields.get("redis_url") == "from-a-secret":
             fields["redis_url"] = "rediss://elasticache.example:6379/0"
         parsed = settings.model_validate(fields)
-        assert parsed.port == (8080 if name == BOT else 8081)
+        assert getattr(parsed, "port", None) == ports[name]
     bot = BotSettings.model_validate(
         {
             k.lower(): v or "x"
@@ -180,6 +192,10 @@ if sys.argv[1] == "query":
     from mcstatbot_query.app import create_app
     from mcstatbot_query.settings import QuerySettings
     app = create_app(QuerySettings())
+elif sys.argv[1] == "watcher":
+    from mcstatbot_watcher.app import create_app
+    from mcstatbot_watcher.settings import WatcherSettings
+    app = create_app(WatcherSettings(telegram_bot_token="1:route-listing", state_backend="memory"))
 else:
     from mcstatbot_bot.app import create_app
     from mcstatbot_bot.settings import BotSettings
@@ -217,10 +233,22 @@ def bot_routes(kit: Kit) -> set[tuple[str, str]]:
     return app_routes(kit, "bot")
 
 
+@pytest.fixture(scope="module")
+def watcher_routes(kit: Kit) -> set[tuple[str, str]]:
+    return app_routes(kit, "watcher")
+
+
 def test_probe_paths_and_ports_exist_in_the_apps(
-    default: Render, query_routes: set[tuple[str, str]], bot_routes: set[tuple[str, str]]
+    default: Render,
+    query_routes: set[tuple[str, str]],
+    bot_routes: set[tuple[str, str]],
+    watcher_routes: set[tuple[str, str]],
 ) -> None:
-    for name, routes, port in ((BOT, bot_routes, 8080), (QUERY, query_routes, 8081)):
+    for name, routes, port in (
+        (BOT, bot_routes, 8080),
+        (QUERY, query_routes, 8081),
+        (WATCHER, watcher_routes, 8082),
+    ):
         spec = container(default, "Deployment", name)
         ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
         assert ports == {"http": port}
@@ -236,23 +264,24 @@ def test_probe_paths_and_ports_exist_in_the_apps(
         service = default.get("Service", name)
         assert service["spec"]["ports"][0]["targetPort"] == "http"
     assert ("POST", "/telegram/webhook") in bot_routes
-    assert ("POST", "/telegram/webhook") not in query_routes  # the matching really discriminates
+    assert ("POST", "/telegram/webhook") not in query_routes | watcher_routes  # the matching discriminates
     assert ("GET", "/no-such-path") not in bot_routes | query_routes
 
 
-def test_the_helm_test_pod_calls_both_ready_endpoints(default: Render) -> None:
+def test_the_helm_test_pod_calls_every_ready_endpoint(default: Render) -> None:
     pod = default.get("Pod", "mcstatbot-helm-test")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     args = pod["spec"]["containers"][0]["args"]
     assert "http://mcstatbot-query:8081/ready" in args
     assert "http://mcstatbot-bot:8080/ready" in args
+    assert "http://mcstatbot-watcher:8082/ready" in args
 
 
 # --- scaling ------------------------------------------------------------------------------------------
 
 
 def test_hpa_defaults_follow_the_seed(default: Render) -> None:
-    for name, low, high, cpu in ((BOT, 1, 10, 70), (QUERY, 1, 5, 60)):
+    for name, low, high, cpu in ((BOT, 1, 10, 70), (QUERY, 1, 5, 60), (WATCHER, 1, 5, 70)):
         hpa = default.get("HorizontalPodAutoscaler", name)
         assert hpa["apiVersion"] == "autoscaling/v2"
         spec = hpa["spec"]
@@ -266,11 +295,17 @@ def test_hpa_defaults_follow_the_seed(default: Render) -> None:
 
 def test_without_autoscaling_the_deployment_sets_replicas(kit: Kit) -> None:
     render = kit.render(
-        "fixed", DEFAULT, sets={"bot.autoscaling.enabled": "false", "query.autoscaling.enabled": "false"}
+        "fixed",
+        DEFAULT,
+        sets={
+            "bot.autoscaling.enabled": "false",
+            "query.autoscaling.enabled": "false",
+            "watcher.autoscaling.enabled": "false",
+        },
     )
     assert not render.of_kind("HorizontalPodAutoscaler")
-    assert render.get("Deployment", BOT)["spec"]["replicas"] == 2
-    assert render.get("Deployment", QUERY)["spec"]["replicas"] == 2
+    for name in (BOT, QUERY, WATCHER):
+        assert render.get("Deployment", name)["spec"]["replicas"] == 2
 
 
 def test_polling_runs_exactly_one_bot(renders: dict[str, Render]) -> None:
@@ -300,7 +335,7 @@ def test_polling_refuses_more_than_one_poller(kit: Kit, sets: dict[str, str], me
 
 
 def test_rolling_updates_never_drop_capacity_and_the_bot_drains(kit: Kit, default: Render) -> None:
-    for name in (BOT, QUERY):
+    for name in (BOT, QUERY, WATCHER):
         spec = default.get("Deployment", name)["spec"]
         assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         pod = spec["template"]["spec"]
@@ -316,7 +351,7 @@ def test_rolling_updates_never_drop_capacity_and_the_bot_drains(kit: Kit, defaul
 
 
 def test_pods_spread_across_zones_and_nodes(default: Render) -> None:
-    for name in (BOT, QUERY):
+    for name in (BOT, QUERY, WATCHER):
         pod = default.get("Deployment", name)["spec"]["template"]
         keys = {c["topologyKey"] for c in pod["spec"]["topologySpreadConstraints"]}
         assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
@@ -324,8 +359,8 @@ def test_pods_spread_across_zones_and_nodes(default: Render) -> None:
             assert selects(constraint["labelSelector"], pod["metadata"]["labels"])
 
 
-def test_pdbs_cover_bot_and_query(default: Render) -> None:
-    for name in (BOT, QUERY):
+def test_pdbs_cover_bot_query_and_watcher(default: Render) -> None:
+    for name in (BOT, QUERY, WATCHER):
         pdb = default.get("PodDisruptionBudget", name)
         labels = default.get("Deployment", name)["spec"]["template"]["metadata"]["labels"]
         assert selects(pdb["spec"]["selector"], labels)
@@ -360,7 +395,7 @@ def test_every_pod_is_hardened(kit: Kit, renders: dict[str, Render], scenario: s
 
 
 def test_our_images_run_as_the_dockerfiles_uid(default: Render) -> None:
-    for name in (BOT, QUERY):
+    for name in (BOT, QUERY, WATCHER):
         pod = default.get("Deployment", name)["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsUser"] == 10001
 
@@ -376,6 +411,7 @@ def test_config_changes_roll_only_the_pods_they_concern(kit: Kit, default: Rende
 
     assert checksum(changed, QUERY) != checksum(default, QUERY)
     assert checksum(changed, BOT) == checksum(default, BOT)
+    assert checksum(changed, WATCHER) == checksum(default, WATCHER)
     assert changed.get("ConfigMap", QUERY)["data"]["MC_TIMEOUT"] == "7"
     assert "checksum/secret" in default.get("Deployment", BOT)["spec"]["template"]["metadata"]["annotations"]
 
@@ -418,6 +454,8 @@ def test_in_cluster_redis_is_wired_to_the_query_service_and_the_bot(default: Ren
     assert default.get("ConfigMap", QUERY)["data"]["REDIS_URL"] == "redis://mcstatbot-redis:6379/0"
     # the bot's shared Telegram send budget
     assert default.get("ConfigMap", BOT)["data"]["REDIS_URL"] == "redis://mcstatbot-redis:6379/0"
+    # the watcher replicas' check slots (and the send budget they share with the bot)
+    assert default.get("ConfigMap", WATCHER)["data"]["REDIS_URL"] == "redis://mcstatbot-redis:6379/0"
     service = default.get("Service", "mcstatbot-redis")
     assert service["spec"]["ports"][0]["port"] == 6379
     redis = default.get("Deployment", "mcstatbot-redis")
@@ -431,7 +469,7 @@ def test_in_cluster_redis_is_wired_to_the_query_service_and_the_bot(default: Ren
 def test_external_redis_comes_from_a_secret(kit: Kit, renders: dict[str, Render]) -> None:
     eks = renders["eks"]
     assert not eks.has("Deployment", "mcstatbot-redis")
-    for component in (QUERY, BOT):
+    for component in (QUERY, BOT, WATCHER):
         assert "REDIS_URL" not in eks.get("ConfigMap", component)["data"]
         env = {item["name"]: item for item in container(eks, "Deployment", component)["env"]}
         ref = env["REDIS_URL"]["valueFrom"]["secretKeyRef"]
@@ -442,7 +480,7 @@ def test_external_redis_comes_from_a_secret(kit: Kit, renders: dict[str, Render]
     existing = kit.render(
         "existing", DEFAULT, sets={"redis.enabled": "false", "externalRedis.existingSecret": "elasticache"}
     )
-    for component in (QUERY, BOT):
+    for component in (QUERY, BOT, WATCHER):
         env = {item["name"]: item for item in container(existing, "Deployment", component)["env"]}
         assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "elasticache", "key": "redis-url"}
 
@@ -543,6 +581,7 @@ def test_network_policies_select_the_right_pods(kit: Kit, renders: dict[str, Ren
     assert selected == {
         "mcstatbot-bot": {BOT},
         "mcstatbot-query": {QUERY},
+        "mcstatbot-watcher": {WATCHER},
         "mcstatbot-redis": {"mcstatbot-redis"},
         "mcstatbot-otel-collector": {"mcstatbot-otel-collector"},
         "mcstatbot-set-webhook": set(),  # the hook Job exists only with a webhook URL (see the eks test)
@@ -550,11 +589,13 @@ def test_network_policies_select_the_right_pods(kit: Kit, renders: dict[str, Ren
     }
     for spec in policies.values():
         assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
-    # Query only from the bot (and the helm test Pod); Redis only from query and the bot (the send budget).
-    assert peers_allowed(policies["mcstatbot-query"]["ingress"], pods) == {BOT, "mcstatbot-helm-test"}
-    assert peers_allowed(policies["mcstatbot-redis"]["ingress"], pods) == {QUERY, BOT}
+    # Query only from the bot and the watcher (and the helm test Pod); Redis only from query, the bot and the
+    # watcher (the send budget, the watcher's check slots).
+    query_sources = peers_allowed(policies["mcstatbot-query"]["ingress"], pods)
+    assert query_sources == {BOT, WATCHER, "mcstatbot-helm-test"}
+    assert peers_allowed(policies["mcstatbot-redis"]["ingress"], pods) == {QUERY, BOT, WATCHER}
     assert policies["mcstatbot-redis"]["egress"] == []
-    assert peers_allowed(policies["mcstatbot-otel-collector"]["ingress"], pods) == {BOT, QUERY}
+    assert peers_allowed(policies["mcstatbot-otel-collector"]["ingress"], pods) == {BOT, QUERY, WATCHER}
     # Egress: the bot reaches query, Redis and the collector; query reaches Redis and the collector.
     assert {QUERY, "mcstatbot-redis", "mcstatbot-otel-collector"} <= peers_allowed(
         [r for r in policies["mcstatbot-bot"]["egress"] if "to" in r], pods
@@ -619,7 +660,7 @@ def test_egress_is_limited_to_what_each_service_needs(kit: Kit, default: Render)
     assert ("TCP", None) not in egress_ports(strict.get("NetworkPolicy", QUERY)["spec"])
 
 
-def test_kind_network_policies_let_the_bot_reach_dynamodb_local(
+def test_kind_network_policies_let_the_bot_and_the_watcher_reach_dynamodb_local(
     kit: Kit, overlays: dict[str, Render]
 ) -> None:
     kind = overlays["kind"]
@@ -627,7 +668,9 @@ def test_kind_network_policies_let_the_bot_reach_dynamodb_local(
     bot_egress = [r for r in kind.get("NetworkPolicy", BOT)["spec"]["egress"] if "to" in r]
     assert "dynamodb-local" in peers_allowed(bot_egress, pods)
     dynamo_ingress = kind.get("NetworkPolicy", "dynamodb-local")["spec"]["ingress"]
-    assert peers_allowed(dynamo_ingress, pods) == {BOT, "dynamodb-create-table"}
+    assert peers_allowed(dynamo_ingress, pods) == {BOT, WATCHER, "dynamodb-create-table"}
+    watcher_egress = [r for r in kind.get("NetworkPolicy", WATCHER)["spec"]["egress"] if "to" in r]
+    assert "dynamodb-local" in peers_allowed(watcher_egress, pods)
 
 
 # --- Ingress, secrets, webhook registration -----------------------------------------------------

@@ -198,7 +198,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 def _sources_key() -> str:
-    """A digest of everything the two images are built from (tracked files, as they are on disk)."""
+    """A digest of everything the three images are built from (tracked files, as they are on disk)."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "apps", "packages", "pyproject.toml", "uv.lock", ".dockerignore"],
         cwd=ROOT,
@@ -217,20 +217,23 @@ def _sources_key() -> str:
 class AppImages:
     bot: str
     query: str
+    watcher: str
     tag: str
 
 
 @pytest.fixture(scope="session")
 def app_image_tarballs(request: pytest.FixtureRequest) -> dict[str, Path]:
-    """`docker save` tarballs of both images, built once per source state (see _sources_key)."""
+    """`docker save` tarballs of the three images, built once per source state (see _sources_key); only the
+    missing ones are built."""
     tag = _sources_key()
     folder = CACHE_ROOT / "app-images" / tag
-    tarballs = {service: folder / f"{service}.tar" for service in ("bot", "query")}
-    if not all(t.is_file() for t in tarballs.values()):
+    tarballs = {service: folder / f"{service}.tar" for service in ("bot", "query", "watcher")}
+    missing = {service: tarball for service, tarball in tarballs.items() if not tarball.is_file()}
+    if missing:
         docker: DockerEngine = request.getfixturevalue("engine")
         base: str = request.getfixturevalue("base_image")
         folder.mkdir(parents=True, exist_ok=True)
-        for service, tarball in tarballs.items():
+        for service, tarball in missing.items():
             image = f"{IMAGE_PREFIX}{service}:{tag}"
             started = time.monotonic()
             docker.docker(
@@ -247,11 +250,16 @@ def app_image_tarballs(request: pytest.FixtureRequest) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def app_images(cluster: Cluster, app_image_tarballs: dict[str, Path]) -> AppImages:
-    """mcstatbot.local/mcstatbot-{bot,query}:<sources key>, imported into the cluster's containerd."""
+    """mcstatbot.local/mcstatbot-{bot,query,watcher}:<sources key>, imported into the cluster's containerd."""
     for tarball in app_image_tarballs.values():
         cluster.import_image(tarball)
     tag = app_image_tarballs["bot"].parent.name
-    return AppImages(bot=f"{IMAGE_PREFIX}bot:{tag}", query=f"{IMAGE_PREFIX}query:{tag}", tag=tag)
+    return AppImages(
+        bot=f"{IMAGE_PREFIX}bot:{tag}",
+        query=f"{IMAGE_PREFIX}query:{tag}",
+        watcher=f"{IMAGE_PREFIX}watcher:{tag}",
+        tag=tag,
+    )
 
 
 @contextlib.contextmanager
@@ -373,14 +381,16 @@ endpoints:
 
 def cluster_values(case: str, images: AppImages, bot_api: BotApiServer) -> dict[str, Any]:
     """What adapts a documented values set to this cluster (images, Ingress class, stand-ins)."""
+
+    def image(reference: str) -> dict[str, Any]:
+        repository = reference.rsplit(":", 1)[0]
+        return {"image": {"repository": repository, "tag": images.tag, "pullPolicy": "Never"}}
+
     values: dict[str, Any] = {
         "telegram": {"apiBaseUrl": bot_api.base_url},
-        "bot": {
-            "image": {"repository": images.bot.rsplit(":", 1)[0], "tag": images.tag, "pullPolicy": "Never"}
-        },
-        "query": {
-            "image": {"repository": images.query.rsplit(":", 1)[0], "tag": images.tag, "pullPolicy": "Never"}
-        },
+        "bot": image(images.bot),
+        "query": image(images.query),
+        "watcher": image(images.watcher),
         "otel": {"enabled": False, "collector": {"enabled": False}},
         # DynamoDB Local through the `dynamodb-local` Service of the namespace (see link_service).
         "dynamodb": {"endpoint": "http://dynamodb-local:8000", "localCredentials": True},

@@ -2,7 +2,8 @@
 
 Each case installs into its own namespace labelled `pod-security.kubernetes.io/enforce=restricted` and
 checks what static checks cannot: the API server accepts every object (admission, PodSecurity, RBAC), every
-Deployment rolls out, every pod's readiness probe passes, and `helm test` passes. The values sets:
+Deployment (bot, query, watcher, Redis) rolls out, every pod's readiness probe passes, and `helm test` passes
+(it calls the bot's, the query service's and the watcher's /ready). The values sets:
 
 - `kind`: k8s/overlays/kind/app/values.yaml (webhook mode, in-cluster Redis, Ingress, DynamoDB Local),
 - `polling`: the kind values in polling mode (one replica, no HPA, no Ingress),
@@ -171,8 +172,12 @@ def test_helm_install(  # noqa: PLR0917 - fixtures
             f"{install.stderr[-4000:]}\n{describe(cluster, ns)}"
         )
         assert_installed(cluster, helm, ns)
+        watcher = cluster.kubectl_json("get", "deployment", f"{RELEASE}-watcher", "-n", ns)["status"]
+        assert watcher.get("readyReplicas", 0) >= 1, watcher
         test = cluster.run(str(helm), "test", RELEASE, "-n", ns, "--timeout", "3m", check=False, timeout=240)
         logs = cluster.kubectl("logs", f"{RELEASE}-helm-test", "-n", ns, check=False).stdout
         assert test.returncode == 0, f"helm test failed:\n{test.stdout}\n{test.stderr}\n{logs}"
-        assert logs.count(" 200 ") == 2, logs
+        # bot, query and watcher each answered /ready through their Services
+        assert logs.count(" 200 ") == 3, logs
+        assert f"{RELEASE}-watcher:8082/ready 200" in logs, logs
         cluster.run(str(helm), "uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "3m", timeout=240)

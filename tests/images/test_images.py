@@ -1,9 +1,10 @@
-"""Both images build (repository root as context, BASE_IMAGE set) and run read-only as UID 10001.
+"""The three images (bot, query, watcher) build (repository root as context, BASE_IMAGE set) and run
+read-only as UID 10001.
 
 Each image is built once per session; the containers run with `--read-only --tmpfs /tmp --user 10001
 --network host`, like the chart runs them (readOnlyRootFilesystem, an emptyDir on /tmp, non-root). The bot
 container talks to the Bot API test server on loopback, and to the query container, so one `/status`
-crosses both images.
+crosses both images; the watcher container starts with the bot's configuration and answers /health.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(1800)
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"query": 8081, "bot": 8080}
+SERVICES = {"query": 8081, "bot": 8080, "watcher": 8082}
 TMP = "/tmp"  # noqa: S108 - the containers' tmpfs mount point
 WEBHOOK_SECRET = "image-test-secret"  # noqa: S105 - a made-up secret
 
@@ -110,7 +111,7 @@ def bot_api() -> Iterator[BotApiServer]:
 
 @pytest.fixture(scope="session")
 def running(engine: DockerEngine, images: dict[str, str], bot_api: BotApiServer) -> Iterator[dict[str, int]]:
-    """Both containers, started like the chart starts them; service -> port on loopback."""
+    """The three containers, started like the chart starts them; service -> port on loopback."""
     ports = {service: free_port() for service in SERVICES}
     common = {"HOST": "127.0.0.1", "LOG_FORMAT": "text", "OTEL_TRACES_EXPORTER": "none"}
     run_container(engine, images["query"], "query", {**common, "PORT": str(ports["query"])})
@@ -125,6 +126,20 @@ def running(engine: DockerEngine, images: dict[str, str], bot_api: BotApiServer)
             "TELEGRAM_API_BASE_URL": bot_api.base_url,
             "BOT_MODE": "webhook",
             "WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "QUERY_SERVICE_URL": f"http://127.0.0.1:{ports['query']}",
+            "STATE_BACKEND": "memory",
+        },
+    )
+    # The watcher with the bot's configuration (its own memory store: it checks nothing here).
+    run_container(
+        engine,
+        images["watcher"],
+        "watcher",
+        {
+            **common,
+            "PORT": str(ports["watcher"]),
+            "TELEGRAM_BOT_TOKEN": bot_api.token,
+            "TELEGRAM_API_BASE_URL": bot_api.base_url,
             "QUERY_SERVICE_URL": f"http://127.0.0.1:{ports['query']}",
             "STATE_BACKEND": "memory",
         },
@@ -159,9 +174,10 @@ def test_image_answers_health_read_only_as_non_root(
     assert tmp.returncode == 0, tmp.stderr
 
 
-# What each service's layers add to the base image (docs/kubernetes.md: about 62 MB and 99 MB), with room to
+# What each service's layers add to the base image (docs/kubernetes.md: about 62 MB and 99 MB; the watcher
+# ships the bot's dependencies too), with room to
 # grow: more means the runtime stage ships what it should not (uv, sources, build tools, dev dependencies).
-LAYERS_MB = {"query": 100, "bot": 150}
+LAYERS_MB = {"query": 100, "bot": 150, "watcher": 150}
 
 
 @pytest.mark.parametrize("service", list(SERVICES))

@@ -93,6 +93,17 @@ with a component's own (`<component>.podSecurityContext`, ...) merged over them,
 {{- end -}}
 {{- end -}}
 
+{{/* The watcher runs as the bot's ServiceAccount (the same IRSA role: its DynamoDB access is the bot's) unless
+serviceAccount.watcherName names one of its own, which the chart then makes (with
+serviceAccount.watcherAnnotations) when serviceAccount.create. */}}
+{{- define "mcstatbot.watcherHasOwnServiceAccount" -}}
+{{- if .Values.serviceAccount.watcherName -}}true{{- else -}}false{{- end -}}
+{{- end -}}
+
+{{- define "mcstatbot.watcherServiceAccountName" -}}
+{{- default (include "mcstatbot.botServiceAccountName" .) .Values.serviceAccount.watcherName -}}
+{{- end -}}
+
 {{/* Secrets --------------------------------------------------------------------------------------- */}}
 {{- define "mcstatbot.telegramSecretName" -}}
 {{- default (include "mcstatbot.componentName" (dict "ctx" . "component" "telegram")) .Values.telegram.existingSecret -}}
@@ -131,6 +142,12 @@ REDIS_URL: {{ printf "redis://%s:6379/%d" (include "mcstatbot.redisHost" .) (int
 {{- if and (not .ctx.Values.redis.enabled) (not .ctx.Values.externalRedis.existingSecret) }}
 {{- $_ := set .checksums "checksum/redis-secret" (include (print .ctx.Template.BasePath "/redis-secret.yaml") .ctx | sha256sum) }}
 {{- end }}
+{{- end -}}
+
+{{/* The watch settings both the bot (its limits, the first live card) and the watcher read. */}}
+{{- define "mcstatbot.watchConfig" }}
+WATCH_MAX_PER_CHAT: {{ .Values.watcher.maxPerChat | toString | quote }}
+LIVE_INTERVAL_SECONDS: {{ .Values.watcher.liveIntervalSeconds | toString | quote }}
 {{- end -}}
 
 {{/* Webhook URL: explicit, or https://<first ingress host>/telegram/webhook. */}}
@@ -183,6 +200,9 @@ REDIS_URL: {{ printf "redis://%s:6379/%d" (include "mcstatbot.redisHost" .) (int
 {{- end -}}
 {{- if and (eq .Values.bot.stateBackend "memory") (or .Values.bot.autoscaling.enabled (gt (int .Values.bot.replicaCount) 1)) -}}
 {{- fail "bot.stateBackend=memory keeps chat state in one pod: use dynamodb with several replicas or autoscaling." -}}
+{{- end -}}
+{{- if and .Values.watcher.enabled (eq .Values.bot.stateBackend "memory") -}}
+{{- fail "bot.stateBackend=memory keeps the watches inside the bot's pod, where the watcher cannot read them: use dynamodb, or watcher.enabled=false." -}}
 {{- end -}}
 {{- if and .Values.ingress.enabled .Values.ingress.allowedSourceRanges (not .Values.ingress.sourceRangeAnnotation) (not (or (contains "alb" .Values.ingress.className) (contains "nginx" .Values.ingress.className) (contains "traefik" .Values.ingress.className))) -}}
 {{- fail (printf "ingress.allowedSourceRanges: cannot tell which annotation ingress class %q reads; set ingress.sourceRangeAnnotation, or ingress.allowedSourceRanges=[] to admit all." .Values.ingress.className) -}}

@@ -1,5 +1,5 @@
 {{/*
-One workload component of the chart (bot, query; a future watcher the same way): its ConfigMap, ServiceAccount,
+One workload component of the chart (bot, query, watcher): its ConfigMap, ServiceAccount,
 Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget, from the component's values block
 (`.Values.<component>`: image, replicaCount, resources, autoscaling, service, pdb, security contexts, ...).
 Each component's templates/<component>/workload.yaml calls it with its parameters (the argo-helm `_common.tpl`,
@@ -15,7 +15,8 @@ bitnami `common` way):
     "checksums"      (dict "checksum/secret" ...)   optional: more pod annotations that roll the pods
     "strategy"       (dict "type" "Recreate")       optional: the Deployment strategy (default: rolling,
                                            never below the desired count)
-    "serviceAccount" (dict "name" ... "annotations" ...)  its ServiceAccount)
+    "serviceAccount" (dict "name" ... "annotations" ... ["create" false])  its ServiceAccount (`"create"
+                                           false`: the pods run as an account made elsewhere, e.g. the bot's)
 */}}
 {{- define "mcstatbot.workload" -}}
 {{- $p := . -}}
@@ -35,7 +36,9 @@ metadata:
     {{- include "mcstatbot.labels" $c | nindent 4 }}
 data:
   {{- $config | nindent 2 }}
-{{- if $ctx.Values.serviceAccount.create }}
+{{- $makeServiceAccount := $ctx.Values.serviceAccount.create -}}
+{{- if hasKey $p.serviceAccount "create" }}{{ $makeServiceAccount = and $makeServiceAccount $p.serviceAccount.create }}{{ end -}}
+{{- if $makeServiceAccount }}
 ---
 apiVersion: v1
 kind: ServiceAccount
