@@ -118,13 +118,17 @@ serviceAccount.watcherAnnotations) when serviceAccount.create. */}}
 {{- printf "%s-redis" .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* REDIS_URL for a component that uses Redis (the query service's cache, the bot's Telegram send
-budget): "mcstatbot.redisConfig" is its ConfigMap line for the in-cluster Redis, "mcstatbot.redisEnv" its
+{{/* REDIS_URL for a component that uses Redis (the query service's cache, the bot's and the watcher's
+Telegram send budget, the watcher's replicas): "mcstatbot.redisConfig" is its ConfigMap lines (REDIS_URL
+for the in-cluster Redis, REDIS_CLUSTER always), "mcstatbot.redisEnv" its
 `env` entry from the Secret for an external one (externalRedis.url or existingSecret), and
 "mcstatbot.redisChecksums" adds the chart-made Secret's checksum to a component's pod annotations. */}}
 {{- define "mcstatbot.redisConfig" -}}
 {{- if .Values.redis.enabled }}
 REDIS_URL: {{ printf "redis://%s:6379/%d" (include "mcstatbot.redisHost" .) (int .Values.redis.database) | quote }}
+REDIS_CLUSTER: "false"
+{{- else }}
+REDIS_CLUSTER: {{ .Values.externalRedis.cluster | toString | quote }}
 {{- end }}
 {{- end -}}
 
