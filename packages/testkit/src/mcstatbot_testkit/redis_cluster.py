@@ -82,12 +82,23 @@ def parse_cluster_nodes(text: str) -> list[ClusterNode]:
     return nodes
 
 
+_TAKEN: set[int] = set()
+"""Every port a node of this process was given: `free_port` may hand a port out again once it was closed,
+so two nodes (one's client port, another's bus port) could get the same one before either binds it."""
+
+
+def _unused_port() -> int:
+    port = free_port()
+    while port in _TAKEN:
+        port = free_port()
+    _TAKEN.add(port)
+    return port
+
+
 class _Node(ManagedProcess):
     def __init__(self, directory: Path, node_timeout_ms: int, password: str | None) -> None:
-        self.port = free_port()
-        self.bus_port = free_port()
-        while self.bus_port == self.port:
-            self.bus_port = free_port()
+        self.port = _unused_port()
+        self.bus_port = _unused_port()
         # A folder of its own: a replica's full sync writes dump.rdb there, and a shared folder would
         # let one node load another's data.
         home = directory / f"node-{self.port}"
