@@ -192,18 +192,28 @@ class RedisLock:
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:
         """Keep the acquired lock (renewed) while the body probes and stores; release it afterwards."""
-        renewing = asyncio.create_task(self._renew())
+        done = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(done))
         try:
             yield
         finally:
+            done.set()
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
             with contextlib.suppress(CacheUnavailableError, LockError):  # else it expires by itself
                 await self._cache.call("UNLOCK", lambda client: self._of(client).release())
 
-    async def _renew(self) -> None:
-        while True:
+    async def _renew(self, done: asyncio.Event) -> None:
+        """Renew the lock every third of LOCK_TTL until `done` is set.
+
+        `done`, not the cancellation alone, ends it: on Python 3.11 a cancellation can be lost inside
+        redis-py (its `asyncio.wait_for` around a socket write returns the write's result when the write
+        ends as the cancellation comes), and a loop that missed it would renew, and hold, the lock forever.
+        """
+        while not done.is_set():
             await asyncio.sleep(LOCK_TTL / 3)
+            if done.is_set():
+                return
             try:
                 await self._cache.call("RENEW", lambda client: self._of(client).reacquire())
             except CacheUnavailableError:

@@ -60,6 +60,7 @@ def create_app(settings: WatcherSettings) -> FastAPI:
             task = asyncio.create_task(watcher.run())
 
             async def stop() -> None:
+                watcher.halt()
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

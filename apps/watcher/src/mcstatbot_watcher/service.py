@@ -112,6 +112,7 @@ class Watcher:
         self._next_due: dict[str, float] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._limit = asyncio.Semaphore(settings.watch_concurrency)
+        self._halted = False
 
     # ------------------------------------------------------------------ schedule
     def _due_after(self, server: ServerRef, now: float) -> float:
@@ -130,10 +131,15 @@ class Watcher:
         self.servers = servers
         metrics.WATCHED_SERVERS.set(len(servers))
 
+    def halt(self) -> None:
+        """Let `run` end at its next tick (also when the cancellation of its task is lost: on Python 3.11
+        `asyncio.wait_for`, used inside redis-py and other clients, can swallow one)."""
+        self._halted = True
+
     async def run(self) -> None:
         tick = min(self.interval / 10, 0.25)
         next_refresh = 0.0
-        while True:
+        while not self._halted:
             now = time.time()
             if now >= next_refresh:
                 try:
