@@ -29,8 +29,8 @@ format: ## apply ruff's fixes and formatting
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
 
-test: test-deps lint ## install what the tests need, lint, and run the whole suite
-	$(UV) run pytest $(PYTEST_ARGS)
+test: ## install what the tests need, lint, run the suite (the cluster toolchain builds meanwhile), then tests/cluster
+	@PYTEST_ARGS="$(PYTEST_ARGS)" UV="$(UV)" bash scripts/test-all.sh
 
 e2e: test-deps ## only the end-to-end suite (tests/e2e: every service as its own process, real peers)
 	$(UV) run pytest tests/e2e $(PYTEST_ARGS)
