@@ -358,3 +358,23 @@ def test_tls_parameters_on_a_plain_url_are_refused_at_start() -> None:
     with pytest.raises(ValidationError, match=r"ssl_ca_certs in REDIS_URL need rediss://"):
         QuerySettings(redis_url=f"redis://{LOOPBACK}:6379/0?ssl_ca_certs=/etc/ca.pem")
     assert QuerySettings(redis_url=f"rediss://{LOOPBACK}:6379/0?ssl_ca_certs=/etc/ca.pem").redis_url
+
+
+async def test_rediss_to_a_port_without_tls_is_degraded_mode_saying_it_got_no_answer(
+    tmp_path: Path,
+    java_peer: JavaPeer,
+    settings_factory: SettingsFactory,
+    client_factory: ClientFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with RedisServer(tmp_path / "plain.log", password=TOKEN) as plain:
+        url = plain.url.replace("redis://", "rediss://")
+        settings = settings_factory(redis_url=url)
+        await check_degraded(
+            url,
+            "no answer in time",
+            peer=java_peer,
+            settings=settings,
+            client_factory=client_factory,
+            caplog=caplog,
+        )

@@ -32,6 +32,7 @@ import redis.asyncio as redis_asyncio
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import RedisSSLContext, SSLConnection
 from redis.exceptions import AuthenticationError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,8 @@ def failure_reason(exc: BaseException, *, secret: str | None = None) -> str:
             "TLS certificate not trusted (REDIS_URL: ?ssl_ca_certs=<CA file> for a CA of your own; "
             "ElastiCache's is in the system's trust store)"
         )
-    elif any(isinstance(link, ssl.SSLError) for link in chain):
-        kind = "TLS handshake failed (rediss:// to a port without TLS, or the other way round?)"
+    elif isinstance(exc, (TimeoutError, RedisTimeoutError)):
+        kind = "no answer in time (a slow or paused Redis, or rediss:// to a port without TLS)"
     elif any(isinstance(link, AuthenticationError) for link in chain) or "NOAUTH" in message:
         kind = "AUTH refused (the token or user in REDIS_URL)"
     else:
