@@ -324,6 +324,9 @@ async def test_one_tls_redis_with_an_auth_token(
     try:
         assert await cache.healthy()
         assert cache.cluster is False
+        single = await cache.client()
+        assert not isinstance(single, RedisCluster)
+        assert single.connection_pool.connection_class is SharedContextSSLConnection  # one SSLContext
     finally:
         await cache.close()
     async with client_factory(settings_factory(redis_url=url)) as client:
