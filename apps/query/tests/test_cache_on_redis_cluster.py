@@ -1,21 +1,18 @@
 """The query service's cache on a real Redis Cluster (testkit: 3 masters + 3 replicas of Debian's
 redis-server on loopback): detected by itself, one server's keys in one slot, one probe for two replicas
-and many clients, a master killed mid-load failed over with every request answered, AUTH tokens.
+and many clients, a master killed mid-load failed over with every request answered, AUTH tokens (TLS:
+test_cache_on_tls_redis_cluster.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import shutil
-import subprocess
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import redis
 from mcstatbot_common.addresses import parse_address
 from mcstatbot_common.models import Edition
 from mcstatbot_query.redis_cache import RedisCache
@@ -23,8 +20,7 @@ from mcstatbot_query.service import key_base, lock_key
 from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
-from mcstatbot_testkit.process import ManagedProcess
-from mcstatbot_testkit.redis import RedisServer, redis_server_binary
+from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_testkit.redis_cluster import RedisCluster as LoopbackCluster
 from mcstatbot_testkit.services import ServiceProcess, query_service
 from redis.asyncio.cluster import RedisCluster
@@ -207,8 +203,8 @@ async def test_auth_token_in_the_url_as_elasticache_gives_it(
     tmp_path: Path, peer: JavaPeer, settings_factory: SettingsFactory, client_factory: ClientFactory
 ) -> None:
     """`user:token@` in REDIS_URL (ElastiCache's AUTH token for the `default` user); a wrong token is
-    degraded mode (answers from probes, never a 5xx). Plain TCP: the testkit's cluster has no TLS;
-    TLS is test_tls_with_an_auth_token, on one node."""
+    degraded mode (answers from probes, never a 5xx). Plain TCP here; TLS with an AUTH token, on a
+    cluster and on one node, is test_cache_on_tls_redis_cluster.py."""
     token = secrets.token_urlsafe(24)
     with LoopbackCluster(tmp_path / "auth-cluster", password=token) as secured:
         url = secured.url.replace(f"redis://:{token}@", f"redis://default:{token}@")
@@ -225,66 +221,6 @@ async def test_auth_token_in_the_url_as_elasticache_gives_it(
         assert [a.status_code for a in answers] == [200, 200]
         assert all(a.json()["online"] for a in answers)
         assert ready == {"status": "degraded", "cache": "redis", "cache_up": False}
-
-
-@pytest.fixture
-def tls_redis(tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
-    """redis-server with TLS only (`--tls-port`, Debian's build has it) and an AUTH token: (port, token,
-    the CA file). The certificate is self-signed for 127.0.0.1, made by the openssl command-line tool."""
-    openssl = shutil.which("openssl")
-    assert openssl is not None, "openssl is part of Debian's base system"
-    cert, key = tmp_path / "redis.crt", tmp_path / "redis.key"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    port, token = free_port(), secrets.token_urlsafe(24)
-    server = ManagedProcess(
-        [redis_server_binary(), "--port", "0", "--tls-port", str(port), "--bind", LOOPBACK,
-         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
-         "--tls-auth-clients", "no", "--requirepass", token, "--save", "", "--appendonly", "no"],
-        tmp_path / "redis-tls.log",
-    )  # fmt: skip
-    with server:
-        probe = redis.Redis(host=LOOPBACK, port=port, password=token, ssl=True, ssl_ca_certs=str(cert))
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                probe.ping()
-                break
-            except redis.RedisError:
-                if time.monotonic() > deadline or not server.running:
-                    raise
-                time.sleep(0.05)
-        probe.close()
-        yield port, token, cert
-
-
-async def test_tls_with_an_auth_token(
-    tls_redis: tuple[int, str, Path],
-    peer: JavaPeer,
-    settings_factory: SettingsFactory,
-    client_factory: ClientFactory,
-) -> None:
-    """`rediss://default:<token>@...` as ElastiCache gives it (here with the test's own CA in the URL, as
-    `ssl_ca_certs`; ElastiCache's certificates are signed by a public CA). Plain `redis://` to the TLS port
-    gets nothing: degraded mode, still answered."""
-    port, token, ca = tls_redis
-    url = f"rediss://default:{token}@{LOOPBACK}:{port}/0?ssl_ca_certs={ca}"
-    async with client_factory(settings_factory(redis_url=url)) as client:
-        first = await client.get(f"/api/v1/status/{peer.address}", params={"edition": "java"})
-        second = await client.get(f"/api/v1/status/{peer.address}", params={"edition": "java"})
-        ready = (await client.get("/ready")).json()
-    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
-    assert ready == {"status": "ready", "cache": "redis", "cache_up": True}
-    plain = f"redis://default:{token}@{LOOPBACK}:{port}/0"
-    async with client_factory(settings_factory(redis_url=plain)) as client:
-        answer = await client.get(f"/api/v1/status/{peer.address}", params={"edition": "java"})
-        ready = (await client.get("/ready")).json()
-    assert (answer.status_code, answer.json()["online"]) == (200, True)
-    assert ready["cache_up"] is False
 
 
 async def test_a_master_killed_mid_load_is_failed_over_and_the_cache_comes_back(

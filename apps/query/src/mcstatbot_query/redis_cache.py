@@ -5,12 +5,13 @@ REDIS_CLUSTER unset the first call asks `INFO cluster` and uses redis-py's `Redi
 `cluster_enabled:1`; `REDIS_CLUSTER=true|false` skips the question (`mcstatbot_common.redis`, shared with
 the bot and the watcher). Every key of one server carries the
 same hash tag (service.key_base), so its values and its lock live in one slot: the multi-key MGET and the
-MULTI/EXEC write of one server work on a cluster too. `rediss://` (TLS) and `user:password@` (an AUTH
-token) come from the URL, for both kinds of client.
+MULTI/EXEC write of one server work on a cluster too. `rediss://` (TLS), `user:password@` (an AUTH
+token) and `?ssl_ca_certs=<file>` (a CA of one's own) come from the URL, for both kinds of client.
 
 A failing or slow call (REDIS_TIMEOUT) counts as a miss: the service probes directly (degraded mode),
-logs a warning at most once a minute, sets `mcstatbot_cache_backend_up` to 0 and leaves Redis alone for
-REDIS_BACKOFF seconds before trying it again; the first call that works again sets the gauge back to 1.
+logs a warning at most once a minute that says why (e.g. "AUTH refused", "TLS certificate not
+trusted"), sets `mcstatbot_cache_backend_up` to 0 and leaves Redis alone for REDIS_BACKOFF seconds
+before trying it again; the first call that works again sets the gauge back to 1.
 Nothing needs restarting.
 """
 
@@ -20,9 +21,10 @@ import asyncio
 import contextlib
 import logging
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mcstatbot_common.redis import Client, connect
+from mcstatbot_common.redis import Client, connect, failure_reason
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -55,6 +57,7 @@ class RedisCache:
         if settings.redis_url is None:
             raise ValueError("RedisCache needs REDIS_URL")
         self.url = settings.redis_url
+        self._secret = urllib.parse.urlsplit(self.url).password
         self.timeout = settings.redis_timeout
         self.backoff = settings.redis_backoff
         self.cluster: bool | None = settings.redis_cluster
@@ -122,7 +125,7 @@ class RedisCache:
             log.warning(
                 "cache backend unavailable (%s: %s): answering from direct probes (degraded mode)",
                 what,
-                type(exc).__name__,
+                failure_reason(exc, secret=self._secret),
             )
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 from mcstatbot_common.settings import CLUSTER_DESCRIPTION, ClusterMode, ServiceSettings
 from pydantic import Field, field_validator
 
@@ -12,7 +14,8 @@ class QuerySettings(ServiceSettings):
     port: int = Field(default=8081, ge=1, le=65535, description="TCP port the HTTP API listens on")
     redis_url: str | None = Field(
         default=None,
-        description="redis:// or rediss:// URL of the shared cache; unset: an in-process cache",
+        description="redis:// or rediss:// URL of the shared cache (rediss://: TLS, with "
+        "?ssl_ca_certs=<PEM file> for a CA of one's own); unset: an in-process cache",
     )
     redis_cluster: ClusterMode = Field(default=None, description=CLUSTER_DESCRIPTION)
     cache_ttl_status: int = Field(default=60, ge=1, description="seconds an online status stays cached")
@@ -83,6 +86,21 @@ class QuerySettings(ServiceSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _tls_options_need_rediss(cls, value: str | None) -> str | None:
+        """`ssl_*` parameters on a plain redis:// URL would make every Redis call fail with a TypeError
+        in redis-py (not a connection error): refused at start-up instead."""
+        if value is None:
+            return value
+        parts = urllib.parse.urlsplit(value)
+        tls_options = sorted(k for k in urllib.parse.parse_qs(parts.query) if k.startswith("ssl_"))
+        if tls_options and parts.scheme != "rediss":
+            raise ValueError(
+                f"{', '.join(tls_options)} in REDIS_URL need rediss:// (TLS), not {parts.scheme}://"
+            )
+        return value
 
     def nameservers(self) -> list[tuple[str, int]]:
         """DNS_NAMESERVERS as (ip, port) pairs."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
+import ssl
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Self
 
 from mcstatbot_testkit.net import LOOPBACK, free_port
@@ -13,6 +15,8 @@ from mcstatbot_testkit.process import ManagedProcess
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from mcstatbot_testkit.tls import TestCertificates
 
 
 def redis_server_binary() -> str:
@@ -29,23 +33,45 @@ class RedisServer(ManagedProcess):
     `restart()` brings it back on the same port, empty; `pause()` / `resume()` stop and continue it
     (SIGSTOP / SIGCONT: it holds its connections and what they sent, and runs it on resuming). `url` is
     what REDIS_URL should say.
+
+    `password` sets `requirepass` (an AUTH token); `tls` (a `mcstatbot_testkit.tls.TestCertificates`)
+    makes `port` a TLS-only port (no plain one, as ElastiCache with in-transit encryption), and `url`
+    then `rediss://...?ssl_ca_certs=<the test CA>`.
     """
 
-    def __init__(self, log_path: Path, port: int = 0) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        port: int = 0,
+        *,
+        password: str | None = None,
+        tls: TestCertificates | None = None,
+    ) -> None:
         self.port = port or free_port()
+        self.password = password
+        self.tls = tls
+        ports = ["--port", "0", "--tls-port", str(self.port)] if tls else ["--port", str(self.port)]
         argv = [
             redis_server_binary(),
-            "--port", str(self.port),
+            *ports,
             "--bind", LOOPBACK,
             "--save", "",
             "--appendonly", "no",
             "--daemonize", "no",
         ]  # fmt: skip
+        if password is not None:
+            argv += ["--requirepass", password]
+        if tls is not None:
+            argv += tls.redis_server_options()
         super().__init__(argv, log_path)
 
     @property
     def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
+        auth = f":{self.password}@" if self.password is not None else ""
+        if self.tls is None:
+            return f"redis://{auth}{LOOPBACK}:{self.port}/0"
+        ca = urllib.parse.quote(str(self.tls.ca), safe="/")
+        return f"rediss://{auth}{LOOPBACK}:{self.port}/0?ssl_ca_certs={ca}"
 
     def start(self, timeout: float = 15.0) -> Self:
         super().start()
@@ -60,11 +86,16 @@ class RedisServer(ManagedProcess):
         raise TimeoutError(f"redis-server not ready after {timeout} s:\n{self.log_text()[-4000:]}")
 
     def ping(self) -> bool:
-        """True when the server answers PING (a raw RESP exchange; no client library needed)."""
+        """True when the server answers PING (a raw RESP exchange, over TLS with `tls`; no client library
+        needed). With a password, `-NOAUTH` counts too: the server is up and asks for the token."""
         try:
-            with socket.create_connection((LOOPBACK, self.port), timeout=0.5) as sock:
+            with socket.create_connection((LOOPBACK, self.port), timeout=0.5) as raw:
+                sock = raw
+                if self.tls is not None:
+                    context = ssl.create_default_context(cafile=str(self.tls.ca))
+                    sock = context.wrap_socket(raw, server_hostname=LOOPBACK)
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -5,12 +5,16 @@ client port and a free cluster-bus port; `redis-cli --cluster create ... --clust
 --cluster-yes` assigns the slots and the replicas, and `start()` returns once every node reports
 `cluster_state:ok` with every replica attached. A short `cluster-node-timeout` (1000 ms by default) makes
 failover quick and keeps the cluster bus cheap. `password` sets `requirepass` and `masterauth` on every
-node, as an ElastiCache AUTH token does.
+node, as an ElastiCache AUTH token does. `tls` (a `mcstatbot_testkit.tls.TestCertificates`) makes it a
+cluster as ElastiCache with in-transit encryption is: every node listens for TLS only (no plain port), and
+the cluster bus and replication speak TLS too; `url` is then `rediss://` and names the test CA in its
+`ssl_ca_certs` parameter, and the nodes announce their TLS ports in CLUSTER SLOTS / SHARDS.
 
     with RedisCluster(tmp_path / "cluster") as cluster:
         client = RedisCluster(host=LOOPBACK, port=cluster.ports[0])   # redis.asyncio.cluster
         killed = cluster.kill_master()
         promoted = cluster.wait_for_failover(killed)
+        moved_to = cluster.promote_replica(cluster.master_ports()[0])   # a manual failover
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import contextlib
 import shutil
 import subprocess
 import time
+import urllib.parse
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Self
@@ -30,6 +35,8 @@ from mcstatbot_testkit.redis import redis_server_binary
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    from mcstatbot_testkit.tls import TestCertificates
 
 
 def redis_cli_binary() -> str:
@@ -96,16 +103,21 @@ def _unused_port() -> int:
 
 
 class _Node(ManagedProcess):
-    def __init__(self, directory: Path, node_timeout_ms: int, password: str | None) -> None:
+    def __init__(
+        self, directory: Path, node_timeout_ms: int, password: str | None, tls: TestCertificates | None
+    ) -> None:
         self.port = _unused_port()
         self.bus_port = _unused_port()
         # A folder of its own: a replica's full sync writes dump.rdb there, and a shared folder would
         # let one node load another's data.
         home = directory / f"node-{self.port}"
         home.mkdir(parents=True, exist_ok=True)
+        # With TLS the client port is the TLS port and there is no plain one (as on ElastiCache with
+        # in-transit encryption): a client that forgot TLS for one node gets nothing from it.
+        ports = ["--port", "0", "--tls-port", str(self.port)] if tls else ["--port", str(self.port)]
         argv = [
             redis_server_binary(),
-            "--port", str(self.port),
+            *ports,
             "--bind", LOOPBACK,
             "--cluster-enabled", "yes",
             "--cluster-port", str(self.bus_port),
@@ -120,6 +132,8 @@ class _Node(ManagedProcess):
         ]  # fmt: skip
         if password is not None:
             argv += ["--requirepass", password, "--masterauth", password]
+        if tls is not None:
+            argv += tls.redis_server_options(cluster=True)
         super().__init__(argv, home / "redis.log")
 
 
@@ -129,7 +143,7 @@ class RedisCluster(Started):
     `ports` lists the client ports (masters first, as created); `url` is what REDIS_URL should say
     (one startup node; the client finds the others). `kill_master()` ends a master at once (SIGKILL),
     `wait_for_failover()` says which replica took its slots, `restart_node()` brings a killed node back
-    (it rejoins as a replica).
+    (it rejoins as a replica). With `tls`, `url` is `rediss://...?ssl_ca_certs=<the test CA>`.
     """
 
     def __init__(
@@ -140,6 +154,7 @@ class RedisCluster(Started):
         replicas: int = 1,
         node_timeout_ms: int = 1000,
         password: str | None = None,
+        tls: TestCertificates | None = None,
     ) -> None:
         if masters < 3:  # noqa: PLR2004 - redis-cli --cluster create refuses fewer
             raise ValueError("a Redis Cluster needs at least 3 masters")
@@ -148,6 +163,7 @@ class RedisCluster(Started):
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
         self.password = password
+        self.tls = tls
         self.nodes: list[_Node] = []
 
     @property
@@ -157,7 +173,10 @@ class RedisCluster(Started):
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password is not None else ""
-        return f"redis://{auth}{LOOPBACK}:{self.nodes[0].port}/0"
+        if self.tls is None:
+            return f"redis://{auth}{LOOPBACK}:{self.nodes[0].port}/0"
+        ca = urllib.parse.quote(str(self.tls.ca), safe="/")
+        return f"rediss://{auth}{LOOPBACK}:{self.nodes[0].port}/0?ssl_ca_certs={ca}"
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -165,7 +184,7 @@ class RedisCluster(Started):
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
             for _ in range(self.masters * (1 + self.replicas)):
-                node = _Node(self.directory, self.node_timeout_ms, self.password)
+                node = _Node(self.directory, self.node_timeout_ms, self.password, self.tls)
                 self.nodes.append(node)
                 node.start()
             deadline = time.monotonic() + timeout
@@ -238,6 +257,29 @@ class RedisCluster(Started):
         self._wait(taken_over, deadline, f"failover of master {killed_port}")
         return promoted[0]
 
+    def promote_replica(self, master_port: int, timeout: float = 30.0) -> int:
+        """A manual failover (`CLUSTER FAILOVER` on a replica of that master: it catches up first, so no
+        write is lost): the replica takes the master's slots, and a client that still sends those slots'
+        keys to the old master is redirected (MOVED). Returns the new master's port."""
+        view = self.cluster_nodes(via=master_port)
+        master_id = next(n.node_id for n in view if n.port == master_port)
+        replica = next(n.port for n in view if n.master_id == master_id and n.connected)
+        if self._cli(replica, "CLUSTER", "FAILOVER") != "OK":
+            raise RuntimeError(f"CLUSTER FAILOVER refused by replica {replica} of master {master_port}")
+        deadline = time.monotonic() + timeout
+
+        def promoted() -> bool:
+            now = {n.port: n for n in self.cluster_nodes(via=replica)}
+            return (
+                now[replica].is_master
+                and bool(now[replica].slots)
+                and not now[master_port].is_master
+                and all(self.cluster_state(node.port) == "ok" for node in self.nodes if node.running)
+            )
+
+        self._wait(promoted, deadline, f"replica {replica} promoted in place of master {master_port}")
+        return replica
+
     def restart_node(self, port: int, timeout: float = 30.0) -> None:
         """Start a killed node again on its port; it rejoins the cluster (as a replica after a failover)."""
         node = self.node(port)
@@ -248,9 +290,7 @@ class RedisCluster(Started):
     # -- internals ----------------------------------------------------------------------------------
 
     def _cli(self, port: int, *args: str, timeout: float = 5.0) -> str:
-        argv = [redis_cli_binary(), "-h", LOOPBACK, "-p", str(port)]
-        if self.password is not None:
-            argv += ["-a", self.password, "--no-auth-warning"]
+        argv = [redis_cli_binary(), "-h", LOOPBACK, "-p", str(port), *self._cli_options()]
         try:
             result = subprocess.run(  # noqa: S603 - argv built here from fixed parts
                 [*argv, *args], capture_output=True, text=True, timeout=timeout, check=False
@@ -262,9 +302,7 @@ class RedisCluster(Started):
     def _create(self, deadline: float) -> None:
         argv = [redis_cli_binary(), "--cluster", "create"]
         argv += [f"{LOOPBACK}:{node.port}" for node in self.nodes]
-        argv += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
-        if self.password is not None:
-            argv += ["-a", self.password, "--no-auth-warning"]
+        argv += ["--cluster-replicas", str(self.replicas), "--cluster-yes", *self._cli_options()]
         result = subprocess.run(  # noqa: S603 - argv built here from fixed parts
             argv,
             capture_output=True,
@@ -275,6 +313,12 @@ class RedisCluster(Started):
         (self.directory / "cluster-create.log").write_text(result.stdout + result.stderr)
         if result.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{result.stdout}\n{result.stderr}")
+
+    def _cli_options(self) -> list[str]:
+        options = [] if self.tls is None else self.tls.redis_cli_options()
+        if self.password is not None:
+            options += ["-a", self.password, "--no-auth-warning"]
+        return options
 
     def _answers(self, port: int) -> bool:
         return self._cli(port, "PING") == "PONG"
