@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TypeVar
 
 import uvicorn
 from mcstatbot_common.logging import UVICORN_LOG_CONFIG, configure_logging
@@ -26,6 +27,7 @@ from mcstatbot_bot.settings import BotSettings
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 1
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 class _TableSettings(BaseSettings):
@@ -35,16 +37,18 @@ class _TableSettings(BaseSettings):
     log_format: str = "json"
 
 
-def _load_settings() -> BotSettings:
+def load_settings(settings_class: type[SettingsT], program: str) -> SettingsT:
+    """The settings from the environment; an unusable configuration is one line per problem on stderr and
+    exit status 2 (no traceback). Shared by `mcstatbot-bot` and `mcstatbot-watcher`."""
     try:
-        return BotSettings()
+        return settings_class()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]).upper() or "configuration"
             reason = "is required but not set" if error["type"] == "missing" else error["msg"]
             problems.append(f"  {name}: {reason}")
-        sys.stderr.write("mcstatbot-bot: the configuration is not usable:\n" + "\n".join(problems) + "\n")
+        sys.stderr.write(f"{program}: the configuration is not usable:\n" + "\n".join(problems) + "\n")
         if any(error["loc"] == ("telegram_bot_token",) for error in exc.errors()):
             sys.stderr.write("Set TELEGRAM_BOT_TOKEN to the token @BotFather gave you.\n")
         raise SystemExit(EXIT_CONFIG) from None
@@ -91,7 +95,7 @@ def _check_or_exit(settings: BotSettings) -> str:
 
 
 def serve() -> None:
-    settings = _load_settings()
+    settings = load_settings(BotSettings, "mcstatbot-bot")
     configure_logging(settings.log_level, settings.log_format, service="bot")
     _check_or_exit(settings)  # a refused token or an unreachable Bot API: one line, not a traceback
     setup_tracing("bot")
@@ -151,12 +155,12 @@ def main(argv: list[str] | None = None) -> None:
         serve()
         return
     if args.command == "check-telegram":
-        settings = _load_settings()
+        settings = load_settings(BotSettings, "mcstatbot-bot")
         configure_logging(settings.log_level, settings.log_format, service="bot")
         sys.stdout.write(_check_or_exit(settings) + "\n")
         return
     if args.command == "set-webhook":
-        settings = _load_settings()
+        settings = load_settings(BotSettings, "mcstatbot-bot")
         configure_logging(settings.log_level, settings.log_format, service="bot")
         raise SystemExit(asyncio.run(_set_webhook(settings)))
     table_settings = _TableSettings()

@@ -10,31 +10,15 @@ import asyncio
 import sys
 
 import uvicorn
-from mcstatbot_bot.__main__ import check_telegram
+from mcstatbot_bot.__main__ import check_telegram, load_settings
 from mcstatbot_common.logging import UVICORN_LOG_CONFIG, configure_logging
 from mcstatbot_common.observability import setup_tracing
-from pydantic import ValidationError
 
 from mcstatbot_watcher.settings import WatcherSettings
 
-EXIT_CONFIG = 2
-
-
-def _load_settings() -> WatcherSettings:
-    try:
-        return WatcherSettings()
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]).upper() or "configuration"
-            reason = "is required but not set" if error["type"] == "missing" else error["msg"]
-            problems.append(f"  {name}: {reason}")
-        sys.stderr.write("mcstatbot-watcher: the configuration is not usable:\n" + "\n".join(problems) + "\n")
-        raise SystemExit(EXIT_CONFIG) from None
-
 
 def main() -> None:
-    settings = _load_settings()
+    settings = load_settings(WatcherSettings, "mcstatbot-watcher")
     configure_logging(settings.log_level, settings.log_format, service="watcher")
     status, line = asyncio.run(check_telegram(settings))
     if status:
