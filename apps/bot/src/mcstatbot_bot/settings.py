@@ -73,7 +73,7 @@ class BotSettings(ServiceSettings):
         default=30, ge=1, le=366, description="how long history samples of watched servers are kept, days"
     )
     history_draw_timeout: float = Field(
-        default=20.0, gt=0, description="seconds a /history chart may take to draw before the bot gives up"
+        default=30.0, gt=0, description="seconds a /history chart may take to draw before the bot gives up"
     )
     set_commands: bool = Field(default=True, description="call setMyCommands at start")
     typing_delay_seconds: float = Field(

@@ -1,0 +1,124 @@
+"""The /history chart drawn in the worker process: the edge windows (none, one sample, always offline,
+30 days of one-minute samples) as real PNGs decoded with Pillow, and the bounds (time, memory)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+from mcstatbot_bot.history_chart import HEIGHT_PX, WIDTH_PX, ChartRequest
+from mcstatbot_bot.history_worker import ChartFailedError, ChartWorker
+from PIL import Image
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from mcstatbot_bot.history_chart import SampleRow
+
+DAY = 86400
+NOW = 1_764_547_200  # 2025-12-01T00:00:00Z
+LABELS = {
+    "title": "play.example.com · последние 30 дней",
+    "players_label": "Игроки онлайн",
+    "max_label": "Максимум",
+    "offline_label": "Офлайн",
+    "latency_label": "Задержка, мс",
+    "time_label": "Время (UTC)",
+    "empty_label": "Проверок пока нет",
+}
+
+
+def request(samples: list[SampleRow], span: int = DAY, locale: str = "ru") -> ChartRequest:
+    return ChartRequest(samples=samples, since=NOW - span, until=NOW, locale=locale, **LABELS)
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[ChartWorker]:
+    chart_worker = ChartWorker(timeout=120)
+    try:
+        yield chart_worker
+    finally:
+        await chart_worker.close()
+
+
+def decoded(png: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    assert image.format == "PNG"
+    assert image.size == (WIDTH_PX, HEIGHT_PX)
+    return image
+
+
+def red_share(image: Image.Image) -> float:
+    """The share of the picture in the offline shading's colour."""
+    small = image.convert("RGB").resize((320, 240))
+    raw = small.tobytes()
+    pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
+    shaded = [p for p in pixels if p[0] > 200 and 150 < p[1] < 215 and 150 < p[2] < 215 and p[0] - p[1] > 30]
+    return len(shaded) / len(pixels)
+
+
+async def test_edge_windows_give_correct_pictures(worker: ChartWorker) -> None:
+    empty = decoded(await worker.draw(request([])))
+    one = decoded(await worker.draw(request([(NOW - 3600, True, 3, 20, 12.5)])))
+    offline = decoded(
+        await worker.draw(request([(at, False, None, None, None) for at in range(NOW - DAY, NOW, 60)]))
+    )
+    online = decoded(
+        await worker.draw(request([(at, True, 5, 20, 30.0) for at in range(NOW - DAY, NOW, 60)], locale="uk"))
+    )
+    for image, name in ((empty, "empty"), (one, "one"), (online, "online"), (offline, "offline")):
+        image.save(f"/tmp/hist/{name}.png")
+    assert red_share(empty) < 0.01  # the legend's swatch only
+    assert red_share(one) < 0.01
+    assert red_share(online) < 0.01
+    assert red_share(offline) > 0.3  # both plots shaded end to end
+
+
+async def test_thirty_days_of_one_minute_samples(worker: ChartWorker) -> None:
+    samples: list[SampleRow] = [
+        (at, (at // 3600) % 48 != 5, (at // 3600) % 24, 40, 20.0 + (at % 7))
+        for at in range(NOW - 30 * DAY, NOW, 60)
+    ]
+    assert len(samples) == 43_200
+    image = decoded(await worker.draw(request(samples, span=30 * DAY, locale="de")))
+    assert 0 < red_share(image) < 0.2  # one hour in 48 offline
+
+
+def _sleep(_request: ChartRequest, _seconds: int) -> bytes:
+    time.sleep(60)
+    return b""
+
+
+def _hog(_request: ChartRequest, _seconds: int) -> bytes:
+    return b"x" * (4 * 1024**3)
+
+
+async def test_a_chart_over_its_time_fails_and_the_next_one_works(worker: ChartWorker) -> None:
+    slow = ChartWorker(timeout=1, job=_sleep)
+    started = time.monotonic()
+    with pytest.raises(ChartFailedError):
+        await slow.draw(request([]))
+    assert time.monotonic() - started < 30
+    await slow.close()
+    decoded(await worker.draw(request([])))
+
+
+async def test_a_chart_over_its_memory_fails(worker: ChartWorker) -> None:
+    greedy = ChartWorker(timeout=60, job=_hog)
+    with pytest.raises(ChartFailedError):
+        await greedy.draw(request([]))
+    await greedy.close()
+
+
+def test_the_bot_never_imports_matplotlib() -> None:
+    code = (
+        "import sys, mcstatbot_bot.app, mcstatbot_bot.history_handlers, mcstatbot_bot.history_chart;"
+        "print(sorted(m for m in ('matplotlib', 'numpy', 'PIL') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
