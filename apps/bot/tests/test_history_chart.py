@@ -71,8 +71,6 @@ async def test_edge_windows_give_correct_pictures(worker: ChartWorker) -> None:
     online = decoded(
         await worker.draw(request([(at, True, 5, 20, 30.0) for at in range(NOW - DAY, NOW, 60)], locale="uk"))
     )
-    for image, name in ((empty, "empty"), (one, "one"), (online, "online"), (offline, "offline")):
-        image.save(f"/tmp/hist/{name}.png")
     assert red_share(empty) < 0.01  # the legend's swatch only
     assert red_share(one) < 0.01
     assert red_share(online) < 0.01
