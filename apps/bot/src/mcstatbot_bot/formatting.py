@@ -457,6 +457,8 @@ def help_text(bot_username: str) -> str:
         "(add <code>players</code> for joins and leaves)\n"
         "/unwatch <code>host[:port]</code> — stop watching it\n"
         "/watches — the servers this chat watches\n"
+        "/history <code>host[:port]</code> — a watched server's uptime and players as a chart "
+        "(add <code>7d</code> or <code>30d</code>)\n"
         "/servers — this chat's servers at a glance, each with a button for its card\n"
         "/live <code>host[:port]</code> — a status message that keeps itself current "
         "(<code>/live stop</code> ends it)\n"

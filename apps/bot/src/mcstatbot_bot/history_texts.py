@@ -54,7 +54,7 @@ def title(address: str, window: Window) -> str:
 def caption(address: str, window: Window, summary: Summary) -> str:
     lines = [f"📈 <b>{user_text(address, MAX_ADDRESS)}</b> · {_(WINDOW_NAMES[window])}"]
     if summary.uptime is None:
-        lines.append(_("No checks in this window yet."))
+        lines.append(_("No checks in this window yet"))
     else:
         lines.append(
             ngettext(
@@ -65,11 +65,7 @@ def caption(address: str, window: Window, summary: Summary) -> str:
             )
         )
     if summary.peak_players is not None:
-        lines.append(
-            ngettext("Most players: {players}", "Most players: {players}", summary.peak_players).format(
-                players=number(summary.peak_players)
-            )
-        )
+        lines.append(_("Most players online: {players}").format(players=number(summary.peak_players)))
     if summary.mean_latency_ms is not None:
         lines.append(
             _("Average latency: {latency} ms").format(latency=number(summary.mean_latency_ms, digits=0))
