@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -111,12 +109,3 @@ async def test_a_chart_over_its_memory_fails(worker: ChartWorker) -> None:
     with pytest.raises(ChartFailedError):
         await greedy.draw(request([]))
     await greedy.close()
-
-
-def test_the_bot_never_imports_matplotlib() -> None:
-    code = (
-        "import sys, mcstatbot_bot.app, mcstatbot_bot.history_handlers, mcstatbot_bot.history_chart;"
-        "print(sorted(m for m in ('matplotlib', 'numpy', 'PIL') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

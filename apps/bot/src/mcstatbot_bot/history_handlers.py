@@ -142,7 +142,7 @@ class HistoryHandlers:
         try:
             png = await self.worker.draw(request)
         except ChartFailedError:
-            metrics.FALLBACK_REPLIES.labels("chart_failed").inc()
+            metrics.HISTORY_CHARTS.labels("failed").inc()
             await self._send(bot, chat_id, history_texts.draw_failed())
             return
         await bot.send_photo(
@@ -151,6 +151,7 @@ class HistoryHandlers:
             caption=history_texts.caption(server.address, window, summarise(samples)),
             parse_mode=ParseMode.HTML,
         )
+        metrics.HISTORY_CHARTS.labels("sent").inc()
 
     # ------------------------------------------------------------------ buttons
     async def button(self, update: Update, context: Context) -> None:
