@@ -22,6 +22,7 @@ BENCHMARKS = [
     "protection_cluster",
     "bot_throughput",
     "footprint",
+    "history",
 ]
 TINY = {
     "BENCH_QUICK": "1",
