@@ -109,3 +109,33 @@ async def test_a_chart_over_its_memory_fails(worker: ChartWorker) -> None:
     with pytest.raises(ChartFailedError):
         await greedy.draw(request([]))
     await greedy.close()
+
+
+async def test_a_chart_that_cannot_be_drawn_is_answered_in_words() -> None:
+    """HistoryHandlers.send_chart with a real python-telegram-bot Bot against the Bot API test server and
+    a worker whose chart times out: the chat is told, and no photo goes out."""
+    import httpx  # noqa: PLC0415
+    from mcstatbot_bot.breaker import CircuitBreaker  # noqa: PLC0415
+    from mcstatbot_bot.flood import FloodControl  # noqa: PLC0415
+    from mcstatbot_bot.handlers import BotHandlers  # noqa: PLC0415
+    from mcstatbot_bot.history import Window  # noqa: PLC0415
+    from mcstatbot_bot.history_handlers import HistoryHandlers  # noqa: PLC0415
+    from mcstatbot_bot.query_client import QueryClient  # noqa: PLC0415
+    from mcstatbot_bot.state import ResilientStore, ServerRef  # noqa: PLC0415
+    from mcstatbot_bot.state.memory import MemoryStore  # noqa: PLC0415
+    from mcstatbot_testkit.telegram import BotApiServer  # noqa: PLC0415
+    from telegram import Bot  # noqa: PLC0415
+
+    store = ResilientStore(MemoryStore())
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as http:  # never asked: no probe here
+        cards = BotHandlers(QueryClient(http, CircuitBreaker()), store, FloodControl())
+        slow = ChartWorker(timeout=1, job=_sleep)
+        with BotApiServer() as api:
+            async with Bot(api.token, base_url=f"{api.base_url}/bot") as bot:
+                await HistoryHandlers(cards, slow, max_per_chat=10).send_chart(
+                    bot, 77, ServerRef("play.example.com"), Window.WEEK
+                )
+            await slow.close()
+            said = [call.text for call in api.calls_to("sendMessage", 77)]
+            assert said == ["⚠️ The chart could not be drawn right now. Try again in a minute."]
+            assert api.calls_to("sendPhoto") == []
