@@ -89,8 +89,8 @@ def dynamodb_item_bytes(day: int) -> int:
     return size
 
 
-async def _write_sqlite_days(path: Path, day: int) -> None:
-    """SQLITE_SERVERS servers' full day each, through the SQLite store."""
+async def _write_sqlite_days(path: Path, day: int | None) -> None:
+    """SQLITE_SERVERS servers' full day each, through the SQLite store (None: only its schema)."""
     from datetime import timedelta  # noqa: PLC0415
 
     from mcstatbot_bot.state.base import Sample, ServerRef  # noqa: PLC0415
@@ -99,9 +99,9 @@ async def _write_sqlite_days(path: Path, day: int) -> None:
     store = SqliteStore(str(path))
     await store.open()
     try:
-        for number in range(SQLITE_SERVERS):
+        for number in range(SQLITE_SERVERS if day is not None else 0):
             server = ServerRef(f"mc{number}.example.com:25565")
-            for row in _day_of_samples(day):
+            for row in _day_of_samples(day or 0):
                 await store.add_sample(server, Sample(*row), timedelta(days=30))
     finally:
         await store.close()
@@ -117,7 +117,7 @@ def _compacted_size(path: Path) -> int:
 def sqlite_bytes_per_server_day(path: Path) -> float:
     """A SQLite file's growth for SQLITE_SERVERS servers' full day each, per server (after VACUUM)."""
     day = int(time.time()) // DAY - 1
-    asyncio.run(_write_sqlite_days(path, 0))  # the schema only: day 0 is long expired
+    asyncio.run(_write_sqlite_days(path, None))
     empty = _compacted_size(path)
     asyncio.run(_write_sqlite_days(path, day))
     return (_compacted_size(path) - empty) / SQLITE_SERVERS
