@@ -106,8 +106,8 @@ class HistoryHandlers:
         return verdict is Verdict.ALLOWED
 
     async def _offer_watch(self, bot: Bot, chat_id: int, server: ServerRef) -> None:
-        """ "No history yet" with a Watch button; the /status answer for an address the query service
-        refuses."""
+        """Answer "no history yet" with a Watch button, or the /status answer for an address the query
+        service refuses."""
         try:
             await self.query.status(server.address, server.edition)
         except QueryRejected as exc:
