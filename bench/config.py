@@ -16,6 +16,7 @@ ALL_BENCHMARKS = (
     "protection_cluster",
     "bot_throughput",
     "footprint",
+    "history",
 )
 
 

@@ -171,7 +171,7 @@ HOW_TO_RUN = """\
 
 - `make bench`: every benchmark, about 8-9 minutes on 2 cores; `BENCH_QUICK=1 make bench`: about 2.
 - `BENCH_ONLY=cached_status,protection` runs some of them (cached_status, uncached_status, protection,
-  protection_cluster, bot_throughput, footprint).
+  protection_cluster, bot_throughput, footprint, history).
 - Parameters: `BENCH_RUNS` (runs per figure, default 3), `BENCH_DURATION` (seconds per wrk run),
   `BENCH_BOT_DURATION`, `BENCH_PROTECTION_SECONDS` (default 60), `BENCH_PROTECTION_CLIENTS` (default 200),
   `BENCH_PROTECTION_TTL` (default 5), `BENCH_CONNECTIONS`, `BENCH_BOT_CONCURRENCY`, `BENCH_NO_PIN=1` (no

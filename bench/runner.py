@@ -13,7 +13,7 @@ from bench import report
 from bench.core import BenchContext, BenchmarkResult, BenchmarkSkippedError
 from bench.machine import load_average, machine_info
 from bench.procstat import machine_busy_seconds, own_cpu_seconds
-from bench.scenarios import bot, cached, footprint, protection, uncached
+from bench.scenarios import bot, cached, footprint, history, protection, uncached
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -27,6 +27,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[BenchContext], BenchmarkResult]]] = {
     "protection_cluster": (protection.CLUSTER_TITLE, protection.run_on_cluster),
     "bot_throughput": (bot.TITLE, bot.run),
     "footprint": (footprint.TITLE, footprint.run),
+    "history": (history.TITLE, history.run),
 }
 BUSY_LOAD_PER_CORE = 0.5
 """A 1-minute load average above this many runnable processes per core before the run counts as busy."""

@@ -92,6 +92,13 @@ def test_the_watcher_values_reach_its_environment_and_roll_only_what_reads_them(
         "WATCH_CONCURRENCY": "64",
         "WATCH_MAX_PER_CHAT": "10",
     }
+    assert config["HISTORY_DAYS"] == "30"  # watcher.historyDays: how long /history samples are kept
+    assert (
+        kit.render("history", DEFAULT, sets={"watcher.historyDays": "7"}).get("ConfigMap", WATCHER)["data"][
+            "HISTORY_DAYS"
+        ]
+        == "7"
+    )
 
     def checksum(render: Render, name: str) -> str:
         value: str = render.get("Deployment", name)["spec"]["template"]["metadata"]["annotations"][

@@ -47,7 +47,7 @@ async def test_commands_buttons_and_replies(  # noqa: PLR0915 - one bot process 
     bot = start_bot(FLOOD_MAX_PROBES="3", FLOOD_WINDOW_SECONDS="60", TYPING_DELAY_SECONDS="0")
     peer = java_peer.address
     assert [c["command"] for c in api.commands] == [
-        *("status", "players", "watch", "unwatch", "watches", "live", "servers"),
+        *("status", "players", "watch", "unwatch", "watches", "history", "live", "servers"),
         *("settings", "language", "help", "about", "start"),
     ]
 

@@ -1,8 +1,9 @@
 """What a configuration does not use is not imported (a fresh interpreter each, the service's own start:
 `setup_tracing("bot")`, then `create_app` and its whole lifespan against the Bot API test server): no
 Redis client without REDIS_URL, no AWS SDK (nor aiohttp, which it brings) without STATE_BACKEND=dynamodb,
-no exporter without a collector, and the Redis and botocore instrumentations only when spans are exported
-and the library is in use."""
+no exporter without a collector, never matplotlib nor numpy (only the /history chart worker process
+imports them), and the Redis and botocore instrumentations only when spans are exported and the library
+is in use."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
     from mcstatbot_testkit.dynamodb import DynamoDBLocal
 
-HEAVY = ("redis", "botocore", "aiobotocore", "aioboto3", "boto3", "aiohttp")
+HEAVY = ("redis", "botocore", "aiobotocore", "aioboto3", "boto3", "aiohttp", "matplotlib", "numpy")
 
 SCRIPT = textwrap.dedent(
     """

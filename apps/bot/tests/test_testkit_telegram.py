@@ -268,3 +268,40 @@ async def test_commands_per_language(api: BotApiServer) -> None:
     assert [c["description"] for c in api.commands] == ["Status"]
     assert [c["description"] for c in api.commands_for("de")] == ["Statut"]
     assert api.commands_for("ru") == []
+
+
+def _png(width: int, height: int, *, noise: bool = False) -> bytes:
+    import io  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    if noise:  # random pixels do not compress: a PNG about as large as its raw pixels
+        image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    else:
+        image = Image.new("RGB", (width, height), "white")
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+async def test_send_photo_upload_and_telegrams_photo_limits(api: BotApiServer) -> None:
+    async with _bot(api) as bot:
+        photo = _png(1280, 960)
+        sent = await bot.send_photo(42, photo, caption="<b>chart</b>", parse_mode="HTML", filename="c.png")
+        assert sent.photo[-1].width == 1280
+        assert sent.photo[-1].height == 960
+        assert sent.caption == "<b>chart</b>"
+        assert api.photo(42, sent.message_id) == photo
+        for bad, reason in [
+            (_png(6000, 4001), "PHOTO_INVALID_DIMENSIONS"),  # width + height over 10,000
+            (_png(2100, 100), "PHOTO_INVALID_DIMENSIONS"),  # a ratio over 20
+            (_png(1900, 1900, noise=True), "PHOTO_SAVE_FILE_INVALID"),  # over 10 MB
+            (b"not an image at all", "IMAGE_PROCESS_FAILED"),
+        ]:
+            with pytest.raises(BadRequest, match=f"(?i){reason}"):  # PTB words it "Photo_invalid_..."
+                await bot.send_photo(42, bad, filename="bad.png")
+        with pytest.raises(BadRequest, match="caption is too long"):
+            await bot.send_photo(42, photo, caption="x" * 1025, filename="c.png")
+        ok = await bot.send_photo(42, _png(2000, 100), filename="wide.png")  # a ratio of exactly 20
+        assert ok.photo[-1].width == 2000

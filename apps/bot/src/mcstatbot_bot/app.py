@@ -23,6 +23,8 @@ from mcstatbot_bot.clients import query_http_client
 from mcstatbot_bot.dashboard import Dashboard
 from mcstatbot_bot.flood import FloodControl
 from mcstatbot_bot.handlers import BOT_COMMANDS, BotHandlers
+from mcstatbot_bot.history_handlers import HistoryHandlers
+from mcstatbot_bot.history_worker import ChartWorker
 from mcstatbot_bot.query_client import QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.telegram_api import build_application
@@ -107,6 +109,11 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
             application = build_application(settings, webhook=webhook_mode)
             bot_handlers = BotHandlers(query, store, flood, typing_delay=settings.typing_delay_seconds)
             Dashboard(bot_handlers).register(application)  # first: its buttons before the cards' catch-all
+            chart_worker = ChartWorker(timeout=settings.history_draw_timeout)
+            stack.push_async_callback(chart_worker.close)
+            HistoryHandlers(bot_handlers, chart_worker, max_per_chat=settings.watch_max_per_chat).register(
+                application
+            )  # also before the catch-all
             bot_handlers.register(application)
             WatchHandlers(
                 query,

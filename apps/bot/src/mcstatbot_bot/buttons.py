@@ -1,7 +1,8 @@
 """The inline buttons under every server reply, and their callback_data.
 
 callback_data names the server the message shows, so a press works on any message, also an old one
-and after a restart: `v1|<action>|<edition>|<address>` (action s=status, p=players, a=about; edition
+and after a restart: `v1|<action>|<edition>|<address>` (action s=status, p=players, a=about, h=history,
+w=watch (under "no history yet"); edition
 a=auto, j=java, b=bedrock). When that is longer than Telegram's 64 bytes (long host names), it is
 `v1|<action>|#<ref>` with a short id resolved through the state store.
 """
@@ -29,9 +30,19 @@ class Action(StrEnum):
     STATUS = "s"
     PLAYERS = "p"
     ABOUT = "a"
+    HISTORY = "h"
+    WATCH = "w"
 
 
-ACTION_NAMES = {Action.STATUS: "status", Action.PLAYERS: "players", Action.ABOUT: "about"}
+ACTION_NAMES = {
+    Action.STATUS: "status",
+    Action.PLAYERS: "players",
+    Action.ABOUT: "about",
+    Action.HISTORY: "history",
+    Action.WATCH: "watch",
+}
+HISTORY_PATTERN = rf"^{VERSION}\|[{Action.HISTORY.value}{Action.WATCH.value}]\|"
+"""callback_data of the History and Watch buttons (history_handlers), before the cards' catch-all."""
 _EDITION_CODES = {Edition.AUTO: "a", Edition.JAVA: "j", Edition.BEDROCK: "b"}
 _EDITIONS = {code: edition for edition, code in _EDITION_CODES.items()}
 
@@ -83,23 +94,34 @@ def decode(data: str) -> Press:
     return Press(action, server=ServerRef(str(address), _EDITIONS[parts[2]]))
 
 
-def keyboard(server: ServerRef) -> tuple[InlineKeyboardMarkup, str | None]:
-    """The Status / Players / About row for `server` (labels in the current language), and the ref to
-    store when one was needed."""
-    return _keyboard(server, i18n.current())
+def keyboard(server: ServerRef, *, history: bool = False) -> tuple[InlineKeyboardMarkup, str | None]:
+    """The Status / Players / About row for `server` (labels in the current language), with a History
+    row under it for a server the chat watches, and the ref to store when one was needed."""
+    return _keyboard(server, i18n.current(), history=history)
 
 
 @functools.lru_cache(maxsize=4096)
-def _keyboard(server: ServerRef, language: str) -> tuple[InlineKeyboardMarkup, str | None]:
+def _keyboard(server: ServerRef, language: str, *, history: bool) -> tuple[InlineKeyboardMarkup, str | None]:
     """Cached: PTB's objects are immutable, and many replies are about the same few servers."""
-    row = []
+    rows: list[list[InlineKeyboardButton]] = [[]]
     ref: str | None = None
-    for action in (Action.STATUS, Action.PLAYERS, Action.ABOUT):
+    for action in (Action.STATUS, Action.PLAYERS, Action.ABOUT, *((Action.HISTORY,) if history else ())):
         data, needed = encode(action, server)
         ref = ref or needed
         label = i18n.translations(language).gettext(formatting.BUTTON_LABELS[action.value])
-        row.append(InlineKeyboardButton(label, callback_data=data))
-    return InlineKeyboardMarkup([row]), ref
+        button = InlineKeyboardButton(label, callback_data=data)
+        if action is Action.HISTORY:
+            rows.append([button])
+        else:
+            rows[0].append(button)
+    return InlineKeyboardMarkup(rows), ref
+
+
+def watch_keyboard(server: ServerRef) -> tuple[InlineKeyboardMarkup, str | None]:
+    """The one button under "no history yet": watch the server."""
+    data, ref = encode(Action.WATCH, server)
+    label = i18n._(formatting.BUTTON_LABELS[Action.WATCH.value])
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)]]), ref
 
 
 LANGUAGE_PREFIX = f"{VERSION}|l|"

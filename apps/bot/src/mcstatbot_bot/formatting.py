@@ -457,6 +457,8 @@ def help_text(bot_username: str) -> str:
         "(add <code>players</code> for joins and leaves)\n"
         "/unwatch <code>host[:port]</code> — stop watching it\n"
         "/watches — the servers this chat watches\n"
+        "/history <code>host[:port]</code> — a watched server's uptime and players as a chart "
+        "(add <code>7d</code> or <code>30d</code>)\n"
         "/servers — this chat's servers at a glance, each with a button for its card\n"
         "/live <code>host[:port]</code> — a status message that keeps itself current "
         "(<code>/live stop</code> ends it)\n"
@@ -510,7 +512,13 @@ def about_text(server: ServerRef | None = None, status: ServerStatus | None = No
 
 
 # ---------------------------------------------------------------------- buttons, menus, settings
-BUTTON_LABELS = {"s": N_("Status"), "p": N_("Players"), "a": N_("About")}
+BUTTON_LABELS = {
+    "s": N_("Status"),
+    "p": N_("Players"),
+    "a": N_("About"),
+    "h": N_("📈 History"),
+    "w": N_("👀 Watch it"),
+}
 """The card's buttons by action code (buttons.Action)."""
 COMMAND_DESCRIPTIONS = (
     ("status", N_("Is a Minecraft server online? /status host[:port]")),
@@ -518,6 +526,7 @@ COMMAND_DESCRIPTIONS = (
     ("watch", N_("Tell this chat when a server goes down or comes back: /watch host[:port] [players]")),
     ("unwatch", N_("Stop watching a server: /unwatch host[:port]")),
     ("watches", N_("The servers this chat watches")),
+    ("history", N_("A server's uptime and players over time, as a chart: /history host[:port] [24h|7d|30d]")),
     ("live", N_("A status message that keeps itself current: /live host[:port], /live stop")),
     ("servers", N_("This chat's servers at a glance: the watched and the recently asked")),
     ("settings", N_("This chat's language and default server")),

@@ -40,6 +40,8 @@ from mcstatbot_bot.permissions import may_change_chat
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
 from mcstatbot_bot.state import ChatSettings, ResilientStore, ServerRef
 from mcstatbot_bot.state.recent import remember
+from mcstatbot_bot.state.resilient import StoreFailedError
+from mcstatbot_bot.state.watches import chat_watches
 from mcstatbot_bot.telegram_api import is_not_modified, is_permanent
 from mcstatbot_bot.updates import mark_current_update_failed, mark_current_update_refused
 
@@ -261,7 +263,7 @@ class BotHandlers:
             return
         async with typing_indicator(context.bot, chat_id, self.typing_delay):
             rendered = await self.render(action, server)
-        markup, ref = buttons.keyboard(server)
+        markup, ref = buttons.keyboard(server, history=await self.watches(chat_id, server))
         if ref is not None:
             await self.store.put_ref(ref, server)
         # before replying: a "/status" sent right after the answer must find this server
@@ -393,6 +395,20 @@ class BotHandlers:
                 with contextlib.suppress(TelegramError):
                     await query.answer()
 
+    async def watches(self, chat_id: int | None, server: ServerRef) -> bool:
+        """Whether chat `chat_id` watches `server`: its card then has a History button (False when the
+        store cannot say, or for an inline message, which has no chat)."""
+        if chat_id is None:
+            return False
+        try:
+            return any(watch.server == server for watch in await chat_watches(self.store, chat_id))
+        except StoreFailedError:
+            return False
+
+    async def resolve(self, query: CallbackQuery) -> tuple[buttons.Press, ServerRef] | None:
+        """`_resolve`, for the other modules' buttons."""
+        return await self._resolve(query)
+
     async def _resolve(self, query: CallbackQuery) -> tuple[buttons.Press, ServerRef] | None:
         """The press and its server; None (after telling the user) when the button is unknown or expired."""
         try:
@@ -415,7 +431,7 @@ class BotHandlers:
         answer the press with "up to date, checked N s ago, next check in M s" and edit nothing.
         Returns whether the callback query was answered."""
         rendered = await self.render(action, server)
-        markup, ref = buttons.keyboard(server)
+        markup, ref = buttons.keyboard(server, history=await self.watches(chat_id, server))
         if ref is not None:
             await self.store.put_ref(ref, server)
         await self._store_answer(chat_id, server, rendered)

@@ -61,3 +61,8 @@ FLOOD_LIMITED = Counter("mcstatbot_flood_limited", "Probes refused because a cha
 ERRORS = SHARED_ERRORS
 
 BREAKER_STATE.set(0)
+HISTORY_CHARTS = Counter(
+    "mcstatbot_history_charts",
+    "/history charts: sent, or failed to draw (timed out, out of memory, the worker died)",
+    ["outcome"],
+)

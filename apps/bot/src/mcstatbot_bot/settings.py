@@ -69,6 +69,12 @@ class BotSettings(ServiceSettings):
     live_interval_seconds: float = Field(
         default=60.0, gt=0, description="how often a live card is refreshed (edited only when it changed)"
     )
+    history_days: int = Field(
+        default=30, ge=1, le=366, description="how long history samples of watched servers are kept, days"
+    )
+    history_draw_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a /history chart may take to draw before the bot gives up"
+    )
     set_commands: bool = Field(default=True, description="call setMyCommands at start")
     typing_delay_seconds: float = Field(
         default=0.3,

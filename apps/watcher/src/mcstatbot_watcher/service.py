@@ -27,7 +27,7 @@ import uuid
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from mcstatbot_bot import i18n, watch_texts
+from mcstatbot_bot import history, i18n, watch_texts
 from mcstatbot_bot.handlers import chat_language
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
 from mcstatbot_bot.state.watches import (
@@ -187,6 +187,7 @@ class Watcher:
         seen, status = looked
         metrics.CHECKS.labels("up" if seen.ok else "failed").inc()
         now = time.time()
+        await history.record(self.store, server, status, now, self.settings.history_days)
 
         def change(record: Doc | None) -> Doc:
             new, events = advance(

@@ -9,7 +9,10 @@ reached from the test machines.
 What it does:
 
 - answers the Bot API methods the bot uses (getMe, setMyCommands, getMyCommands, deleteMyCommands,
-  setWebhook, deleteWebhook, getWebhookInfo, getUpdates with long polling, sendMessage, editMessageText,
+  setWebhook, deleteWebhook, getWebhookInfo, getUpdates with long polling, sendMessage, sendPhoto (a
+  multipart upload, checked against Telegram's photo limits: 10 MB, width + height <= 10,000, sides in a
+  ratio of at most 20, a caption of at most 1024 characters; `photo(chat_id, message_id)` gives the
+  bytes back), editMessageText,
   editMessageReplyMarkup, answerCallbackQuery, sendChatAction, getChat, getChatMember (`set_admins`
   says who administers a group), close, logOut), giving real,
   increasing message_ids per chat and keeping each message's current text and buttons;
@@ -60,6 +63,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import io
 import itertools
 import json
 import math
@@ -74,6 +78,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from PIL import Image
 
 from mcstatbot_testkit.net import LOOPBACK, free_port, wait_for_tcp
 from mcstatbot_testkit.process import Started
@@ -197,6 +202,7 @@ class _State:
     inline_messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     may_pin: set[int] = field(default_factory=set)
     pinned: dict[int, list[int]] = field(default_factory=dict)
+    photos: dict[tuple[int, int], bytes] = field(default_factory=dict)
 
 
 class FloodLimits:
@@ -878,6 +884,8 @@ class BotApiServer(Started):
             return await self._get_updates(params)
         if name == "sendmessage":
             return self._send_message(params)
+        if name == "sendphoto":
+            return self._send_photo(params)
         if name in {"editmessagetext", "editmessagereplymarkup"}:
             if params.get("inline_message_id"):
                 return self._edit_inline_message(name, params)
@@ -1028,6 +1036,54 @@ class BotApiServer(Started):
             self._state.messages[(chat_id, message["message_id"])] = message
         return message
 
+    def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        """sendPhoto with an uploaded file, checked as Telegram checks one: at most 10 MB, an image it
+        can decode, width + height at most 10,000 and a side ratio of at most 20; a caption of at most
+        1024 characters after its entities are parsed."""
+        chat_id, chat = self._chat_of(params)
+        photo = params.get("photo")
+        if not isinstance(photo, bytes):
+            raise _ApiError(400, "Bad Request: there is no photo in the request")
+        width, height = _check_photo(photo)
+        caption = params.get("caption")
+        if caption is not None:
+            visible = (
+                parse_html(caption) if str(params.get("parse_mode") or "").upper() == "HTML" else caption
+            )
+            if utf16_length(visible) > MAX_CAPTION:
+                raise _ApiError(400, "Bad Request: message caption is too long")
+        _check_markup(params.get("reply_markup"))
+        message_id = self._new_message_id(chat_id)
+        file_id = f"photo-{chat_id}-{message_id}"
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": chat,
+            "from": self.bot_user,
+            "photo": [
+                {
+                    "file_id": file_id,
+                    "file_unique_id": file_id,
+                    "width": width,
+                    "height": height,
+                    "file_size": len(photo),
+                }
+            ],
+        }
+        if caption is not None:
+            message["caption"] = caption
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        with self._state.lock:
+            self._state.messages[(chat_id, message_id)] = message
+            self._state.photos[(chat_id, message_id)] = photo
+        return message
+
+    def photo(self, chat_id: int, message_id: int) -> bytes:
+        """The bytes of a photo the bot sent (sendPhoto) as message `message_id` in `chat_id`."""
+        with self._state.lock:
+            return self._state.photos[(chat_id, message_id)]
+
     def _edit_message(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         chat_id, _ = self._chat_of(params)
         message_id = params.get("message_id")
@@ -1152,6 +1208,27 @@ def _check_text(text: Any, parse_mode: Any) -> None:
         raise _ApiError(400, "Bad Request: message is too long")
 
 
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_MAX_SIDES = 10_000
+PHOTO_MAX_RATIO = 20
+MAX_CAPTION = 1024
+
+
+def _check_photo(photo: bytes) -> tuple[int, int]:
+    """Telegram's limits of a photo (decoded with Pillow): (width, height) when it passes."""
+    if len(photo) > PHOTO_MAX_BYTES:
+        raise _ApiError(400, "Bad Request: PHOTO_SAVE_FILE_INVALID")
+    try:
+        with Image.open(io.BytesIO(photo)) as image:
+            image.verify()
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError):
+        raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
+    if width + height > PHOTO_MAX_SIDES or max(width, height) > PHOTO_MAX_RATIO * min(width, height):
+        raise _ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    return width, height
+
+
 def _check_markup(markup: Any) -> None:
     if not markup:
         return
@@ -1181,8 +1258,16 @@ async def _read_params(request: Request) -> dict[str, Any]:
         if isinstance(body, dict):
             params.update(body)
     elif content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        params.update({k: _decode(k, v) for k, v in form.items() if isinstance(v, str)})
+        # Telegram's limit on an uploaded photo is 10 MB; the form parser must take a little more, so
+        # that the check below (not the parser) refuses it, as Telegram does
+        form = await request.form(max_part_size=PHOTO_MAX_BYTES + 1024 * 1024)
+        files = {k: await v.read() for k, v in form.items() if not isinstance(v, str)}
+        for key, value in form.items():
+            if isinstance(value, str):
+                # an upload named in a parameter as `attach://<field>` (PTB's InputMedia) is that file
+                params[key] = files.get(value.removeprefix("attach://"), _decode(key, value))
+            else:
+                params[key] = files[key]
     else:
         raw = (await request.body()).decode()
         params.update({k: _decode(k, v) for k, v in parse_qsl(raw, keep_blank_values=True)})

@@ -26,6 +26,8 @@ CHAT_TTL = timedelta(days=7)
 SERVER_TTL = timedelta(days=7)
 REF_TTL = timedelta(days=400)
 UPDATE_TTL = timedelta(days=1)
+HISTORY_KEEP = timedelta(days=30)
+"""HISTORY_DAYS' default: how long history samples are kept."""
 
 
 def utc_now() -> datetime:
@@ -68,6 +70,18 @@ class ChatSettings:
 
     language: str | None = None
     default_server: ServerRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What one check of a watched server saw, as history keeps it: when (epoch seconds), online or not,
+    and for an online server its players (online, max) and latency."""
+
+    at: int
+    online: bool
+    players: int | None = None
+    max_players: int | None = None
+    latency_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +143,14 @@ class StateStore(Protocol):
 
     async def finish_update(self, update_id: int) -> None: ...
     async def release_update(self, update_id: int) -> None: ...
+
+    async def add_sample(self, server: ServerRef, sample: Sample, keep: timedelta) -> None:
+        """Record one history sample of `server`, kept for `keep` (older ones expire)."""
+        ...
+
+    async def samples(self, server: ServerRef, since: int, until: int) -> list[Sample]:
+        """The samples of `server` taken in [since, until] (epoch seconds), oldest first."""
+        ...
 
     async def get_doc(self, key: str) -> Versioned | None: ...
     async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:

@@ -10,6 +10,9 @@ All item kinds live in the one table, told apart by the partition key `chat_id` 
 - `"ref#<id>"`: a button reference (`address`, `edition`, `ttl` about a year ahead);
 - `"update#<bot id>:<update_id>"`: an update claim (`status` processing|done, `lease_until` N, `ttl` a
   day ahead), taken with a conditional put so only one replica of that bot handles an update;
+- `"history#<edition>|<address>#<YYYY-MM-DD>"`: a watched server's history samples of one UTC day,
+  `s` (L of S, one compact string per sample, appended with UpdateItem's `list_append`), `ttl` (N: the
+  day's end plus HISTORY_DAYS); at most HISTORY_ITEM_CAP samples per item (bounded far below 400 KB);
 - documents (`watches#...`, `watch#...`, `check#...`, `watching`, docs/bot-service.md): `doc` (S, JSON)
   and `version` (N), written with a condition on the version (compare-and-set), no TTL.
 
@@ -26,6 +29,7 @@ import contextlib
 import json
 import os
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
@@ -43,6 +47,7 @@ from mcstatbot_bot.state.base import (
     ChatState,
     ClaimResult,
     Doc,
+    Sample,
     ServerRef,
     StoredServer,
     Versioned,
@@ -93,6 +98,44 @@ def from_attribute(attribute: Mapping[str, Any]) -> Any:
     if "L" in attribute:
         return [from_attribute(v) for v in attribute["L"]]
     raise TypeError(f"unsupported DynamoDB attribute {sorted(attribute)}")
+
+
+DAY = 86400
+HISTORY_ITEM_CAP = 17_280
+"""Samples per history item (one UTC day): one every 5 s; a shorter WATCH_INTERVAL_SECONDS loses the
+rest of the day's samples rather than outgrow DynamoDB's 400 KB item (17,280 x ~22 bytes: ~380 KB)."""
+
+
+def history_key(server: ServerRef, day: int) -> str:
+    """The history item of `server` for the UTC day `day` (epoch seconds // 86400)."""
+    return f"history#{server.key}#{datetime.fromtimestamp(day * DAY, UTC):%Y-%m-%d}"
+
+
+def encode_sample(sample: Sample) -> str:
+    """`<second of the day>` offline; `<second>,<players>,<max>,<latency ms, 0.1>` online (empty
+    fields for what the server did not say): about 15 bytes."""
+    second = str(sample.at % DAY)
+    if not sample.online:
+        return second
+    latency = "" if sample.latency_ms is None else f"{sample.latency_ms:.1f}".removesuffix(".0")
+    players = "" if sample.players is None else str(sample.players)
+    most = "" if sample.max_players is None else str(sample.max_players)
+    return f"{second},{players},{most},{latency}"
+
+
+def decode_sample(day: int, text: str) -> Sample:
+    fields = text.split(",")
+    at = day * DAY + int(fields[0])
+    if len(fields) == 1:
+        return Sample(at, online=False)
+    players, most, latency = [*fields[1:], "", "", ""][:3]
+    return Sample(
+        at,
+        online=True,
+        players=int(players) if players else None,
+        max_players=int(most) if most else None,
+        latency_ms=float(latency) if latency else None,
+    )
 
 
 def _ttl(delta: timedelta) -> AttributeValueTypeDef:
@@ -344,6 +387,41 @@ class DynamoDBStore:
                 return False
             raise
         return True
+
+    async def add_sample(self, server: ServerRef, sample: Sample, keep: timedelta) -> None:
+        day = sample.at // DAY
+        expires = (day + 1) * DAY + int(keep.total_seconds())
+        try:
+            await self.client.update_item(
+                TableName=self.table,
+                Key={"chat_id": {"S": history_key(server, day)}},
+                UpdateExpression="SET s = list_append(if_not_exists(s, :none), :new), #t = :ttl",
+                ConditionExpression="attribute_not_exists(s) OR size(s) < :cap",
+                ExpressionAttributeNames={"#t": "ttl"},
+                ExpressionAttributeValues={
+                    ":none": {"L": []},
+                    ":new": {"L": [{"S": encode_sample(sample)}]},
+                    ":ttl": {"N": str(expires)},
+                    ":cap": {"N": str(HISTORY_ITEM_CAP)},
+                },
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise  # a full day's item: the sample is dropped (see HISTORY_ITEM_CAP)
+
+    async def samples(self, server: ServerRef, since: int, until: int) -> list[Sample]:
+        """One GetItem per day of the window, all at once (31 for 30 days); a day whose `ttl` has passed
+        counts as gone (DynamoDB deletes expired items within days, not at once)."""
+        days = range(max(since, 0) // DAY, until // DAY + 1)
+        items = await asyncio.gather(*(self._get(history_key(server, day)) for day in days))
+        now = time.time()
+        found: list[Sample] = []
+        for day, item in zip(days, items, strict=True):
+            if item is None or "s" not in item or float(item.get("ttl", {}).get("N", "inf")) < now:
+                continue
+            found.extend(decode_sample(day, value["S"]) for value in item["s"]["L"])
+        found.sort(key=lambda sample: sample.at)
+        return [sample for sample in found if since <= sample.at <= until]
 
 
 async def create_table(table: str, *, wait_seconds: float = 60.0) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from mcstatbot_bot.state.base import (
     ChatState,
     ClaimResult,
     Doc,
+    Sample,
     ServerRef,
     StoredServer,
     Versioned,
@@ -19,6 +21,8 @@ from mcstatbot_bot.state.base import (
 )
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from mcstatbot_common.models import ServerStatus
 
 _MAX_UPDATES = 100_000
@@ -35,6 +39,7 @@ class MemoryStore:
         self._settings: dict[int, ChatSettings] = {}
         self._updates: dict[str, tuple[str, float, str]] = {}
         self._docs: dict[str, tuple[str, int]] = {}  # JSON text: a caller never shares the stored dict
+        self._history: dict[str, list[Sample]] = {}  # per server, oldest first
 
     async def open(self) -> None:
         return None
@@ -113,3 +118,16 @@ class MemoryStore:
             return False
         del self._docs[key]
         return True
+
+    async def add_sample(self, server: ServerRef, sample: Sample, keep: timedelta) -> None:
+        kept = self._history.setdefault(server.key, [])
+        bisect.insort(kept, sample, key=lambda s: s.at)
+        oldest = int(time.time() - keep.total_seconds())
+        if kept[0].at < oldest:
+            del kept[: bisect.bisect_left(kept, oldest, key=lambda s: s.at)]
+
+    async def samples(self, server: ServerRef, since: int, until: int) -> list[Sample]:
+        kept = self._history.get(server.key, [])
+        start = bisect.bisect_left(kept, since, key=lambda s: s.at)
+        end = bisect.bisect_right(kept, until, key=lambda s: s.at)
+        return kept[start:end]

@@ -29,6 +29,7 @@ from mcstatbot_bot.state.base import (
     ChatState,
     ClaimResult,
     Doc,
+    Sample,
     ServerRef,
     StateStore,
     StoredServer,
@@ -37,6 +38,7 @@ from mcstatbot_bot.state.base import (
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from datetime import timedelta
 
     from mcstatbot_common.models import ServerStatus
     from prometheus_client import Counter
@@ -188,6 +190,14 @@ class ResilientStore:
 
     async def release_update(self, update_id: int) -> None:
         await self._or(None, "release_update", lambda: self.inner.release_update(update_id))
+
+    async def add_sample(self, server: ServerRef, sample: Sample, keep: timedelta) -> None:
+        """A history sample; a failing store loses it (with a log line), the check goes on."""
+        await self._or(None, "add_sample", lambda: self.inner.add_sample(server, sample, keep))
+
+    async def samples(self, server: ServerRef, since: int, until: int) -> list[Sample]:
+        """Raises StoreFailedError: "the store is down" is not "no history"."""
+        return await self._call("samples", lambda: self.inner.samples(server, since, until))
 
     # Documents: unlike the calls above, a failure raises StoreFailedError: the watcher's records are
     # read-modify-write, and "nothing stored" must never be mistaken for "the store is down".

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 from mcstatbot_common.models import Edition, ServerStatus
@@ -16,6 +17,7 @@ from mcstatbot_bot.state.base import (
     ChatState,
     ClaimResult,
     Doc,
+    Sample,
     ServerRef,
     StoredServer,
     Versioned,
@@ -64,9 +66,22 @@ CREATE TABLE IF NOT EXISTS docs (
     doc TEXT NOT NULL,
     version INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS history (
+    server TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    online INTEGER NOT NULL,
+    players INTEGER,
+    max_players INTEGER,
+    latency_ms REAL,
+    PRIMARY KEY (server, at)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS history_at ON history (at);
 """
 # update_id is TEXT: an id beyond SQLite's 64-bit INTEGER must not overflow the claim.
 
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 _PRUNE_EVERY_SECONDS = 60.0
 _SAVE_CHAT = (
@@ -86,6 +101,7 @@ class SqliteStore:
         self.bot_id = bot_id
         self._db: aiosqlite.Connection | None = None
         self._next_prune = 0.0
+        self._next_history_prune = 0.0
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -262,6 +278,34 @@ class SqliteStore:
         await cursor.close()
         await self.db.commit()
         return deleted
+
+    async def add_sample(self, server: ServerRef, sample: Sample, keep: timedelta) -> None:
+        now = time.time()
+        await self.db.execute(
+            "INSERT OR REPLACE INTO history (server, at, online, players, max_players, latency_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                server.key,
+                sample.at,
+                int(sample.online),
+                sample.players,
+                sample.max_players,
+                sample.latency_ms,
+            ),
+        )
+        if now >= self._next_history_prune:  # by the index on `at`, at most once a minute
+            self._next_history_prune = now + _PRUNE_EVERY_SECONDS
+            await self.db.execute("DELETE FROM history WHERE at < ?", (int(now - keep.total_seconds()),))
+        await self.db.commit()
+
+    async def samples(self, server: ServerRef, since: int, until: int) -> list[Sample]:
+        async with self.db.execute(
+            "SELECT at, online, players, max_players, latency_ms FROM history "
+            "WHERE server = ? AND at BETWEEN ? AND ? ORDER BY at",
+            (server.key, since, until),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [Sample(int(r[0]), bool(r[1]), r[2], r[3], r[4]) for r in rows]
 
 
 def _json(status: ServerStatus | None) -> str | None:
