@@ -41,7 +41,7 @@ chart: test-deps ## only the chart and image checks (helm lint, kubernetes-valid
 chart-docs: ## regenerate charts/mcstatbot/README.md from the values' `# --` comments (helm-docs)
 	bash scripts/install-chart-tools.sh && bash tests/chart/render-readme.sh
 
-bench: test-deps ## the benchmarks (~9 min; BENCH_QUICK=1: ~2): bench/results/latest.json, .png, docs/benchmarks.md
+bench: test-deps ## the benchmarks (~17 min; BENCH_QUICK=1: ~4): bench/results/latest.json, .png, docs/benchmarks.md
 	$(UV) run python -m bench
 
 soak: test-deps ## the e2e session scenario in a loop (SOAK_SECONDS, default 600): replies, errors, RSS growth

@@ -16,6 +16,7 @@ ALL_BENCHMARKS = (
     "protection_cluster",
     "bot_throughput",
     "footprint",
+    "watcher",
     "history",
 )
 
@@ -42,6 +43,14 @@ class BenchConfig:
     bot_concurrency: int = 16
     footprint_idle_s: float = 3.0
     startup_runs: int = 3
+    watch_servers: int = 5000
+    """Watched servers (one loopback port each) for the watcher benchmark."""
+    watch_interval_s: float = 60.0
+    """WATCH_INTERVAL_SECONDS of the watcher benchmark."""
+    watch_intervals: int = 3
+    """Intervals measured with one replica (after one interval of warm-up)."""
+    watch_replica_intervals: int = 2
+    """Intervals measured with two replicas (after one interval of warm-up)."""
     benchmarks: tuple[str, ...] = ALL_BENCHMARKS
     results_dir: Path = field(default=BENCH_DIR / "results")
     docs_path: Path | None = field(default=REPO_ROOT / "docs" / "benchmarks.md")
@@ -68,6 +77,8 @@ QUICK = BenchConfig(
     bot_duration_s=3.0,
     footprint_idle_s=1.0,
     startup_runs=2,
+    watch_servers=834,  # the full run's 5,000 per 60 s scaled to 10 s: the same checks per second
+    watch_interval_s=10.0,
 )
 
 
@@ -85,6 +96,10 @@ ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "BENCH_BOT_CONCURRENCY": ("bot_concurrency", int),
     "BENCH_IDLE_SECONDS": ("footprint_idle_s", float),
     "BENCH_STARTUP_RUNS": ("startup_runs", int),
+    "BENCH_WATCH_SERVERS": ("watch_servers", int),
+    "BENCH_WATCH_INTERVAL": ("watch_interval_s", float),
+    "BENCH_WATCH_INTERVALS": ("watch_intervals", int),
+    "BENCH_WATCH_REPLICA_INTERVALS": ("watch_replica_intervals", int),
 }
 """Environment variables that override one parameter each (after BENCH_QUICK picks the defaults)."""
 

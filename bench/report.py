@@ -137,13 +137,19 @@ def markdown(results: dict[str, Any], png_name: str | None) -> str:
             )
     lines.append("")
     for bench in results["benchmarks"].values():
-        lines += _section(bench)
+        lines += _section(bench, machine["date"])
     return "\n".join(lines)
 
 
-def _section(bench: dict[str, Any]) -> list[str]:
+def _section(bench: dict[str, Any], date: str) -> list[str]:
     lines = [f"## {bench['title']}", ""]
     details = bench["details"]
+    measured_at = details.get("measured_at")
+    if measured_at and measured_at != date:
+        lines += [
+            f"Measured in an earlier run, {measured_at} (not in this run; the machine table is this run's).",
+            "",
+        ]
     others = details.get("other_processes_cpu_cores")
     if others is not None:
         load = (details.get("load_average_before") or ["?"])[0]
@@ -169,12 +175,16 @@ def _section(bench: dict[str, Any]) -> list[str]:
 HOW_TO_RUN = """\
 ## Running it
 
-- `make bench`: every benchmark, about 8-9 minutes on 2 cores; `BENCH_QUICK=1 make bench`: about 2.
+- `make bench`: every benchmark, about 17 minutes on 2 cores (the watcher's 8 of them);
+  `BENCH_QUICK=1 make bench`: about 4.
 - `BENCH_ONLY=cached_status,protection` runs some of them (cached_status, uncached_status, protection,
-  protection_cluster, bot_throughput, footprint, history).
+  protection_cluster, bot_throughput, footprint, watcher, history); the others keep their results from the
+  last run (`bench/results/latest.json`), each section saying when it was measured.
 - Parameters: `BENCH_RUNS` (runs per figure, default 3), `BENCH_DURATION` (seconds per wrk run),
   `BENCH_BOT_DURATION`, `BENCH_PROTECTION_SECONDS` (default 60), `BENCH_PROTECTION_CLIENTS` (default 200),
-  `BENCH_PROTECTION_TTL` (default 5), `BENCH_CONNECTIONS`, `BENCH_BOT_CONCURRENCY`, `BENCH_NO_PIN=1` (no
+  `BENCH_PROTECTION_TTL` (default 5), `BENCH_CONNECTIONS`, `BENCH_BOT_CONCURRENCY`, `BENCH_WATCH_SERVERS`
+  (default 5000; quick 834), `BENCH_WATCH_INTERVAL` (default 60; quick 10), `BENCH_WATCH_INTERVALS`
+  (default 3), `BENCH_WATCH_REPLICA_INTERVALS` (default 2), `BENCH_NO_PIN=1` (no
   taskset), `BENCH_WORK_DIR` (keeps the processes' logs), `BENCH_RESULTS_DIR`, `BENCH_DOCS` (this page's
   path, or `none`). See `bench/config.py`.
 - Needs what `make test` installs: wrk, redis-server, node with the peers in `tests/peers`.

@@ -22,6 +22,7 @@ BENCHMARKS = [
     "protection_cluster",
     "bot_throughput",
     "footprint",
+    "watcher",
     "history",
 ]
 TINY = {
@@ -39,6 +40,10 @@ TINY = {
     "BENCH_BOT_CONCURRENCY": "4",
     "BENCH_IDLE_SECONDS": "0.2",
     "BENCH_STARTUP_RUNS": "1",
+    "BENCH_WATCH_SERVERS": "20",
+    "BENCH_WATCH_INTERVAL": "2",
+    "BENCH_WATCH_INTERVALS": "1",
+    "BENCH_WATCH_REPLICA_INTERVALS": "1",
 }
 
 
@@ -58,13 +63,13 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         env=env,
         capture_output=True,
         text=True,
-        timeout=360,
+        timeout=540,
         check=False,
     )
     return proc, out
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_every_benchmark_runs_and_reports(bench_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     proc, out = bench_run
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -85,7 +90,7 @@ def test_every_benchmark_runs_and_reports(bench_run: tuple[subprocess.CompletedP
             assert target["met"] in (True, False)
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_each_benchmark_measured_what_it_claims(
     bench_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
@@ -114,9 +119,13 @@ def test_each_benchmark_measured_what_it_claims(
     assert history["figures"]["worker_rss_mib"]["median"] > 0
     assert history["figures"]["dynamodb_bytes_per_day"]["median"] > 1440  # a string per sample at least
     assert history["figures"]["sqlite_bytes_per_day"]["median"] > 1440
+    watcher = benches["watcher"]
+    assert watcher["figures"]["servers"]["median"] == 20
+    assert watcher["details"]["single"]["schedule"]["slots"] == 20  # one interval of 20 servers
+    assert watcher["details"]["single"]["checks"] > 0  # counted at the ping farm
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_chart_and_page_are_written(bench_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     proc, out = bench_run
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -130,6 +139,7 @@ def test_chart_and_page_are_written(bench_run: tuple[subprocess.CompletedProcess
         "## 1. Cached status",
         "## 4. Bot throughput",
         "## 5. Footprint",
+        "## 6. Watcher",
     ):
         assert heading in page
     assert "| CPU |" in page

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mcstatbot_testkit.telegram import parse_html
-from mcstatbot_testkit.watching import WatchStack, ask, checks, wait_checks, wait_until
+from mcstatbot_testkit.watching import WatchStack, alerts, ask, checks, wait_checks, wait_until
 
 if TYPE_CHECKING:
     from mcstatbot_testkit.minecraft import JavaPeer
@@ -78,3 +78,33 @@ def test_live_cards_pinned_when_allowed_and_stopped_by_command(
     wait_until(lambda: edits(api, no_pins), what="the other group's card edited")
     wait_checks(watcher, "up", 2)
     assert edits(api, pins) == []
+
+
+def test_live_card_stops_after_the_server_was_down_long_enough(
+    stack: WatchStack, api: BotApiServer, peer: JavaPeer
+) -> None:
+    """LIVE_OFFLINE_SECONDS (7 days by default) set to 2 s: the peer stops, the card shows it offline,
+    and once the server has been down that long the card stops; the peer back up edits it no more."""
+    stack.bot(**LIVE)
+    watcher = stack.watcher(**LIVE, LIVE_OFFLINE_SECONDS="2")
+    chat = 811
+    assert "Watching" in ask(api, 812, f"/watch {peer.address}")  # keeps the server checked throughout
+    since = api.last_seq
+    assert "Online" in ask(api, chat, f"/live {peer.address}")
+    message_id = api.wait_for_call_sync("sendMessage", lambda c: c.chat_id == chat, since=since).result[
+        "message_id"
+    ]
+    wait_checks(watcher, "up", 2)
+
+    peer.stop()
+    wait_until(lambda: edits(api, chat), what="the card's edit to offline")
+    assert "Offline" in parse_html(api.message(chat, message_id)["text"])
+    wait_until(lambda: alerts(api, 812, "is down"), what="the down alert")  # down: 3 failed checks
+    wait_checks(watcher, "failed", 4)  # down for more than 2 s by now
+    assert "no live status message" in ask(api, chat, "/live stop")  # the watcher stopped the card
+
+    edited = len(edits(api, chat))
+    peer.start()
+    wait_until(lambda: alerts(api, 812, "back up"), what="the up alert")
+    wait_checks(watcher, "up", 3)
+    assert len(edits(api, chat)) == edited  # stopped: the server back up edits it no more

@@ -63,7 +63,8 @@ _REDIS_TIMEOUT = 1.0  # seconds per Redis call: a budget that waits on a hung Re
 
 
 def limits_for(data: dict[str, Any]) -> list[tuple[RateLimitItem, str]]:
-    """The windows a call takes a slot in, with each window's key: none without a chat id."""
+    """The windows a call takes a slot in, with each window's key: none without a chat id; the overall
+    window first (`SendBudget._take` takes it last, right before the call)."""
     chat_id = data.get("chat_id")
     if chat_id is None:
         return []
@@ -109,6 +110,7 @@ class SendBudget(BaseRateLimiter[int]):
         self._redis_down_until = 0.0
         self._retry_after_event = asyncio.Event()
         self._retry_after_event.set()
+        self._taking = asyncio.Lock()  # one call of this process at a time takes its slots (`_take`)
         metrics.TELEGRAM_BUDGET_SHARED.set(1 if redis_url else 0)
 
     @property
@@ -180,7 +182,6 @@ class SendBudget(BaseRateLimiter[int]):
         attempt = 0
         while True:
             await self._take(windows)
-            await self._retry_after_event.wait()
             try:
                 return await callback(*args, **kwargs)
             except TelegramError as exc:
@@ -201,21 +202,44 @@ class SendBudget(BaseRateLimiter[int]):
                     self._retry_after_event.set()
 
     async def _take(self, windows: list[tuple[RateLimitItem, str]]) -> None:
-        """Wait until every window has room, then take a slot in each. A slot taken in one window
-        when a later one filled meanwhile (another replica was quicker) stays taken: the budget errs
-        on the side of sending later, never of sending too much."""
+        """Take a slot in every window, as close as may be to the call: in this process one call at a
+        time takes its slots (`_taking`, first come first served), the overall window last, right
+        before the call; a chat's or group's full window is waited for outside the queue. After a 429
+        nobody takes a slot before its `retry_after` is over (a slot taken during the pause would be
+        spent on a call made after it, at once with the slots of the next second).
+
+        Why: a window's entry is stamped when its slot is taken, and the call arrives at Telegram some
+        time after. Taken early, before other windows' round trips to Redis (on a Redis Cluster, to
+        other nodes) and while every waiting call polled Redis at once, slots were stamped up to a
+        second before their calls on a loaded machine, so calls whose slots lay a second apart arrived
+        together and Telegram answered 429. A slot taken in one window when a later one filled
+        meanwhile (another replica was quicker) stays taken: the budget errs on the side of sending
+        later, never of sending too much."""
         if not windows:
+            await self._retry_after_event.wait()
             return
         while True:
-            for item, key in windows:
-                await self._wait_for_room(item, key)
-            taken = True
-            for item, key in windows:
-                if not await self._call("hit", item, key):
-                    taken = False
-                    break
-            if taken:
+            async with self._taking:
+                full = await self._take_in_turn(windows)
+            if full is None:
                 return
+            await self._wait_for_room(*full)  # a chat's or group's window: out of the queue meanwhile
+
+    async def _take_in_turn(
+        self, windows: list[tuple[RateLimitItem, str]]
+    ) -> tuple[RateLimitItem, str] | None:
+        """With this process's turn: None once every slot is taken, else the chat's or group's window
+        that was full. The first window (`limits_for`: the overall one) is the one taken last."""
+        (overall, overall_key), others = windows[0], windows[1:]
+        while True:
+            await self._retry_after_event.wait()
+            await self._wait_for_room(overall, overall_key)
+            for item, key in others:
+                if not await self._call("hit", item, key):
+                    return item, key
+            others = []  # taken: a second try (another replica took the overall room first) needs none
+            if await self._call("hit", overall, overall_key) and self._retry_after_event.is_set():
+                return None
 
     async def _wait_for_room(self, item: RateLimitItem, key: str) -> None:
         while not await self._call("test", item, key):  # noqa: ASYNC110 - the room is in Redis: no event tells

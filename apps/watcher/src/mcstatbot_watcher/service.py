@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 INDEX_REFRESH_SECONDS = 5.0
 RETRY_SECONDS = 5.0
-LIVE_OFFLINE_SECONDS = 7 * 86400.0
 _GONE = ("chat not found", "bot was kicked", "bot was blocked", "user is deactivated", "group chat was")
 
 
@@ -241,16 +240,20 @@ class Watcher:
         self, server: ServerRef, status: ServerStatus, cards: dict[LiveCard, str], record: Doc
     ) -> None:
         """Edit each live card whose text would change, at most once per LIVE_INTERVAL_SECONDS; stop a
-        card whose message is gone, and every card of a server offline for LIVE_OFFLINE_DAYS."""
+        card whose message is gone, and every card of a server down for LIVE_OFFLINE_SECONDS (7 days)."""
         now = time.time()
         live: dict[str, Doc] = record.get("live", {})
         texts: dict[str, str] = {}  # the card's text in each language, rendered once per language
-        offline_too_long = record["state"] == DOWN and now - float(record["since_ts"]) >= LIVE_OFFLINE_SECONDS
+        offline_too_long = (
+            record["state"] == DOWN and now - float(record["since_ts"]) >= self.settings.live_offline_seconds
+        )
         updated: dict[str, Doc] = {}
         for card, first_shown in cards.items():
             entry = live.get(card.key, {"shown": first_shown, "at": 0.0})
             if offline_too_long:
-                log.info("live card %s of %s stopped: offline for a week", card.key, server.address)
+                log.info(
+                    "live card %s of %s stopped: down since %s", card.key, server.address, record.get("since")
+                )
                 await remove_live(self.store, card)
                 continue
             if now - float(entry["at"]) < self.settings.live_interval_seconds:

@@ -21,3 +21,8 @@ class WatcherSettings(BotSettings):
         default=600.0, ge=0, description="at most one report per direction per this period for a server"
     )
     watch_concurrency: int = Field(default=64, ge=1, description="checks in flight at once")
+    live_offline_seconds: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="a server's live cards stop once it has been down this long (7 days)",
+    )
