@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 from mcstatbot_bot import metrics
-from mcstatbot_bot.send_budget import KEY_PREFIX, OVERALL, PER_GROUP
+from mcstatbot_bot.send_budget import KEY_PREFIX, OVERALL, PER_GROUP, SendBudget
 from mcstatbot_bot.settings import BotSettings
 from mcstatbot_bot.telegram_api import build_application
 from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_testkit.redis_cluster import RedisCluster
 from mcstatbot_testkit.telegram import BotApiServer
+from mcstatbot_testkit.tls import TestCertificates
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -264,3 +266,38 @@ async def test_budget_without_redis_keeps_one_chat_within_telegrams_limit(limite
     calls = limited_api.calls_to("sendMessage", 9)
     assert sorted(c.text for c in calls) == [f"m{i}" for i in range(7)]
     assert all(c.ok for c in calls)
+
+
+async def test_the_budget_on_a_tls_redis_cluster_with_an_auth_token_and_a_ca_of_its_own(
+    limited_api: BotApiServer, tmp_path: Path
+) -> None:
+    """`rediss://:<token>@node?ssl_ca_certs=<CA>` as an operator with a CA of their own writes it: the
+    budget finds the cluster and keeps its windows there, over TLS with the token, trusting that CA."""
+    token = secrets.token_urlsafe(16)
+    certificates = TestCertificates.make(tmp_path / "pki")
+    with RedisCluster(tmp_path / "cluster", password=token, tls=certificates) as cluster:
+        settings = BotSettings(
+            telegram_bot_token=limited_api.token,
+            telegram_api_base_url=limited_api.base_url,
+            redis_url=cluster.url,
+        )
+        application = build_application(settings, webhook=True)
+        async with application:
+            await asyncio.gather(*(application.bot.send_message(chat, "hi") for chat in (11, 12, GROUP)))
+            budget = application.bot.rate_limiter
+            assert isinstance(budget, SendBudget)
+            assert budget.shared  # no fallback to an in-process budget
+        keys: set[str] = set()
+        for port in cluster.master_ports():
+            node = redis.Redis(
+                host="127.0.0.1",
+                port=port,
+                password=token,
+                ssl=True,
+                ssl_ca_certs=str(certificates.ca),
+                decode_responses=True,
+            )
+            keys |= {str(key) for key in node.keys(f"{KEY_PREFIX}:*")}
+            node.close()
+    assert len(_sent(limited_api)) == 3
+    assert f"{KEY_PREFIX}:{PER_GROUP.key_for(str(GROUP))}" in keys  # the group's minute, kept in the cluster

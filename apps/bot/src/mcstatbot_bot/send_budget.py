@@ -86,6 +86,10 @@ def _retry_seconds(error: RetryAfter) -> float:
     return float(pause) if isinstance(pause, int | float) else pause.total_seconds()
 
 
+_TLS_URL_PARAMETERS = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+"""REDIS_URL parameters kept for a Redis Cluster over TLS (redis-py reads them from a single node's URL)."""
+
+
 class SendBudget(BaseRateLimiter[int]):
     """The shared budget (module docstring). `redis_url=None`: in-process only. `windows_of` says which
     windows a call takes a slot in (`limits_for`; the bot benchmark's unlimited variant passes none)."""
@@ -142,6 +146,13 @@ class SendBudget(BaseRateLimiter[int]):
             parts = urllib.parse.urlsplit(url)
             if parts.scheme == "rediss":
                 options["ssl"] = True
+                # the URL's TLS parameters (a CA of one's own: `?ssl_ca_certs=...`), which the
+                # `async+redis+cluster://` URI below would drop
+                options |= {
+                    name: value
+                    for name, value in urllib.parse.parse_qsl(parts.query)
+                    if name in _TLS_URL_PARAMETERS
+                }
             storage = RedisClusterStorage(
                 f"async+redis+cluster://{parts.netloc}",
                 implementation="redispy",
