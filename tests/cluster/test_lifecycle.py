@@ -1,6 +1,7 @@
-"""The release's life on the cluster, on one install: `helm upgrade` (changed values, a new image tag) and
-`helm rollback` while updates keep arriving, pods deleted during a burst, the eviction API against the PDBs,
-a watch alert through the watcher Deployment, and `helm uninstall` leaving nothing of the release behind.
+"""The release's life on the cluster, on one install: the watcher's HPA scaling out on CPU, `helm upgrade`
+(changed values, a new image tag) and `helm rollback` while updates keep arriving, a watch alert through
+the watcher Deployment, pods deleted during a burst, the eviction API against the PDBs, and `helm
+uninstall` leaving nothing of the release behind.
 
 The chart is installed with the kind values (webhook mode) adapted as in test_helm_install, with two bot and
 two query replicas (no HPA: the counts stay put) and a watcher that checks every 3 s. The Bot API test server
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import subprocess
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Self
@@ -36,7 +38,6 @@ from tests.cluster.conftest import (
 )
 
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -207,6 +208,49 @@ def rolled_out(cluster: Cluster, ns: str) -> None:
         cluster.kubectl(
             "rollout", "status", f"deployment/{RELEASE}-{component}", "-n", ns, "--timeout=240s", timeout=260
         )
+
+
+def watcher_hpa(cluster: Cluster, ns: str) -> dict[str, Any]:
+    hpas = cluster.kubectl_json("get", "hpa", "-n", ns)["items"]
+    (hpa,) = [h for h in hpas if h["spec"]["scaleTargetRef"]["name"] == f"{RELEASE}-watcher"]
+    return dict(hpa)
+
+
+def cpu_utilisation(hpa: dict[str, Any]) -> int | None:
+    for metric in hpa.get("status", {}).get("currentMetrics") or []:
+        if metric.get("type") == "Resource" and metric["resource"]["name"] == "cpu":
+            value = metric["resource"]["current"].get("averageUtilization")
+            return None if value is None else int(value)
+    return None
+
+
+def test_the_watcher_hpa_reads_pod_cpu_and_scales_out_under_load(cluster: Cluster, release: str) -> None:
+    """metrics-server reports the watcher pods' CPU and its HPA reads it (no `<unknown>`); a CPU load in a
+    watcher pod (a busy loop, at most 90 s) raises the HPA above its minimum. Scale-in (after the chart's
+    300 s stabilisation window) is not waited for. First of the module: the release is fresh, at its
+    minimum (the bot and query HPAs are off here, so the watcher's is the one)."""
+    ns = release
+    wait_until(lambda: cpu_utilisation(watcher_hpa(cluster, ns)) is not None, timeout=120, what="HPA CPU")
+    hpa = watcher_hpa(cluster, ns)
+    minimum = int(hpa["spec"].get("minReplicas", 1))
+    assert int(hpa["status"]["currentReplicas"]) == minimum, hpa["status"]
+    (pod,) = pods_of(cluster, ns, "watcher")[:1]
+    load = subprocess.Popen(
+        [str(cluster.bin / "kubectl"), "exec", "-n", ns, pod, "--", "timeout", "90", "python", "-c",
+         "while True: pass"],
+        env=cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        scaled = wait_until(
+            lambda: int(watcher_hpa(cluster, ns)["status"].get("desiredReplicas", 0)) > minimum,
+            timeout=150,
+            what="the watcher HPA scaling out",
+        )
+        assert scaled
+    finally:
+        load.terminate()
+        load.wait(timeout=30)
+    print(f"watcher HPA: {watcher_hpa(cluster, ns)['status']}")  # noqa: T201 - for the log
 
 
 def test_upgrade_and_rollback_under_load_lose_no_update(
