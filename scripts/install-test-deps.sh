@@ -32,6 +32,16 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 # The Debian package starts a system redis on 6379 where systemd runs; the tests start their own.
+# promtool, for the alert rules' unit tests (tests/chart/test_prometheus_rules.py), comes with Debian's
+# prometheus package; where systemd runs, the package starts a Prometheus on 9090: the tests need none.
+if ! command -v promtool >/dev/null 2>&1; then
+  log "apt-get install prometheus (promtool)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
+fi
 
 # --- Node peers (minecraft-protocol, bedrock-protocol) ----------------------------------------
 if [ ! -d tests/peers/node_modules/minecraft-protocol ] || [ ! -d tests/peers/node_modules/bedrock-protocol ]; then

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pytest
 import uvicorn
+import yaml
 from mcstatbot_testkit.dynamodb import DUMMY_CREDENTIALS, DynamoDBLocal
+from mcstatbot_testkit.minecraft import JavaPeer
+from mcstatbot_testkit.net import free_port, wait_for_tcp
 from mcstatbot_testkit.telegram import BotApiServer
 
 from tests.images.conftest import base_image, engine, run_checked  # noqa: F401 - fixtures reused by import
@@ -286,6 +290,8 @@ metadata:
 
 CHART = ROOT / "charts" / "mcstatbot"
 KIND_VALUES = ROOT / "k8s" / "overlays" / "kind" / "app" / "values.yaml"
+# The Ingress host of the kind values (mcstatbot.localtest.me): Traefik routes by it.
+KIND_INGRESS_HOST = str(yaml.safe_load(KIND_VALUES.read_text())["ingress"]["hosts"][0]["host"])
 EKS_VALUES = ROOT / "k8s" / "overlays" / "eks" / "app" / "values.yaml"
 HELMS = {"helm3": TOOLS_BIN / "helm", "helm4": TOOLS_BIN / "helm4"}
 RELEASE = "mcstatbot"
@@ -340,8 +346,13 @@ def bot_api(cluster: Cluster) -> Iterator[LinkBotApiServer]:
 
 @pytest.fixture(scope="session")
 def dynamodb(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoDBLocal]:
-    """DynamoDB Local on the host (it listens on every address, the link's included), with the table."""
-    with DynamoDBLocal(tmp_path_factory.mktemp("dynamodb") / "dynamodb.log") as ddb:
+    """DynamoDB Local on the host (it listens on every address, the link's included), with the table.
+
+    One database for every caller (`-sharedDb`, through `persistent`): in memory, DynamoDB Local keeps a
+    database per access key and region, and the pods sign with the chart's dummy key (`local`), not with the
+    key the table is created with here, so they would find no table and run degraded.
+    """
+    with DynamoDBLocal(tmp_path_factory.mktemp("dynamodb") / "dynamodb.log", persistent=True) as ddb:
         env = {
             **DUMMY_CREDENTIALS,
             "AWS_ENDPOINT_URL_DYNAMODB": ddb.endpoint_url,
@@ -417,3 +428,42 @@ def cluster_values(case: str, images: AppImages, bot_api: BotApiServer) -> dict[
         values["ingress"] = {"hosts": []}
         values["externalRedis"] = {"url": "redis://redis:6379/0"}
     return values
+
+
+def bot_ready(cluster: Cluster, ns: str) -> dict[str, Any]:
+    """The bot's /ready answer, from inside its pod: `state_store` is "ok" only when DynamoDB answers."""
+    ready = cluster.kubectl(
+        "exec", "-n", ns, f"deploy/{RELEASE}-bot", "--", "python", "-c",
+        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080/ready').read().decode())",
+    ).stdout  # fmt: skip
+    answer: dict[str, Any] = json.loads(ready)
+    return answer
+
+
+@contextlib.contextmanager
+def forward_on_link(cluster: Cluster, port: int) -> Iterator[str]:
+    """`host:port` on the host end of the link, forwarded by socat to 127.0.0.1:`port` (a loopback peer)."""
+    socat = shutil.which("socat")
+    assert socat is not None, "socat is missing (scripts/cluster/toolchain.sh installs it)"
+    link_port = free_port()
+    forwarder = subprocess.Popen(
+        [socat, f"TCP-LISTEN:{link_port},bind={cluster.host_ip},reuseaddr,fork", f"TCP:127.0.0.1:{port}"]
+    )
+    try:
+        wait_for_tcp(link_port, host=cluster.host_ip, timeout=10)
+        yield f"{cluster.host_ip}:{link_port}"
+    finally:
+        forwarder.terminate()
+        forwarder.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def java_on_link(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[JavaPeer, str]]:
+    """A Java peer, and `host:port` on the host end of the link that forwards to it."""
+    with (
+        JavaPeer(tmp_path_factory.mktemp("java") / "java.log") as peer,
+        forward_on_link(cluster, peer.port) as address,
+    ):
+        yield peer, address

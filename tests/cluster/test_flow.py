@@ -13,51 +13,35 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-import subprocess
 import time
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
-import yaml
 from mcstatbot_testkit.harness import TelegramUser
-from mcstatbot_testkit.minecraft import JavaPeer
-from mcstatbot_testkit.net import free_port, wait_for_tcp
 
-from tests.cluster.conftest import CHART, HELMS, KIND_VALUES, RELEASE, cluster_values, link_service, namespace
+from tests.cluster.conftest import (
+    CHART,
+    HELMS,
+    KIND_INGRESS_HOST,
+    KIND_VALUES,
+    RELEASE,
+    bot_ready,
+    cluster_values,
+    link_service,
+    namespace,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
     from mcstatbot_testkit.dynamodb import DynamoDBLocal
+    from mcstatbot_testkit.minecraft import JavaPeer
 
     from tests.cluster.conftest import AppImages, Cluster, LinkBotApiServer
 
 pytestmark = pytest.mark.timeout(7200)
-
-# The Ingress host of the kind values (mcstatbot.localtest.me): Traefik routes by it.
-KIND_INGRESS_HOST = str(yaml.safe_load(KIND_VALUES.read_text())["ingress"]["hosts"][0]["host"])
-
-
-@pytest.fixture(scope="module")
-def java_on_link(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[JavaPeer, str]]:
-    """A Java peer, and `host:port` on the host end of the link that forwards to it."""
-    socat = shutil.which("socat")
-    assert socat is not None, "socat is missing (scripts/cluster/toolchain.sh installs it)"
-    with JavaPeer(tmp_path_factory.mktemp("java") / "java.log") as peer:
-        port = free_port()
-        forwarder = subprocess.Popen(
-            [socat, f"TCP-LISTEN:{port},bind={cluster.host_ip},reuseaddr,fork", f"TCP:127.0.0.1:{peer.port}"]
-        )
-        try:
-            wait_for_tcp(port, host=cluster.host_ip, timeout=10)
-            yield peer, f"{cluster.host_ip}:{port}"
-        finally:
-            forwarder.terminate()
-            forwarder.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +98,8 @@ def test_status_reply_through_ingress_query_service_and_redis(
     ).stdout  # fmt: skip
     assert json.loads(ready)["cache"] == "redis", ready
     assert json.loads(ready)["cache_up"] is True, ready
+    # The bot keeps its chat state in DynamoDB Local (the Service on the host end of the link).
+    assert bot_ready(cluster, release)["state_store"] == "ok"
     scan = ("exec", "-n", release, "deploy/mcstatbot-redis", "--", "redis-cli", "--scan", "--pattern", "*")
     keys = cluster.kubectl(*scan).stdout
     deadline = time.monotonic() + 20  # the write may land just after the reply
@@ -151,6 +137,15 @@ def test_the_ingress_admits_only_the_allowed_source_ranges(
     _upgrade_source_ranges(cluster, release, ["149.154.160.0/20", "91.108.4.0/22"])
     middlewares = cluster.kubectl("get", "middlewares.traefik.io", "-n", release, "-o", "name").stdout
     assert "source-range" in middlewares, middlewares
+    # Traefik applies the new Middleware a moment after the API server has it: wait until a plain GET from
+    # this host is refused by Traefik (403; the bot itself would answer a GET 405) before the update is sent.
+    deadline = time.monotonic() + 60
+    refused = False
+    while not refused and time.monotonic() < deadline:
+        probe = httpx.get(f"{cluster.ingress_url}/telegram/webhook", headers={"Host": KIND_INGRESS_HOST})
+        refused = probe.status_code == 403
+        time.sleep(0.5)
+    assert refused, "Traefik never applied the source-range Middleware"
     try:
         since_seq = bot_api.last_seq
         since = len(bot_api.deliveries)
