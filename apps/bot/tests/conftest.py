@@ -3,6 +3,7 @@
 - `java_peer`: the npm `minecraft-protocol` Java server (mcstatbot_testkit.minecraft);
 - `query`: the real query service (`python -m mcstatbot_query`) allowed to probe loopback peers;
 - `dynamodb`: DynamoDB Local (the jar) with the `user_sessions` table made by `mcstatbot-bot create-table`;
+- `store`: each state store backend in turn (memory, SQLite, DynamoDB Local), opened;
 - `api`: a fresh Bot API test server per test (mcstatbot_testkit.telegram);
 - `bots`: starts bot service processes (`python -m mcstatbot_bot`) against those, stops them after the test.
 """
@@ -21,8 +22,10 @@ from mcstatbot_testkit.services import ServiceProcess, bot_service, query_servic
 from mcstatbot_testkit.telegram import BotApiServer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
     from pathlib import Path
+
+    from mcstatbot_bot.state import StateStore
 
 TABLE = "user_sessions"
 WEBHOOK_PATH = "/telegram/webhook"
@@ -156,3 +159,29 @@ def bots(logs: Path, api: BotApiServer, query: ServiceProcess, tmp_path: Path) -
 def start_bot(bots: Bots) -> Callable[..., ServiceProcess]:
     """`start_bot(port=0, webhook=False, **ENV)`: a bot process (polling, SQLite in tmp_path by default)."""
     return bots.start
+
+
+@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[StateStore]:
+    """Each state store backend in turn, opened (DynamoDB: DynamoDB Local's `user_sessions` table)."""
+    from mcstatbot_bot.state.memory import MemoryStore  # noqa: PLC0415 - the stores load only where used
+    from mcstatbot_bot.state.sqlite import SqliteStore  # noqa: PLC0415
+
+    backend: StateStore
+    if request.param == "memory":
+        backend = MemoryStore()
+    elif request.param == "sqlite":
+        backend = SqliteStore(str(tmp_path / "state.db"))
+    else:
+        from mcstatbot_bot.state.dynamodb import DynamoDBStore  # noqa: PLC0415
+
+        ddb: DynamoDBLocal = request.getfixturevalue("dynamodb")
+        ddb.apply_env(monkeypatch)
+        backend = DynamoDBStore(TABLE)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()

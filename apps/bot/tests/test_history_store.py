@@ -8,45 +8,20 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import pytest
 from aiobotocore.session import get_session
 from mcstatbot_bot.history import Window, parse_window, sample_of, summarise
 from mcstatbot_bot.state import ServerRef
 from mcstatbot_bot.state.base import Sample
 from mcstatbot_bot.state.dynamodb import DAY, DynamoDBStore, decode_sample, encode_sample, history_key
-from mcstatbot_bot.state.memory import MemoryStore
-from mcstatbot_bot.state.sqlite import SqliteStore
 from mcstatbot_common.models import Edition, ServerStatus
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-    from pathlib import Path
-
+    import pytest
     from mcstatbot_bot.state import StateStore
     from mcstatbot_testkit.dynamodb import DynamoDBLocal
 
 TABLE = "user_sessions"
 KEEP = timedelta(days=30)
-
-
-@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[StateStore]:
-    backend: StateStore
-    if request.param == "memory":
-        backend = MemoryStore()
-    elif request.param == "sqlite":
-        backend = SqliteStore(str(tmp_path / "state.db"))
-    else:
-        ddb: DynamoDBLocal = request.getfixturevalue("dynamodb")
-        ddb.apply_env(monkeypatch)
-        backend = DynamoDBStore(TABLE)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 def _server() -> ServerRef:

@@ -45,26 +45,6 @@ STATUS = ServerStatus.model_validate(
 SERVER = ServerRef("play.example.com", Edition.AUTO)
 
 
-@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[StateStore]:
-    backend: StateStore
-    if request.param == "memory":
-        backend = MemoryStore()
-    elif request.param == "sqlite":
-        backend = SqliteStore(str(tmp_path / "state.db"))
-    else:
-        ddb: DynamoDBLocal = request.getfixturevalue("dynamodb")
-        ddb.apply_env(monkeypatch)
-        backend = DynamoDBStore(TABLE)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
-
-
 def _chat() -> int:
     return uuid.uuid4().int % 10**12
 

@@ -6,10 +6,12 @@ machine: tests that use names point DNS_NAMESERVERS at the loopback DNS server b
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +26,10 @@ import pytest
 from mcstatbot_query.app import create_app
 from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.minecraft import BedrockPeer, JavaPeer
+from mcstatbot_testkit.services import ServiceProcess, query_service
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Iterator
 
 
 class LoopbackDns:
@@ -143,3 +146,68 @@ def settings_factory() -> Callable[..., QuerySettings]:
 def client_factory() -> Callable[[QuerySettings], Any]:
     """`async with client_factory(settings) as client:` an httpx client on a fresh app."""
     return app_client
+
+
+@pytest.fixture(scope="module")
+def replicas(cluster: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServiceProcess]]:
+    """Two query-service processes on the module's own `cluster` fixture (a Redis Cluster of the test kit,
+    plain or TLS), REDIS_URL its `url` as an operator writes it and REDIS_CLUSTER unset (detected)."""
+    tmp_path = tmp_path_factory.mktemp("replicas")
+    env = {
+        "REDIS_URL": getattr(cluster, "url"),  # noqa: B009 - the module's fixture decides the kind
+        "ALLOW_PRIVATE_ADDRESSES": "true",
+        "MC_TIMEOUT": "3",
+        "MC_QUERY_TIMEOUT": "0.5",
+        "DNS_SRV": "false",
+        "CACHE_TTL_STATUS": "2",
+        "LOG_LEVEL": "WARNING",
+    }
+    services = [query_service(tmp_path / f"query{i}.log", env) for i in range(2)]
+    try:
+        for service in services:
+            service.start()
+        yield services
+    finally:
+        for service in services:
+            service.stop()
+
+
+async def assert_one_probe_per_ttl(peer: JavaPeer, replicas: list[ServiceProcess]) -> None:
+    """100 clients on two replicas: one probe of `peer`; once the 2 s TTL ran out, the next 100 are answered
+    stale and refreshed once for both replicas; the cache is up on both."""
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def burst() -> list[httpx.Response]:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        f"{replicas[i % 2].url}/api/v1/status",
+                        json={"server_url": peer.address, "edition": "java"},
+                    )
+                    for i in range(100)
+                )
+            )
+
+        peer.reset_counts()
+        first = await burst()
+        assert all(r.status_code == 200 and r.json()["online"] for r in first)
+        assert peer.status_requests == 1, "one probe for 100 clients on two replicas"
+        await asyncio.sleep(2.2)  # the 2 s TTL runs out: the next burst is answered stale, refreshed once
+        second = await burst()
+        assert all(r.status_code == 200 and r.json()["online"] for r in second)
+        async with asyncio.timeout(10):  # waits for the one background refresh, measures nothing
+            while peer.status_requests < 2:  # noqa: ASYNC110 - the peer is another process: poll it
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert peer.status_requests == 2, "one refresh for both replicas in the next TTL window"
+        for replica in replicas:
+            assert (await client.get(f"{replica.url}/ready")).json()["cache_up"] is True
+
+
+OneProbePerTtl = Callable[[JavaPeer, list[ServiceProcess]], Awaitable[None]]
+
+
+@pytest.fixture
+def one_probe_per_ttl() -> OneProbePerTtl:
+    """`await one_probe_per_ttl(peer, replicas)`: `assert_one_probe_per_ttl` for the cluster test modules."""
+    return assert_one_probe_per_ttl

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 from mcstatbot_common.addresses import parse_address
 from mcstatbot_common.models import Edition
@@ -22,13 +21,15 @@ from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
 from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_testkit.redis_cluster import RedisCluster as LoopbackCluster
-from mcstatbot_testkit.services import ServiceProcess, query_service
 from redis.asyncio.cluster import RedisCluster
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from contextlib import AbstractAsyncContextManager
     from pathlib import Path
+
+    import httpx
+    from mcstatbot_testkit.services import ServiceProcess
 
 SettingsFactory = Callable[..., QuerySettings]
 ClientFactory = Callable[[QuerySettings], "AbstractAsyncContextManager[httpx.AsyncClient]"]
@@ -144,59 +145,13 @@ async def test_one_servers_keys_share_a_slot_and_answers_come_from_the_cluster(
         await direct.aclose()
 
 
-@pytest.fixture(scope="module")
-def replicas(
-    cluster: LoopbackCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[ServiceProcess]]:
-    """Two query-service processes on the cluster (REDIS_CLUSTER unset: detected)."""
-    tmp_path = tmp_path_factory.mktemp("replicas")
-    env = {
-        "REDIS_URL": cluster.url,
-        "ALLOW_PRIVATE_ADDRESSES": "true",
-        "MC_TIMEOUT": "3",
-        "MC_QUERY_TIMEOUT": "0.5",
-        "DNS_SRV": "false",
-        "CACHE_TTL_STATUS": "2",
-        "LOG_LEVEL": "WARNING",
-    }
-    services = [query_service(tmp_path / f"query{i}.log", env) for i in range(2)]
-    try:
-        for service in services:
-            service.start()
-        yield services
-    finally:
-        for service in services:
-            service.stop()
-
-
 async def test_two_replicas_many_clients_one_probe_per_ttl(
-    peer: JavaPeer, replicas: list[ServiceProcess]
+    peer: JavaPeer,
+    replicas: list[ServiceProcess],
+    one_probe_per_ttl: Callable[[JavaPeer, list[ServiceProcess]], Awaitable[None]],
 ) -> None:
-    async with httpx.AsyncClient(timeout=30) as client:
-
-        async def burst() -> list[httpx.Response]:
-            return await asyncio.gather(
-                *(
-                    client.post(
-                        f"{replicas[i % 2].url}/api/v1/status",
-                        json={"server_url": peer.address, "edition": "java"},
-                    )
-                    for i in range(100)
-                )
-            )
-
-        peer.reset_counts()
-        first = await burst()
-        assert all(r.status_code == 200 and r.json()["online"] for r in first)
-        assert peer.status_requests == 1, "one probe for 100 clients on two replicas"
-        await asyncio.sleep(2.2)  # the 2 s TTL runs out: the next burst is answered stale, refreshed once
-        second = await burst()
-        assert all(r.status_code == 200 and r.json()["online"] for r in second)
-        async with asyncio.timeout(10):  # waits for the one background refresh, measures nothing
-            while peer.status_requests < 2:  # noqa: ASYNC110 - the peer is another process: poll it
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        assert peer.status_requests == 2, "one refresh for both replicas in the next TTL window"
+    """Two replicas on the plain cluster (REDIS_CLUSTER unset: detected)."""
+    await one_probe_per_ttl(peer, replicas)
 
 
 async def test_auth_token_in_the_url_as_elasticache_gives_it(
