@@ -28,8 +28,8 @@ SCENARIOS: dict[str, tuple[str, Callable[[BenchContext], BenchmarkResult]]] = {
     "protection_cluster": (protection.CLUSTER_TITLE, protection.run_on_cluster),
     "bot_throughput": (bot.TITLE, bot.run),
     "footprint": (footprint.TITLE, footprint.run),
-    "history": (history.TITLE, history.run),
     "watcher": (watcher.TITLE, watcher.run),
+    "history": (history.TITLE, history.run),
 }
 BUSY_LOAD_PER_CORE = 0.5
 """A 1-minute load average above this many runnable processes per core before the run counts as busy."""
