@@ -10,6 +10,8 @@ mkdir -p "$TOOLS/bin"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# apt steps of this script and of the other set-up script (make test runs them side by side) take turns.
+APT_LOCK=${TMPDIR:-/tmp}/mcstatbot-apt.lock
 
 # --- uv and the Python workspace -------------------------------------------------------------
 if ! command -v uv >/dev/null 2>&1; then
@@ -28,16 +30,16 @@ command -v unzip >/dev/null 2>&1 || apt_missing+=(unzip)
 command -v node >/dev/null 2>&1 || apt_missing+=(nodejs npm)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "apt-get install ${apt_missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+  as_root flock "$APT_LOCK" apt-get update -qq
+  as_root flock "$APT_LOCK" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 # The Debian package starts a system redis on 6379 where systemd runs; the tests start their own.
 # promtool, for the alert rules' unit tests (tests/chart/test_prometheus_rules.py), comes with Debian's
 # prometheus package; where systemd runs, the package starts a Prometheus on 9090: the tests need none.
 if ! command -v promtool >/dev/null 2>&1; then
   log "apt-get install prometheus (promtool)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  as_root flock "$APT_LOCK" apt-get update -qq
+  as_root flock "$APT_LOCK" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   if [ -d /run/systemd/system ]; then
     as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
   fi
@@ -90,8 +92,8 @@ command -v dockerd >/dev/null 2>&1 || images_missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || images_missing+=(debootstrap)
 if [ ${#images_missing[@]} -gt 0 ]; then
   log "apt-get install ${images_missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${images_missing[@]}" >/dev/null
+  as_root flock "$APT_LOCK" apt-get update -qq
+  as_root flock "$APT_LOCK" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${images_missing[@]}" >/dev/null
   # Where systemd runs, the package starts a system dockerd (docker0 bridge, iptables rules); the tests do
   # not need it, so a daemon this script brought in is stopped again.
   if [[ " ${images_missing[*]} " == *" docker.io "* ]] && [ -d /run/systemd/system ]; then

@@ -4,7 +4,8 @@
 #
 # On a machine whose cache is cold, the local Kubernetes cluster's binaries (scripts/cluster/toolchain.sh)
 # take most of the build time. They are only needed by tests/cluster (and tests/kind), so they build in the
-# background at `nice -n 19` (the tests keep the CPU they ask for) while lint and the rest of the suite run;
+# background at `nice -n 19` (the tests keep the CPU they ask for) while the rest of the set-up, lint and the
+# rest of the suite run;
 # then tests/cluster runs once the build is done. Warm, the build takes seconds and nothing changes.
 # MCSTATBOT_SKIP_CLUSTER=1 leaves the build out (tests/cluster then fails: it needs the cluster).
 # Extra pytest arguments: PYTEST_ARGS.
@@ -18,8 +19,6 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 started=$(date +%s)
 
-MCSTATBOT_SKIP_CLUSTER=1 bash scripts/install-test-deps.sh || exit 1
-
 build_pid=
 if [ "${MCSTATBOT_SKIP_CLUSTER:-0}" != 1 ]; then
   log "cluster toolchain: building in the background (log: $LOGS/cluster-toolchain.log)"
@@ -30,6 +29,9 @@ if [ "${MCSTATBOT_SKIP_CLUSTER:-0}" != 1 ]; then
   build_pid=$!
 fi
 trap '[ -n "$build_pid" ] && kill -- "-$build_pid" 2>/dev/null' EXIT
+
+# The rest of the set-up meanwhile (its apt steps and the build's take turns: see APT_LOCK there).
+MCSTATBOT_SKIP_CLUSTER=1 bash scripts/install-test-deps.sh || exit 1
 
 log "lint"
 $UV run ruff check . && $UV run ruff format --check . && $UV run mypy || exit 1

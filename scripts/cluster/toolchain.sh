@@ -14,6 +14,8 @@ source "$HERE/versions.env"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# apt steps of this script and of the other set-up script (make test runs them side by side) take turns.
+APT_LOCK=${TMPDIR:-/tmp}/mcstatbot-apt.lock
 
 KEY="k8s-${KUBERNETES_VERSION}-$(grep -v '^#' "$HERE/versions.env" | sha256sum | cut -c1-12)"
 CACHE_ROOT="${MCSTATBOT_CACHE:-$HOME/.cache/mcstatbot}/cluster"
@@ -36,8 +38,8 @@ command -v ethtool >/dev/null 2>&1 || apt_missing+=(ethtool)
 command -v socat >/dev/null 2>&1 || apt_missing+=(socat)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "apt-get install ${apt_missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+  as_root flock "$APT_LOCK" apt-get update -qq
+  as_root flock "$APT_LOCK" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
   # Where systemd runs, Debian starts a system containerd; the cluster runs its own.
   if [[ " ${apt_missing[*]} " == *" containerd "* ]] && [ -d /run/systemd/system ]; then
     as_root systemctl disable --now containerd.service >/dev/null 2>&1 || true
