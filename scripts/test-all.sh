@@ -38,8 +38,8 @@ $UV run ruff check . && $UV run ruff format --check . && $UV run mypy || exit 1
 
 # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
 log "pytest: everything but the cluster tests"
-$UV run pytest --ignore=tests/cluster --ignore=tests/kind ${PYTEST_ARGS:-}
-suite=$?
+$UV run pytest --ignore=tests/cluster --ignore=tests/kind ${PYTEST_ARGS:-} 2>&1 | tee "$LOGS/suite.log"
+suite=${PIPESTATUS[0]}
 
 if [ -n "$build_pid" ]; then
   log "waiting for the cluster toolchain ($(elapsed $(($(date +%s) - started))) so far)"
@@ -55,8 +55,14 @@ fi
 
 log "pytest: the cluster tests"
 # shellcheck disable=SC2086
-$UV run pytest tests/cluster tests/kind ${PYTEST_ARGS:-}
-cluster=$?
+$UV run pytest tests/cluster tests/kind ${PYTEST_ARGS:-} 2>&1 | tee "$LOGS/cluster.log"
+cluster=${PIPESTATUS[0]}
+
+# The failures of both parts once more at the end, where a CI log's tail shows them.
+if [ "$suite" != 0 ] || [ "$cluster" != 0 ]; then
+  log "what failed (whole output: $LOGS/suite.log, $LOGS/cluster.log)"
+  grep -hE '^(FAILED|ERROR) |^=+ .*(passed|failed|error).* =+$' "$LOGS/suite.log" "$LOGS/cluster.log" || true
+fi
 
 log "make test: $(elapsed $(($(date +%s) - started))) in all; suite exit $suite, cluster tests exit $cluster"
 [ "$suite" = 0 ] && [ "$cluster" = 0 ]

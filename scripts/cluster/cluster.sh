@@ -402,17 +402,18 @@ down() {
   [ "$(id -u)" = 0 ] || die "needs root"
   log "stopping cluster $NAME"
   if [ -S "$DIR/containerd.sock" ] && [ -f "$DIR/cache" ]; then
-    # Pods first, so their shims exit and containerd unmounts their root filesystems.
+    # Pods first, so their shims exit and containerd unmounts their root filesystems. (Left by a run that
+    # was killed, the socket may have no containerd behind it any more: then there is nothing to ask.)
     local crt=(ctr --address "$DIR/containerd.sock" -n k8s.io)
     for f in kubelet kube-proxy; do [ -f "$DIR/pids/$f" ] && stop_pid "$DIR/pids/$f"; done
-    timeout 60 "${crt[@]}" tasks ls -q 2>/dev/null | while read -r t; do
+    { timeout 60 "${crt[@]}" tasks ls -q 2>/dev/null || true; } | while read -r t; do
       timeout 20 "${crt[@]}" tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
     done
     sleep 1
-    timeout 60 "${crt[@]}" tasks ls -q 2>/dev/null | while read -r t; do
+    { timeout 60 "${crt[@]}" tasks ls -q 2>/dev/null || true; } | while read -r t; do
       timeout 20 "${crt[@]}" tasks delete -f "$t" >/dev/null 2>&1 || true
     done
-    timeout 60 "${crt[@]}" containers ls -q 2>/dev/null | while read -r c; do
+    { timeout 60 "${crt[@]}" containers ls -q 2>/dev/null || true; } | while read -r c; do
       timeout 20 "${crt[@]}" containers delete "$c" >/dev/null 2>&1 || true
     done
   fi
@@ -453,7 +454,7 @@ down() {
   local d procs
   for d in $(cgroup_dirs); do
     [ -d "$d" ] || continue
-    procs=$(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+    procs=$({ find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true; } | sort -u)
     # shellcheck disable=SC2086
     [ -n "$procs" ] && kill -KILL $procs 2>/dev/null || true
   done

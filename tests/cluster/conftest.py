@@ -45,9 +45,10 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "cluster"
 TOOLS_BIN = ROOT / ".tools" / "bin"
-CLUSTER_NAME = "pytest"
-CLUSTER_INDEX = "2"
-CLUSTER_DIR = Path("/tmp/mcsb-pytest")  # noqa: S108 - root-only state of the test cluster, removed at the end
+# The test cluster's name and link subnet (10.213.<index>.0/30); MCSTATBOT_TEST_CLUSTER=<name>:<index> gives a
+# second checkout's run a cluster of its own beside this one.
+CLUSTER_NAME, _, CLUSTER_INDEX = os.environ.get("MCSTATBOT_TEST_CLUSTER", "pytest:2").partition(":")
+CLUSTER_DIR = Path(f"/tmp/mcsb-{CLUSTER_NAME}")  # noqa: S108 - root-only state of the test cluster, removed at the end
 CACHE_ROOT = Path(os.environ.get("MCSTATBOT_CACHE", str(Path.home() / ".cache" / "mcstatbot"))) / "cluster"
 # A cold toolchain build (no cache) takes most of an hour on 2 cores; a warm start about a minute.
 TOOLCHAIN_TIMEOUT = 5400
@@ -101,12 +102,15 @@ class Cluster:
         )  # fmt: skip
 
 
-def _script(action: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def cluster_script(
+    action: str, timeout: float, name: str = CLUSTER_NAME, index: str = CLUSTER_INDEX
+) -> subprocess.CompletedProcess[str]:
+    """`scripts/cluster/cluster.sh <action>` for the cluster `name` (state in /tmp/mcsb-<name>)."""
     env = {
         **os.environ,
-        "CLUSTER_NAME": CLUSTER_NAME,
-        "CLUSTER_INDEX": CLUSTER_INDEX,
-        "CLUSTER_DIR": str(CLUSTER_DIR),
+        "CLUSTER_NAME": name,
+        "CLUSTER_INDEX": index,
+        "CLUSTER_DIR": f"/tmp/mcsb-{name}",  # noqa: S108 - as CLUSTER_DIR
         "CLUSTER_START_TIMEOUT": str(START_TIMEOUT),
     }
     return subprocess.run(
@@ -126,14 +130,17 @@ def _kernel_settings() -> dict[str, str]:
     return {k: Path("/proc/sys", *k.split(".")).read_text().strip() for k in KERNEL_SETTINGS}
 
 
-def leftovers(settings_before: dict[str, str]) -> list[str]:
+def leftovers(
+    settings_before: dict[str, str], cluster: str = CLUSTER_NAME, index: str = CLUSTER_INDEX
+) -> list[str]:
     """What of the test cluster is still on the host: should be nothing once `cluster.sh down` ran."""
     found: list[str] = []
-    name = f"mcsb-{CLUSTER_NAME}"
-    subnet = f"10.213.{CLUSTER_INDEX}."
+    name = f"mcsb-{cluster}"
+    subnet = f"10.213.{index}."
+    state = Path(f"/tmp/{name}")  # noqa: S108 - as cluster_script
     for line in Path("/proc/self/mounts").read_text().splitlines():
         point = line.split()[1]
-        if point.startswith(str(CLUSTER_DIR)) or point == f"/run/netns/{name}":
+        if point.startswith(str(state)) or point == f"/run/netns/{name}":
             found.append(f"mount {point}")
     if Path(f"/run/netns/{name}").exists():
         found.append(f"network namespace {name}")
@@ -142,14 +149,14 @@ def leftovers(settings_before: dict[str, str]) -> list[str]:
     found += [f"cgroup {d}" for d in Path("/sys/fs/cgroup").glob(f"*/{name}")]
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            if str(CLUSTER_DIR).encode() in (proc / "cmdline").read_bytes():
+            if str(state).encode() in (proc / "cmdline").read_bytes():
                 found.append(f"process {proc.name}")
     for tool in (["iptables-save"], ["nft", "list", "ruleset"]):
         with contextlib.suppress(OSError):
             rules = subprocess.run(tool, capture_output=True, text=True, timeout=30, check=False).stdout
             found += [f"{tool[0]}: {r}" for r in rules.splitlines() if subnet in r or name in r]
-    if CLUSTER_DIR.exists():
-        found.append(f"state folder {CLUSTER_DIR}")
+    if state.exists():
+        found.append(f"state folder {state}")
     changed = {k: v for k, v in _kernel_settings().items() if settings_before.get(k) != v}
     found += [f"kernel setting {k}={v} (was {settings_before[k]})" for k, v in changed.items()]
     return found
@@ -164,7 +171,9 @@ def cluster() -> Iterator[Cluster]:
     if os.geteuid() != 0:
         pytest.fail("the cluster tests cannot run: they need root (network namespace, containerd, kubelet)")
     # Leftovers of an interrupted earlier run of this same cluster (a no-op when there are none).
-    _script("down", timeout=180)
+    stale = cluster_script("down", timeout=180)
+    if stale.returncode != 0:
+        pytest.fail(f"the leftovers of an earlier test cluster could not be removed:\n{stale.stderr[-4000:]}")
     toolchain = subprocess.run(
         ["bash", str(SCRIPTS / "toolchain.sh")],
         capture_output=True,
@@ -178,7 +187,7 @@ def cluster() -> Iterator[Cluster]:
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
         started = time.monotonic()
-        up = _script("up", timeout=START_TIMEOUT + 120)
+        up = cluster_script("up", timeout=START_TIMEOUT + 120)
         if up.returncode != 0:
             failed_logs = Path(f"{CLUSTER_DIR}.failed-logs")
             pytest.fail(f"the cluster did not start:\n{up.stderr[-6000:]}\n(logs kept in {failed_logs})")
@@ -194,7 +203,7 @@ def cluster() -> Iterator[Cluster]:
             bin=Path(values["CLUSTER_BIN"]),
         )
     finally:
-        down = _script("down", timeout=300)
+        down = cluster_script("down", timeout=300)
         signal.signal(signal.SIGTERM, previous)
         left = leftovers(settings_before)
         if down.returncode != 0 or left:
