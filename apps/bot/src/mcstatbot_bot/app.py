@@ -25,6 +25,7 @@ from mcstatbot_bot.flood import FloodControl
 from mcstatbot_bot.handlers import BOT_COMMANDS, BotHandlers
 from mcstatbot_bot.history_handlers import HistoryHandlers
 from mcstatbot_bot.history_worker import ChartWorker
+from mcstatbot_bot.probes import add_probe_routes
 from mcstatbot_bot.query_client import QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.telegram_api import build_application
@@ -154,28 +155,12 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
                 log.info("bot service stopping")
 
     app = FastAPI(title="mcstatbot bot service", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.ready = False
     app.state.settings = settings
     instrument_app(app, "bot")
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready")
-    async def ready(request: Request) -> JSONResponse:
-        state = request.app.state
-        if not getattr(state, "ready", False):
-            return JSONResponse({"status": "starting"}, status_code=503)
-        store_ok = await state.store.healthy()
-        body = {
-            "status": "ready" if store_ok else "degraded",
-            "mode": settings.bot_mode,
-            "state_backend": state.store.backend,
-            "state_store": "ok" if store_ok else "unavailable",
-            "query_breaker": state.breaker.state.name.lower(),
-        }
-        return JSONResponse(body)
+    add_probe_routes(
+        app, lambda state: {"mode": settings.bot_mode, "query_breaker": state.breaker.state.name.lower()}
+    )
 
     secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
 

@@ -10,10 +10,10 @@ import socket
 import uuid
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from mcstatbot_bot.breaker import CircuitBreaker
 from mcstatbot_bot.clients import query_http_client
+from mcstatbot_bot.probes import add_probe_routes
 from mcstatbot_bot.query_client import QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.telegram_api import build_application
@@ -81,26 +81,7 @@ def create_app(settings: WatcherSettings) -> FastAPI:
                 log.info("watcher stopping")
 
     app = FastAPI(title="mcstatbot watcher", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.ready = False
     instrument_app(app, "watcher")
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready")
-    async def ready(request: Request) -> JSONResponse:
-        state = request.app.state
-        if not getattr(state, "ready", False):
-            return JSONResponse({"status": "starting"}, status_code=503)
-        store_ok = await state.store.healthy()
-        return JSONResponse(
-            {
-                "status": "ready" if store_ok else "degraded",
-                "state_backend": state.store.backend,
-                "state_store": "ok" if store_ok else "unavailable",
-                "watched_servers": len(state.watcher.servers),
-            }
-        )
-
+    add_probe_routes(app, lambda state: {"watched_servers": len(state.watcher.servers)})
     return app
