@@ -109,6 +109,13 @@ async def test_menus_and_replies_in_the_users_language_and_language_per_chat(
     assert "Spieler: 3/20 (15 % voll)" in card.text
     assert re.search(r"Geprüft: \d\d\.\d\d\.\d{4}, \d\d:\d\d:\d\d UTC", card.text)
     assert labels(card) == ["Status", "Spieler", "Info"]
+    # and an address the bot refuses, with the reason in German too (the parser's reasons are translated)
+    api.send_text(501, "/status play.example.com:99999", language_code="de")
+    refused = await api.wait_for_call("sendMessage", to(501), since=card.seq, timeout=15)
+    assert "der Port muss eine Zahl von 1 bis 65535 sein" in refused.text
+    api.send_text(501, "/watch " + "a" * 64 + ".example.com", language_code="de")
+    refused = await api.wait_for_call("sendMessage", to(501), since=refused.seq, timeout=15)
+    assert "ein Teil des Hostnamens ist länger als 63 Zeichen" in refused.text
     # a Russian-speaking user (Telegram's `ru-RU` form too)
     api.send_text(502, "/help", language_code="ru-RU")
     help_text = await api.wait_for_call("sendMessage", to(502))

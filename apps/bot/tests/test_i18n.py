@@ -19,6 +19,7 @@ from mcstatbot_bot.handlers import chat_language, speak_to_chat
 from mcstatbot_bot.state import ChatSettings, ResilientStore
 from mcstatbot_bot.state.base import ServerRef
 from mcstatbot_bot.state.memory import MemoryStore
+from mcstatbot_common.addresses import PROBLEM_TEXTS, AddressProblem, InvalidAddressError
 from mcstatbot_common.models import (
     Edition,
     ErrorCode,
@@ -114,6 +115,12 @@ def test_placeholders_and_tags_survive_in_every_translation(language: str) -> No
             parse_html(filled)  # raises the 400 Telegram answers when it does not parse
 
 
+def test_the_address_parsers_reasons_are_the_bots_msgids() -> None:
+    """The bot translates the parser's reasons by their English text: every reason has its msgid, the same
+    text, so an English reader reads what the query service answers."""
+    assert {p: formatting.ADDRESS_REASONS[p] for p in AddressProblem} == PROBLEM_TEXTS
+
+
 def test_telegram_language_codes_map_to_the_bots_languages() -> None:
     assert i18n.language_for("de") == "de"
     assert i18n.language_for("de-AT") == "de"
@@ -182,6 +189,8 @@ def every_text() -> Iterator[str]:
     for kind in Problem:
         yield formatting.problem(kind, **fields)
     yield formatting.invalid_address("<x>", "the port must be a number", translated=False)
+    for reason in AddressProblem:
+        yield formatting.refused_address("<x>", InvalidAddressError(reason, limit=253))
     yield formatting.slow_down(1, 10)
     yield formatting.slow_down(5, 10)
     yield formatting.start_text("Eve", "mcstatbot_test_bot")

@@ -16,6 +16,7 @@ from enum import StrEnum
 from html import escape, unescape
 from typing import TYPE_CHECKING
 
+from mcstatbot_common.addresses import AddressProblem
 from mcstatbot_common.models import (
     Edition,
     ErrorCode,
@@ -30,6 +31,8 @@ from mcstatbot_bot import i18n
 from mcstatbot_bot.i18n import N_, _, ago, moment, ngettext, number
 
 if TYPE_CHECKING:
+    from mcstatbot_common.addresses import InvalidAddressError
+
     from mcstatbot_bot.state.base import ServerRef
 
 MAX_MESSAGE = 4096
@@ -95,9 +98,32 @@ INVALID_ADDRESS_NO_REASON = N_(
     "⚠️ <code>{address}</code> is not a server address.\n"
     "Send it as <code>host</code> or <code>host:port</code>, e.g. <code>play.example.com:25565</code>."
 )
-"""INVALID_ADDRESS in a language other than English, when the reason comes from the address parser (its
-reasons are English: mcstatbot_common.addresses)."""
+"""INVALID_ADDRESS in a language other than English when the query service refused an address the bot's
+own parser accepted: its reason is English."""
 REASON_SPACES = N_("the address contains spaces")
+ADDRESS_REASONS: dict[AddressProblem, str] = {
+    AddressProblem.NOT_TEXT: N_("the address must be text"),
+    AddressProblem.EMPTY: N_("the address is empty"),
+    AddressProblem.TOO_LONG: N_("the address is longer than {limit} characters"),
+    AddressProblem.SPACES: REASON_SPACES,
+    AddressProblem.SCHEME: N_("give the server as host or host:port, without a scheme"),
+    AddressProblem.NOT_HOST_PORT: N_("the address may contain only a host name or IP and a port"),
+    AddressProblem.BRACKET_UNCLOSED: N_("an IPv6 address opened with '[' must close with ']'"),
+    AddressProblem.BRACKET_NOT_IPV6: N_("the text in [brackets] is not an IPv6 address"),
+    AddressProblem.AFTER_BRACKET: N_("after ']' only ':port' may follow"),
+    AddressProblem.IPV6_PORT_FORM: N_("an IPv6 address with a port must be written as [address]:port"),
+    AddressProblem.PORT: N_("the port must be a number from 1 to 65535"),
+    AddressProblem.HOST_MISSING: N_("the host name is missing"),
+    AddressProblem.SCOPED_IPV6: N_("scoped IPv6 addresses are not supported"),
+    AddressProblem.IDN: N_("the host name is not a valid internationalised domain name"),
+    AddressProblem.HOST_TOO_LONG: N_("the host name is longer than {limit} characters"),
+    AddressProblem.EMPTY_LABEL: N_("the host name has an empty part (two dots in a row?)"),
+    AddressProblem.LABEL_TOO_LONG: N_("a part of the host name is longer than {limit} characters"),
+    AddressProblem.HOST_CHARACTERS: N_("the host name may contain only letters, digits, hyphens and dots"),
+    AddressProblem.BAD_IP: N_("the address looks like an IP address but is not a valid one"),
+}
+"""The address parser's reasons (mcstatbot_common.addresses.PROBLEM_TEXTS, the same English texts) for
+the reader's language."""
 REASON_NOT_ACCEPTED = N_("the status service did not accept it")
 
 OFFLINE_REASONS: dict[ErrorCode, str] = {
@@ -177,6 +203,16 @@ def problem(kind: Problem, **fields: object) -> str:
     """The text for `kind` in the current language; every field is neutralised, cut (`MAX_ECHO` for an
     address) and escaped."""
     return _(PROBLEM_TEXTS[kind]).format(**_fields(fields))
+
+
+def address_reason(error: InvalidAddressError) -> str:
+    """Why the parser refused an address, in the reader's language."""
+    return _(ADDRESS_REASONS[error.problem]).format(**{k: number(v) for k, v in error.fields.items()})
+
+
+def refused_address(address: str, error: InvalidAddressError) -> str:
+    """The reply to an `address` the parser refused, with its reason, in the reader's language."""
+    return invalid_address(address, address_reason(error), translated=True)
 
 
 def invalid_address(address: str, detail: str, *, translated: bool) -> str:

@@ -86,17 +86,15 @@ class Rendered:
 
 
 class ArgumentError(ValueError):
-    """What the user typed after the command is not an address (the message says why)."""
+    """What the user typed after the command is not an address; the message says why, in the reader's
+    language (raised while an update is handled)."""
 
-    def __init__(self, text: str, reason: str, *, translated: bool = False) -> None:
+    def __init__(self, text: str, reason: str) -> None:
         super().__init__(reason)
         self.text = text
-        self.translated = translated
-        """`reason` is one of the bot's own msgids (translated when shown), not the address parser's."""
 
     def reply(self) -> str:
-        reason = i18n._(str(self)) if self.translated else str(self)
-        return formatting.invalid_address(self.text, reason, translated=self.translated)
+        return formatting.invalid_address(self.text, str(self), translated=True)
 
 
 def server_from_args(args: list[str]) -> ServerRef | None:
@@ -107,11 +105,11 @@ def server_from_args(args: list[str]) -> ServerRef | None:
     if len(args) == 2 and args[1].lower() in {e.value for e in Edition}:  # noqa: PLR2004
         edition = Edition(args[1].lower())
     elif len(args) > 1:
-        raise ArgumentError(" ".join(args), formatting.REASON_SPACES, translated=True)
+        raise ArgumentError(" ".join(args), i18n._(formatting.REASON_SPACES))
     try:
         address = parse_address(args[0])
     except InvalidAddressError as exc:
-        raise ArgumentError(args[0], str(exc)) from None
+        raise ArgumentError(args[0], formatting.address_reason(exc)) from None
     return ServerRef(str(address), edition)
 
 

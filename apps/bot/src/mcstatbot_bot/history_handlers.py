@@ -83,9 +83,7 @@ class HistoryHandlers:
         try:
             server = ServerRef(str(parse_address(args[0])))
         except InvalidAddressError as exc:
-            await self._send(
-                context.bot, chat.id, formatting.invalid_address(args[0], str(exc), translated=False)
-            )
+            await self._send(context.bot, chat.id, formatting.refused_address(args[0], exc))
             return
         try:
             watched = any(watch.server == server for watch in await chat_watches(self.store, chat.id))

@@ -61,7 +61,7 @@ def _server(raw: str) -> ServerRef:
     try:
         return ServerRef(str(parse_address(raw)))
     except InvalidAddressError as exc:
-        raise _Refused(formatting.invalid_address(raw, str(exc), translated=False)) from None
+        raise _Refused(formatting.refused_address(raw, exc)) from None
 
 
 def _rejected(exc: QueryRejected, server: ServerRef) -> str:
