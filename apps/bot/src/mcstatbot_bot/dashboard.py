@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from mcstatbot_bot import buttons, formatting, handlers, metrics
@@ -28,7 +28,6 @@ from mcstatbot_bot.i18n import _, number
 from mcstatbot_bot.query_client import Answer, QueryClient, QueryRejected, QueryUnavailable
 from mcstatbot_bot.state.recent import recent_servers
 from mcstatbot_bot.state.watches import chat_watches
-from mcstatbot_bot.telegram_api import is_not_modified
 
 if TYPE_CHECKING:
     from mcstatbot_common.models import ServerStatus
@@ -168,18 +167,7 @@ class Dashboard:
             return True
         if not isinstance(message, Message):
             return False
-        try:
-            await query.get_bot().edit_message_text(
-                text,
-                chat_id=message.chat.id,
-                message_id=message.message_id,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                link_preview_options=handlers.NO_PREVIEW,
-            )
-        except BadRequest as exc:
-            if not is_not_modified(exc):
-                raise
+        if not await handlers.edit_pressed(query, text, markup):
             await handlers.answer_press(query, _notice(answers))
             return True
         await handlers.answer_press(query)

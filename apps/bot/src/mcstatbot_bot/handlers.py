@@ -437,30 +437,7 @@ class BotHandlers:
         if isinstance(message, Message) and _shows(message, rendered.text, markup):
             await _answer(query, _notice(rendered))
             return True
-        bot = query.get_bot()
-        try:
-            if message is not None:
-                # by chat and message id, not `query.edit_message_text`: that refuses (TypeError) to edit a
-                # message Telegram sends as inaccessible (date 0); Telegram says whether it can be edited
-                await bot.edit_message_text(
-                    rendered.text,
-                    chat_id=message.chat.id,
-                    message_id=message.message_id,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    link_preview_options=NO_PREVIEW,
-                )
-            elif query.inline_message_id is not None:  # a card sent in inline mode: no chat, its own id
-                await bot.edit_message_text(
-                    rendered.text,
-                    inline_message_id=query.inline_message_id,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    link_preview_options=NO_PREVIEW,
-                )
-        except BadRequest as exc:
-            if not is_not_modified(exc):
-                raise
+        if not await edit_pressed(query, rendered.text, markup):
             # the message showed it after all (an inline message, whose text the bot is not sent)
             await _answer(query, _notice(rendered))
             return True
@@ -586,21 +563,8 @@ class BotHandlers:
 
     @staticmethod
     async def _edit_in_place(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
-        message = query.message
-        if message is None:
-            return
-        try:
-            await query.get_bot().edit_message_text(
-                text,
-                chat_id=message.chat.id,
-                message_id=message.message_id,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                link_preview_options=NO_PREVIEW,
-            )
-        except BadRequest as exc:
-            if not is_not_modified(exc):
-                raise
+        if query.message is not None:
+            await edit_pressed(query, text, markup)
 
     # ------------------------------------------------------------------ inline mode
     async def inline_query(self, update: Update, context: Context) -> None:
@@ -688,6 +652,31 @@ async def speak_to_chat(store: ResilientStore, chat_id: int) -> None:
 def _prefix(prefix: str) -> str:
     """The CallbackQueryHandler pattern for callback_data starting with `prefix`."""
     return "^" + re.escape(prefix)
+
+
+async def edit_pressed(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> bool:
+    """Edit the message whose button was pressed to `text` with `markup`: a chat's message by chat and
+    message id, a message sent in inline mode (no chat) by its own id. False when Telegram says it shows
+    that already ("message is not modified"); any other refusal is raised."""
+    message = query.message
+    # by chat and message id, not `query.edit_message_text`: that refuses (TypeError) to edit a message
+    # Telegram sends as inaccessible (date 0); Telegram says whether it can be edited
+    where: dict[str, Any] = (
+        {"chat_id": message.chat.id, "message_id": message.message_id}
+        if message is not None
+        else {"inline_message_id": query.inline_message_id}
+    )
+    if message is None and query.inline_message_id is None:
+        return True  # nothing to edit (Telegram sends one or the other)
+    try:
+        await query.get_bot().edit_message_text(
+            text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=NO_PREVIEW, **where
+        )
+    except BadRequest as exc:
+        if not is_not_modified(exc):
+            raise
+        return False
+    return True
 
 
 def shows(message: Message, text: str, markup: InlineKeyboardMarkup) -> bool:
