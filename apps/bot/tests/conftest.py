@@ -18,7 +18,7 @@ import pytest
 from mcstatbot_testkit.dynamodb import DynamoDBLocal
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.net import LOOPBACK, free_port
-from mcstatbot_testkit.services import ServiceProcess, bot_service, query_service
+from mcstatbot_testkit.services import ServiceProcess, ServiceStack, query_service
 from mcstatbot_testkit.telegram import BotApiServer
 
 if TYPE_CHECKING:
@@ -105,45 +105,19 @@ def api() -> Iterator[BotApiServer]:
         yield server
 
 
-class Bots:
+class Bots(ServiceStack):
     """Starts bot service processes; every one is stopped when the test ends."""
 
-    def __init__(self, logs: Path, api: BotApiServer, query: ServiceProcess, tmp_path: Path) -> None:
-        self.logs = logs
-        self.api = api
-        self.query = query
-        self.tmp_path = tmp_path
-        self.started: list[ServiceProcess] = []
-
     def env(self, **extra: str) -> dict[str, str]:
-        return {
-            "TELEGRAM_BOT_TOKEN": self.api.token,
-            "TELEGRAM_API_BASE_URL": self.api.base_url,
-            "QUERY_SERVICE_URL": self.query.url,
-            "BOT_MODE": "polling",
-            "STATE_BACKEND": "sqlite",
-            "SQLITE_PATH": str(self.tmp_path / "state.db"),
-            "LOG_LEVEL": "INFO",
-            "BREAKER_RESET_SECONDS": "2",
-            **extra,
-        }
+        return super().env(**{"BREAKER_RESET_SECONDS": "2", **extra})
 
     def start(self, *, port: int = 0, webhook: bool = False, **extra: str) -> ServiceProcess:
         port = port or free_port()
         env = self.env(**extra)
         if webhook:
-            env.setdefault("BOT_MODE", "webhook")
             env["BOT_MODE"] = "webhook"
             env.setdefault("WEBHOOK_URL", f"http://{LOOPBACK}:{port}{WEBHOOK_PATH}")
-        name = f"bot-{len(self.started) + 1}-{self.tmp_path.name}.log"
-        bot = bot_service(self.logs / name, env, port=port)
-        self.started.append(bot)
-        bot.start()
-        return bot
-
-    def stop_all(self) -> None:
-        for bot in self.started:
-            bot.stop()
+        return self.launch("bot", env, port=port)
 
 
 @pytest.fixture

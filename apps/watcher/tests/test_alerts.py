@@ -28,18 +28,21 @@ def test_down_after_three_failures_and_not_before_then_up(
     wait_checks(watcher, "up")
     peer.stop()
     seen_two_failures_quietly = False
+    deadline = time.monotonic() + 30
     while True:
         down = alerts(api, chat, "is down")  # read before the count: a later count is never smaller
         failed = checks(watcher, "failed")
         if down:
             break
         seen_two_failures_quietly |= failed == 2
-        assert failed <= 3, "three failed checks and still no alert"
+        assert time.monotonic() < deadline, f"{failed} failed checks and still no alert"
         time.sleep(0.05)
     assert seen_two_failures_quietly
     assert failed >= 3
     assert len(down) == 1
     assert f"{peer.address} is down: the connection was refused" in down[0]
+    # decided at the third failure (on a loaded machine a fourth check may be counted before the alert
+    # arrives: the alert's own count says when it was decided)
     assert "3 failed checks in a row" in down[0]
     peer.start()
     up = wait_until(lambda: alerts(api, chat, "back up"), what="the up alert")

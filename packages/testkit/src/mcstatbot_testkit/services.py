@@ -14,6 +14,8 @@ from mcstatbot_testkit.process import ManagedProcess
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from mcstatbot_testkit.telegram import BotApiServer
+
 
 class ServiceProcess(ManagedProcess):
     """`python -m <module>` on a free port with `env`; `start()` returns once `GET /ready` answers 200."""
@@ -53,3 +55,40 @@ def bot_service(log_path: Path, env: dict[str, str] | None = None, port: int = 0
 
 def watcher_service(log_path: Path, env: dict[str, str] | None = None, port: int = 0) -> ServiceProcess:
     return ServiceProcess("mcstatbot_watcher", log_path, env, port)
+
+
+class ServiceStack:
+    """Bot and watcher processes against one Bot API test server, query service and SQLite state file
+    (`env` is their shared environment); `stop_all` stops every one started."""
+
+    def __init__(self, logs: Path, api: BotApiServer, query: ServiceProcess, tmp_path: Path) -> None:
+        self.logs = logs
+        self.api = api
+        self.query = query
+        self.tmp_path = tmp_path
+        self.started: list[ServiceProcess] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "TELEGRAM_BOT_TOKEN": self.api.token,
+            "TELEGRAM_API_BASE_URL": self.api.base_url,
+            "QUERY_SERVICE_URL": self.query.url,
+            "BOT_MODE": "polling",
+            "STATE_BACKEND": "sqlite",
+            "SQLITE_PATH": str(self.tmp_path / "state.db"),
+            "LOG_LEVEL": "INFO",
+            **extra,
+        }
+
+    def launch(self, kind: str, env: dict[str, str], port: int = 0) -> ServiceProcess:
+        """Start a `kind` ("bot" or "watcher") process with `env`; its log is named after it and the test."""
+        name = f"{kind}-{len(self.started) + 1}-{self.tmp_path.name}.log"
+        factory = bot_service if kind == "bot" else watcher_service
+        service = factory(self.logs / name, env, port=port)
+        self.started.append(service)
+        service.start()
+        return service
+
+    def stop_all(self) -> None:
+        for service in self.started:
+            service.stop()

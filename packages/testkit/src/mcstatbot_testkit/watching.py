@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from mcstatbot_testkit.services import ServiceProcess, bot_service, watcher_service
+from mcstatbot_testkit.services import ServiceProcess, ServiceStack
 from mcstatbot_testkit.telegram import parse_html
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from mcstatbot_testkit.telegram import BotApiServer
 
@@ -66,45 +65,16 @@ def wait_checks(watcher: ServiceProcess, outcome: str, more: int = 1) -> None:
     wait_until(lambda: checks(watcher, outcome) >= start + more, what=f"{more} more {outcome} checks")
 
 
-class WatchStack:
-    """Bot and watcher processes against one Bot API test server, query service and SQLite file."""
-
-    def __init__(self, logs: Path, api: BotApiServer, query: ServiceProcess, tmp_path: Path) -> None:
-        self.logs = logs
-        self.api = api
-        self.query = query
-        self.tmp_path = tmp_path
-        self.started: list[ServiceProcess] = []
+class WatchStack(ServiceStack):
+    """Bot and watcher processes with short watch intervals (WATCH_INTERVAL_SECONDS=1)."""
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {
-            "TELEGRAM_BOT_TOKEN": self.api.token,
-            "TELEGRAM_API_BASE_URL": self.api.base_url,
-            "QUERY_SERVICE_URL": self.query.url,
-            "BOT_MODE": "polling",
-            "STATE_BACKEND": "sqlite",
-            "SQLITE_PATH": str(self.tmp_path / "state.db"),
-            "LOG_LEVEL": "INFO",
-            "WATCH_INTERVAL_SECONDS": "1",
-            "WATCH_DOWN_AFTER": "3",
-            "WATCH_FLAP_SECONDS": "600",
-            **extra,
-        }
-
-    def _start(self, kind: str, env: dict[str, str]) -> ServiceProcess:
-        name = f"{kind}-{len(self.started) + 1}-{self.tmp_path.name}.log"
-        factory = bot_service if kind == "bot" else watcher_service
-        service = factory(self.logs / name, env)
-        self.started.append(service)
-        service.start()
-        return service
+        return super().env(
+            **{"WATCH_INTERVAL_SECONDS": "1", "WATCH_DOWN_AFTER": "3", "WATCH_FLAP_SECONDS": "600", **extra}
+        )
 
     def bot(self, **extra: str) -> ServiceProcess:
-        return self._start("bot", self.env(**extra))
+        return self.launch("bot", self.env(**extra))
 
     def watcher(self, **extra: str) -> ServiceProcess:
-        return self._start("watcher", self.env(**extra))
-
-    def stop_all(self) -> None:
-        for service in self.started:
-            service.stop()
+        return self.launch("watcher", self.env(**extra))
