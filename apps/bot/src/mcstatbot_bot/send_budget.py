@@ -92,7 +92,9 @@ _TLS_URL_PARAMETERS = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfi
 
 class SendBudget(BaseRateLimiter[int]):
     """The shared budget (module docstring). `redis_url=None`: in-process only. `windows_of` says which
-    windows a call takes a slot in (`limits_for`; the bot benchmark's unlimited variant passes none)."""
+    windows a call takes a slot in (`limits_for`; the bot benchmark's unlimited variant passes none).
+    `on_error(error)` is called for each failed call, `on_success(endpoint)` (the method, `sendMessage`)
+    for each call that succeeded."""
 
     def __init__(
         self,
