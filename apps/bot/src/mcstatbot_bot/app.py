@@ -56,6 +56,9 @@ _ANSWERS = {
     )
     for outcome, status in _STATUS.items()
 }
+CLAIM_SETTLE_SECONDS = 3.0
+"""At shutdown, how long the claims still being written may take before the store closes (the chart
+leaves 5 s between the graceful-shutdown timeout and the kill)."""
 ALLOWED_UPDATES = ["message", "callback_query", "inline_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 
@@ -123,7 +126,7 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
                 live_interval=settings.live_interval_seconds,
             ).register(application)
             commands = frozenset(BOT_COMMANDS)
-            application.runner = UpdateRunner(store, settings.update_lease_seconds, commands)
+            runner = application.runner = UpdateRunner(store, settings.update_lease_seconds, commands)
             await application.initialize()
             stack.push_async_callback(application.shutdown)
             if settings.set_commands:
@@ -133,6 +136,9 @@ def create_app(settings: BotSettings) -> FastAPI:  # noqa: C901, PLR0915 - the a
                     await register_webhook(application, settings)
                 except TelegramError as exc:
                     log.warning("setWebhook failed: %s", exc)
+            # on the way out, once the application stopped: the claims of updates cancelled at the
+            # graceful-shutdown timeout may still be being written; they must reach the store before it closes
+            stack.push_async_callback(runner.settle, CLAIM_SETTLE_SECONDS)
             await application.start()
             stack.push_async_callback(application.stop)
             if not webhook_mode and application.updater is not None:

@@ -92,7 +92,9 @@ _TLS_URL_PARAMETERS = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfi
 
 class SendBudget(BaseRateLimiter[int]):
     """The shared budget (module docstring). `redis_url=None`: in-process only. `windows_of` says which
-    windows a call takes a slot in (`limits_for`; the bot benchmark's unlimited variant passes none)."""
+    windows a call takes a slot in (`limits_for`; the bot benchmark's unlimited variant passes none).
+    `on_error(error)` is called for each failed call, `on_success(endpoint)` (the method, `sendMessage`)
+    for each call that succeeded."""
 
     def __init__(
         self,
@@ -101,9 +103,11 @@ class SendBudget(BaseRateLimiter[int]):
         redis_cluster: bool | None = None,
         max_retries: int = 3,
         on_error: Callable[[TelegramError], None] | None = None,
+        on_success: Callable[[str], None] | None = None,
         windows_of: Callable[[dict[str, Any]], list[tuple[RateLimitItem, str]]] = limits_for,
     ) -> None:
         self._on_error = on_error
+        self._on_success = on_success
         self._windows_of = windows_of
         self._redis_url = redis_url
         self._redis_cluster = redis_cluster
@@ -184,7 +188,7 @@ class SendBudget(BaseRateLimiter[int]):
         callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
         args: Any,
         kwargs: dict[str, Any],
-        endpoint: str,  # noqa: ARG002 - PTB's signature; the limits follow `chat_id` in `data`
+        endpoint: str,  # the limits follow `chat_id` in `data`; `on_success` gets the endpoint
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
@@ -194,7 +198,7 @@ class SendBudget(BaseRateLimiter[int]):
         while True:
             await self._take(windows)
             try:
-                return await callback(*args, **kwargs)
+                result = await callback(*args, **kwargs)
             except TelegramError as exc:
                 if self._on_error is not None:
                     self._on_error(exc)
@@ -211,6 +215,10 @@ class SendBudget(BaseRateLimiter[int]):
                     await asyncio.sleep(seconds + 0.1)
                 finally:
                     self._retry_after_event.set()
+            else:
+                if self._on_success is not None:
+                    self._on_success(endpoint)
+                return result
 
     async def _take(self, windows: list[tuple[RateLimitItem, str]]) -> None:
         """Take a slot in every window, as close as may be to the call: in this process one call at a

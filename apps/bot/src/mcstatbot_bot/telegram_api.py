@@ -24,7 +24,7 @@ from telegram.ext import ApplicationBuilder
 from mcstatbot_bot import metrics
 from mcstatbot_bot.clients import bot_api_request
 from mcstatbot_bot.send_budget import SendBudget
-from mcstatbot_bot.updates import BotApplication
+from mcstatbot_bot.updates import BotApplication, note_bot_api_call
 
 if TYPE_CHECKING:
     from mcstatbot_bot.settings import BotSettings
@@ -64,12 +64,15 @@ def count_error(error: TelegramError) -> None:
 
 def build_rate_limiter(settings: BotSettings) -> SendBudget:
     """The Telegram send budget (`mcstatbot_bot.send_budget`): shared through REDIS_URL when it is set,
-    this process's own otherwise; retries after a 429's `retry_after`, counts every failed call."""
+    this process's own otherwise; retries after a 429's `retry_after`, counts every failed call, and tells
+    the update being handled which calls succeeded (`updates.note_bot_api_call`: a message sent for it
+    means it is answered)."""
     return SendBudget(
         settings.redis_url.get_secret_value() if settings.redis_url else None,
         redis_cluster=settings.redis_cluster,
         max_retries=3,
         on_error=count_error,
+        on_success=note_bot_api_call,
     )
 
 

@@ -4,14 +4,26 @@ Both paths go through `UpdateRunner.run`: the webhook endpoint (which answers Te
 outcome) and long polling (`BotApplication.process_update`). An update is claimed in the state store
 first (processing, with a lease), handled, then marked done; a duplicate is acknowledged without being
 handled again; an update another replica is handling right now is BUSY (Telegram retries it later);
-a failed handling releases the claim so the redelivery is handled afresh. An update whose reply the Bot
+a failed handling releases the claim so the redelivery is handled afresh, unless a message was already
+sent for it (see below). An update whose reply the Bot
 API refused for good (a 4xx other than 429: "message is too long", "message to edit not found", "query
 is too old", "bot was blocked by the user") is REFUSED: logged, counted and acknowledged like a handled
 one, since a redelivery would be refused again, forever.
+
+No reply twice: a handling that already sent a message (a successful `send*` Bot API call other than
+sendChatAction, noted by the send budget through `note_bot_api_call`) is finished, never released, also
+when it fails or is cancelled (SIGTERM, the graceful-shutdown timeout) afterwards: its redelivery is then
+a DUPLICATE instead of a second reply. Edits and callback answers do not count: a redelivery redoes them
+without doubling anything ("message is not modified", "query is too old"). A handling that sent nothing
+is released as before, so its redelivery is answered (nothing lost). The claim is finished or released
+in a task of its own that a second cancellation does not stop, and the lifespan waits for those
+(`settle`) before it closes the store. Each handling is bounded by `HANDLING_SHARE` of the lease, so the
+claim is finished or released before another replica may take it over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextvars import ContextVar
@@ -44,11 +56,18 @@ class Outcome(StrEnum):
     REFUSED = "refused"
 
 
+HANDLING_SHARE = 0.75
+"""A handling may take this share of the update's lease (45 s of the default 60 s), then it is stopped,
+so that its claim is finished or released before the lease runs out and another replica may claim it."""
+
+
 @dataclass(slots=True)
 class _Run:
     failed: bool = False
     refused: str | None = None
     """The Bot API's description of the first permanent refusal, when there was one."""
+    sent: bool = False
+    """A message went out for this update: a redelivery must not be handled again."""
 
 
 _CURRENT_RUN: ContextVar[_Run | None] = ContextVar("mcstatbot_current_update_run", default=None)
@@ -66,6 +85,15 @@ def mark_current_update_refused(description: str) -> None:
     run = _CURRENT_RUN.get()
     if run is not None and run.refused is None:
         run.refused = description
+
+
+def note_bot_api_call(endpoint: str) -> None:
+    """A Bot API call (`endpoint`: its method, as PTB names it) made while handling the update of this
+    task succeeded (the send budget calls this). A new message (`sendMessage`, `sendPhoto`, ...; not
+    `sendChatAction`) means the update has been answered: it is finished, whatever happens after."""
+    run = _CURRENT_RUN.get()
+    if run is not None and endpoint.startswith("send") and endpoint != "sendChatAction":
+        run.sent = True
 
 
 _CALLBACK_ACTIONS = frozenset({"s", "p", "a", "l", "set"})
@@ -96,6 +124,7 @@ class UpdateRunner:
         self._store = store
         self._lease = lease_seconds
         self._commands = commands
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def run(self, update: Update, process: Callable[[Update], Awaitable[None]]) -> Outcome:
         """Claim, handle and finish `update`; one INFO line per update says what it was (the command or
@@ -127,6 +156,20 @@ class UpdateRunner:
                 )
         return outcome
 
+    async def settle(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound for the shutdown, not a scope
+        """Wait, at most `timeout` seconds, for the claims being finished or released right now (at
+        shutdown, before the store closes: a cancelled handling's claim must still be written)."""
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=timeout)
+
+    async def _close_claim(self, update_id: int, *, done: bool) -> None:
+        """Finish (`done`) or release the claim, in a task that a cancellation of this one does not stop."""
+        call = self._store.finish_update if done else self._store.release_update
+        task = asyncio.create_task(call(update_id))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        await asyncio.shield(task)
+
     async def _run(
         self, update_id: int, update: Update, process: Callable[[Update], Awaitable[None]]
     ) -> Outcome:
@@ -137,20 +180,23 @@ class UpdateRunner:
         run = _Run()
         token = _CURRENT_RUN.set(run)
         try:
-            await process(update)
-        except Exception:
+            async with asyncio.timeout(self._lease * HANDLING_SHARE):
+                await process(update)
+        except Exception:  # also TimeoutError: the handling outran its share of the lease
             log.exception("update handling raised")
             run.failed = True
-        except BaseException:  # cancelled (shutdown): let another delivery handle it
-            await self._store.release_update(update_id)
+        except BaseException:  # cancelled (shutdown): another delivery handles it, unless it was answered
+            await self._close_claim(update_id, done=run.sent)
             raise
         finally:
             _CURRENT_RUN.reset(token)
-        if run.failed:
-            await self._store.release_update(update_id)
+        if run.failed and not run.sent:
+            await self._close_claim(update_id, done=False)
             metrics.UPDATES.labels("failed").inc()
             return Outcome.FAILED
-        await self._store.finish_update(update_id)
+        await self._close_claim(update_id, done=True)
+        if run.failed:
+            log.warning("handling failed after a message went out: acknowledged, not retried")
         if run.refused is not None:
             metrics.UPDATES.labels("refused").inc()
             log.warning(
