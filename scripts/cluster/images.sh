@@ -6,6 +6,8 @@
 #   mcstatbot.local/metrics-server:<v>  the metrics-server binary alone (scratch)
 #   mcstatbot.local/traefik:<v>         the traefik binary alone (scratch)
 #   mcstatbot.local/redis:bookworm      debootstrap --variant=minbase with Debian's redis-server and redis-tools
+#   mcstatbot.local/prometheus:<v>      Debian's prometheus binary with the C library it links (no shell);
+#                                       <v> is the installed package's version (the tarball is named by it)
 # Usage: images.sh CACHE [CONTAINERD_SOCKET]   (without a socket it only builds)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -83,13 +85,41 @@ SH
   printf 'redis-image %ss\n' "$(($(date +%s) - start))" >>"$CACHE/build-times.txt"
 fi
 
+# --- Prometheus from Debian (tests/cluster/test_monitoring.py) -----------------------------------
+# The binary of Debian's `prometheus` package (scripts/install-test-deps.sh installs it for promtool; this
+# script installs it too when it runs first) and the shared libraries it links, nothing else. Its web UI
+# assets are left out: the tests use the HTTP API only.
+if ! command -v prometheus >/dev/null 2>&1; then
+  log "apt-get install prometheus"
+  APT_LOCK=${TMPDIR:-/tmp}/mcstatbot-apt.lock
+  flock "$APT_LOCK" apt-get update -qq
+  flock "$APT_LOCK" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service >/dev/null 2>&1 || true; fi
+fi
+PROMETHEUS_VERSION=$(prometheus --version 2>&1 | awk 'NR == 1 {print $3}')
+PROMETHEUS_VERSION=${PROMETHEUS_VERSION%%+*}
+if [ ! -f "$OUT/prometheus-$PROMETHEUS_VERSION.tar" ]; then
+  log "image mcstatbot.local/prometheus:$PROMETHEUS_VERSION (Debian's binary)"
+  root=$(mktemp -d)
+  chmod 0755 "$root"
+  install -D -m 0755 "$(command -v prometheus)" "$root/bin/prometheus"
+  ldd "$(command -v prometheus)" | awk '/=> \// {print $3} /^\t\/[^ ]*ld-linux/ {print $1}' | while read -r lib; do
+    install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
+  done
+  mkdir -m 1777 "$root/tmp"
+  mkdir -m 0777 "$root/prometheus"
+  archive "mcstatbot.local/prometheus:$PROMETHEUS_VERSION" "$root" "$OUT/prometheus-$PROMETHEUS_VERSION.tar" \
+    '{"User":"65534:65534","Entrypoint":["/bin/prometheus"],"WorkingDir":"/prometheus","Env":["PATH=/bin"]}'
+  rm -rf "$root"
+fi
+
 scratch coredns "mcstatbot.local/coredns:$COREDNS_VERSION" "$BIN/coredns" 65532:65532 '["/coredns"]'
 scratch metrics-server "mcstatbot.local/metrics-server:$METRICS_SERVER_VERSION" "$BIN/metrics-server" \
   65532:65532 '["/metrics-server"]'
 scratch traefik "mcstatbot.local/traefik:$TRAEFIK_VERSION" "$BIN/traefik" 65532:65532 '["/traefik"]'
 
 if [ -n "$SOCKET" ]; then
-  for t in pause coredns metrics-server traefik redis; do
+  for t in pause coredns metrics-server traefik redis "prometheus-$PROMETHEUS_VERSION"; do
     ctr --address "$SOCKET" -n k8s.io images import "$OUT/$t.tar" >/dev/null
   done
   log "images imported"

@@ -50,6 +50,9 @@ pytestmark = pytest.mark.timeout(7200)
 HELM = HELMS["helm3"]
 NEXT_TAG_SUFFIX = "-next"
 COMPONENTS = ("bot", "query", "watcher")
+SCALE_DOWN_WINDOW = 15
+# The busy loop of the HPA test, found again by this marker in its command line to be stopped.
+BUSY_LOOP = "while True: pass  # hpa-load"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,16 @@ def release(
     )
     values["bot"].update({"replicaCount": 2, "autoscaling": {"enabled": False}})
     values["watcher"].update({"intervalSeconds": 3, "downAfter": 2})
+    # The HPA test waits for the scale-in too: a 15 s scale-down window instead of the chart's 300 s (the
+    # kind values keep the watcher at most 2 replicas, so scale-in is one step of the chart's 1-pod policy).
+    # And a CPU request of 100m instead of the kind values' 50m: checking every 3 s on this shared machine,
+    # an idle watcher pod uses about 20m, 40 % of 50m, so two idle pods held the HPA at 2 (2 x 40 % is above
+    # 70 % of one pod); the busy loop (up to the 500m limit) still takes one pod far above 70 %.
+    values["watcher"]["autoscaling"] = {"scaleDownStabilizationWindowSeconds": SCALE_DOWN_WINDOW}
+    values["watcher"]["resources"] = {
+        "requests": {"cpu": "100m", "memory": "160Mi"},
+        "limits": {"cpu": "500m", "memory": "384Mi"},
+    }
     overrides: Path = tmp_path_factory.mktemp("lifecycle") / "values.yaml"
     overrides.write_text(json.dumps(values))
     secret = secrets.token_hex(16)
@@ -224,20 +237,50 @@ def cpu_utilisation(hpa: dict[str, Any]) -> int | None:
     return None
 
 
-def test_the_watcher_hpa_reads_pod_cpu_and_scales_out_under_load(cluster: Cluster, release: str) -> None:
+def stop_busy_loop(cluster: Cluster, ns: str, pod: str) -> None:
+    """Kills the HPA test's busy loop in `pod` (found by its marker), leaving the watcher alone."""
+    cluster.kubectl(
+        "exec", "-n", ns, pod, "--", "python", "-c",
+        "import os, signal\n"
+        "for p in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    if int(p) == os.getpid():\n"
+        "        continue\n"
+        "    try:\n"
+        f"        if {BUSY_LOOP.encode()!r} in open(f'/proc/{{p}}/cmdline', 'rb').read():\n"
+        "            os.kill(int(p), signal.SIGKILL)\n"
+        "    except OSError:\n"
+        "        pass\n",
+        check=False,
+    )  # fmt: skip
+
+
+def test_the_watcher_hpa_reads_pod_cpu_scales_out_under_load_and_back_in(
+    cluster: Cluster, release: str
+) -> None:
     """metrics-server reports the watcher pods' CPU and its HPA reads it (no `<unknown>`); a CPU load in a
-    watcher pod (a busy loop, at most 90 s) raises the HPA above its minimum. Scale-in (after the chart's
-    300 s stabilisation window) is not waited for. First of the module: the release is fresh, at its
-    minimum (the bot and query HPAs are off here, so the watcher's is the one)."""
+    watcher pod (a busy loop, at most 90 s) raises the HPA above its minimum; once the load stops, the HPA
+    scales the Deployment back to its minimum after the scale-down window (15 s here, the chart's
+    `watcher.autoscaling.scaleDownStabilizationWindowSeconds`; its default is Kubernetes' 300 s). First of
+    the module: the release is fresh, at its minimum (the bot and query HPAs are off here, so the watcher's
+    is the one)."""
     ns = release
     wait_until(lambda: cpu_utilisation(watcher_hpa(cluster, ns)) is not None, timeout=120, what="HPA CPU")
     hpa = watcher_hpa(cluster, ns)
     minimum = int(hpa["spec"].get("minReplicas", 1))
-    assert int(hpa["status"]["currentReplicas"]) == minimum, hpa["status"]
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == SCALE_DOWN_WINDOW
+    # A new pod's start-up CPU may have scaled it out already: from the minimum on.
+    wait_until(
+        lambda: (
+            int(watcher_hpa(cluster, ns)["status"]["currentReplicas"]) == minimum
+            and len(pods_of(cluster, ns, "watcher")) == minimum
+        ),
+        timeout=120,
+        what="the watcher at its minimum",
+    )
     (pod,) = pods_of(cluster, ns, "watcher")[:1]
     load = subprocess.Popen(
         [str(cluster.bin / "kubectl"), "exec", "-n", ns, pod, "--", "timeout", "90", "python", "-c",
-         "while True: pass"],
+         BUSY_LOOP],
         env=cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -247,10 +290,32 @@ def test_the_watcher_hpa_reads_pod_cpu_and_scales_out_under_load(cluster: Cluste
             what="the watcher HPA scaling out",
         )
         assert scaled
+        print(f"watcher HPA scaled out: {watcher_hpa(cluster, ns)['status']}")  # noqa: T201 - for the log
     finally:
+        stop_busy_loop(cluster, ns, pod)
         load.terminate()
         load.wait(timeout=30)
-    print(f"watcher HPA: {watcher_hpa(cluster, ns)['status']}")  # noqa: T201 - for the log
+    started = time.monotonic()
+
+    def back_at_minimum() -> bool:
+        status = watcher_hpa(cluster, ns)["status"]
+        deployment = cluster.kubectl_json("get", "deployment", f"{RELEASE}-watcher", "-n", ns)
+        done = (
+            int(status.get("desiredReplicas", 0)) == minimum
+            and int(status.get("currentReplicas", 0)) == minimum
+            and int(deployment["spec"]["replicas"]) == minimum
+        )
+        if not done:
+            time.sleep(2)  # two kubectl calls a round are enough
+        return done
+
+    # The CPU figures fall within a metrics-server resolution (15 s) or two, then the window, then one
+    # HPA sync (10 s in this cluster).
+    assert wait_until(back_at_minimum, timeout=180, what="the watcher HPA scaling back in")
+    print(  # noqa: T201 - a measurement for the log
+        f"watcher HPA back at {minimum} replica(s) {time.monotonic() - started:.0f} s after the load stopped"
+    )
+    wait_until(lambda: len(pods_of(cluster, ns, "watcher")) == minimum, timeout=90, what="the extra pod gone")
 
 
 def test_upgrade_and_rollback_under_load_lose_no_update(
