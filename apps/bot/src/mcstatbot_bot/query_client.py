@@ -26,21 +26,35 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import httpx
-from mcstatbot_common.models import Edition, PlayerList, ServerStatus
+from mcstatbot_common.models import (
+    MAX_BATCH_SERVERS,
+    Edition,
+    PlayerList,
+    ServerStatus,
+    StatusBatchResponse,
+)
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from mcstatbot_bot import metrics
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from mcstatbot_bot.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
-Endpoint = Literal["status", "players"]
+Endpoint = Literal["status", "players", "status_batch"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
-_PATHS: dict[Endpoint, str] = {"status": "/api/v1/status", "players": "/api/v1/players"}
+T = TypeVar("T")
+_PATHS: dict[Endpoint, str] = {
+    "status": "/api/v1/status",
+    "players": "/api/v1/players",
+    "status_batch": "/api/v1/status/batch",
+}
+BATCH_TIMEOUT = 10.0
+"""Seconds for one batch request: its slowest server bounds it (the service's MC_TIMEOUT, 5 s, plus a
+coalesced wait), so it gets longer than one status request."""
 _JSON = {"Content-Type": "application/json"}
 HEALTH_PATH = "/health"
 HEALTH_TIMEOUT = 1.0
@@ -95,6 +109,7 @@ class QueryClient:
         breaker: CircuitBreaker,
         *,
         timeout: float = 3.0,
+        batch_timeout: float = BATCH_TIMEOUT,
         retries: int = 1,
         backoff_base: float = 0.2,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -102,6 +117,7 @@ class QueryClient:
         self._http = http
         self.breaker = breaker
         self._timeout = timeout
+        self._batch_timeout = max(timeout, batch_timeout)
         self._retries = retries
         self._backoff_base = backoff_base
         self._sleep = sleep
@@ -119,13 +135,61 @@ class QueryClient:
     async def players_answer(self, address: str, edition: Edition = Edition.AUTO) -> Answer[PlayerList]:
         return await self._call("players", address, edition, PlayerList)
 
+    async def statuses(
+        self, servers: Sequence[tuple[str, Edition]]
+    ) -> list[ServerStatus | QueryRejected | QueryUnavailable]:
+        """The status of each (address, edition), in order, through `POST /api/v1/status/batch` (one
+        request per MAX_BATCH_SERVERS, concurrently), each request with the breaker and retry policy of
+        `status()`. A server's own refusal (4xx) is its QueryRejected, a server the service could not
+        answer for (its 5xx) its QueryUnavailable; a request that fails as a whole raises as `status()`."""
+        chunks = [servers[i : i + MAX_BATCH_SERVERS] for i in range(0, len(servers), MAX_BATCH_SERVERS)]
+        answers = await asyncio.gather(*(self._batch(chunk) for chunk in chunks))
+        return [item for answer in answers for item in answer]
+
+    async def _batch(
+        self, servers: Sequence[tuple[str, Edition]]
+    ) -> list[ServerStatus | QueryRejected | QueryUnavailable]:
+        body = json.dumps(
+            {"servers": [{"server_url": address, "edition": edition.value} for address, edition in servers]}
+        ).encode()
+        answer = await self._call_with(
+            "status_batch",
+            body,
+            lambda r: StatusBatchResponse.model_validate_json(r.content),
+            self._batch_timeout,
+        )
+        if len(answer.results) != len(servers):
+            raise QueryUnavailable(f"{len(answer.results)} answers for {len(servers)} servers")
+        results: list[ServerStatus | QueryRejected | QueryUnavailable] = []
+        for item in answer.results:
+            if item.status is not None:
+                results.append(item.status)
+            elif item.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                results.append(QueryUnavailable(f"HTTP {item.status_code}"))
+            else:
+                code, message = (
+                    (item.error.code, item.error.message) if item.error else ("invalid_address", "")
+                )
+                results.append(QueryRejected(item.status_code, code, message))
+        return results
+
     async def _call(
         self, endpoint: Endpoint, address: str, edition: Edition, model: type[ModelT]
     ) -> Answer[ModelT]:
+        body = json.dumps({"server_url": address, "edition": edition.value}).encode()
+
+        def parse(response: httpx.Response) -> Answer[ModelT]:
+            return Answer(model.model_validate_json(response.content), max_age(response))
+
+        return await self._call_with(endpoint, body, parse, self._timeout)
+
+    async def _call_with(
+        self, endpoint: Endpoint, body: bytes, parse: Callable[[httpx.Response], T], seconds: float
+    ) -> T:
+        """One request to `endpoint` with the breaker, the retries and `/health` on failure."""
         if not self.breaker.allow():
             metrics.QUERY_REQUESTS.labels(endpoint, "short_circuited").inc()
             raise QueryUnavailable("circuit breaker open", short_circuited=True)
-        body = json.dumps({"server_url": address, "edition": edition.value}).encode()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retries + 1),
             wait=wait_random_exponential(multiplier=self._backoff_base, max=5 * self._backoff_base),
@@ -135,7 +199,7 @@ class QueryClient:
         )
         try:
             try:
-                result: Answer[ModelT] = await retrying(self._attempt, endpoint, body, model)
+                result: T = await retrying(self._attempt, endpoint, body, parse, seconds)
             except _RetryableError as exc:
                 await self._failed(endpoint, str(exc))
                 raise QueryUnavailable(str(exc)) from None
@@ -172,9 +236,11 @@ class QueryClient:
             return False
         return response.is_success
 
-    async def _attempt(self, endpoint: Endpoint, body: bytes, model: type[ModelT]) -> Answer[ModelT]:
+    async def _attempt(
+        self, endpoint: Endpoint, body: bytes, parse: Callable[[httpx.Response], T], seconds: float
+    ) -> T:
         try:
-            async with asyncio.timeout(self._timeout):  # one deadline for the whole exchange
+            async with asyncio.timeout(seconds):  # one deadline for the whole exchange
                 response = await self._http.post(_PATHS[endpoint], content=body, headers=_JSON)
         except (TimeoutError, httpx.TimeoutException):
             raise _RetryableError("timeout") from None
@@ -187,7 +253,7 @@ class QueryClient:
             code, message = _error_detail(response)
             raise QueryRejected(status, code, message)
         try:
-            return Answer(model.model_validate_json(response.content), max_age(response))
+            return parse(response)
         except ValidationError:
             raise _RetryableError("unreadable answer") from None
 
