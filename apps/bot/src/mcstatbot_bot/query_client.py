@@ -12,7 +12,9 @@ server) but the breaker stays closed, so no input a user or a Minecraft server c
 One `QueryClient` wraps the one pooled httpx client created in the app's lifespan
 (`mcstatbot_bot.clients.query_http_client`: keep-alive, the trace context in every request, a bound on the
 response's size); each request has one deadline for the whole exchange (`timeout`), and failed ones are
-retried with tenacity (exponential backoff with jitter).
+retried with tenacity (exponential backoff with jitter). `statuses` asks for many servers at once through
+`POST /api/v1/status/batch` (the watcher's checks of one tick), each request with the same policy and a
+longer deadline (`batch_timeout`), a server's own refusal or failure coming back as its item.
 """
 
 from __future__ import annotations
