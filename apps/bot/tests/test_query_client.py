@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
 from mcstatbot_bot.clients import query_http_client
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
-from mcstatbot_common.models import MAX_BATCH_SERVERS, Edition, ServerStatus
+from mcstatbot_common.models import MAX_BATCH_SERVERS, MAX_REQUEST_BODY_BYTES, Edition, ServerStatus
 from mcstatbot_testkit.net import LOOPBACK, async_wait_for_tcp, free_port
 
 if TYPE_CHECKING:
@@ -262,3 +262,29 @@ async def test_real_query_service_statuses_in_order_chunked_with_item_errors(
             assert isinstance(result, ServerStatus)
             assert result.online
             assert result.address == java_peer.address
+
+
+async def test_real_query_service_statuses_of_long_names_stay_within_the_body_limit(
+    query: ServiceProcess,
+) -> None:
+    """A hundred addresses of 250 characters would make a body over the service's 16 KiB (a 413 for all
+    of them): `statuses` splits them so that every request is read and every server answered."""
+    http = query_http_client(query.url, timeout=10)
+    sizes: list[int] = []
+
+    async def note(request: httpx.Request) -> None:
+        sizes.append(len(request.content))
+
+    http.event_hooks["request"].append(note)
+    try:
+        client = QueryClient(http, CircuitBreaker(3, 30))
+        servers = [(f"{index:03d} " + "x" * 246, Edition.JAVA) for index in range(MAX_BATCH_SERVERS)]
+        results = await client.statuses(servers)
+    finally:
+        await http.aclose()
+    assert len(sizes) > 1
+    assert max(sizes) <= MAX_REQUEST_BODY_BYTES
+    assert len(results) == MAX_BATCH_SERVERS
+    for result in results:
+        assert isinstance(result, QueryRejected)
+        assert result.code == "invalid_address"

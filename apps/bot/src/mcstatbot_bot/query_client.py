@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 import httpx
 from mcstatbot_common.models import (
     MAX_BATCH_SERVERS,
+    MAX_REQUEST_BODY_BYTES,
     Edition,
     PlayerList,
     ServerStatus,
@@ -141,10 +142,11 @@ class QueryClient:
         self, servers: Sequence[tuple[str, Edition]]
     ) -> list[ServerStatus | QueryRejected | QueryUnavailable]:
         """The status of each (address, edition), in order, through `POST /api/v1/status/batch` (one
-        request per MAX_BATCH_SERVERS, concurrently), each request with the breaker and retry policy of
-        `status()`. A server's own refusal (4xx) is its QueryRejected, a server the service could not
-        answer for (its 5xx) its QueryUnavailable; a request that fails as a whole raises as `status()`."""
-        chunks = [servers[i : i + MAX_BATCH_SERVERS] for i in range(0, len(servers), MAX_BATCH_SERVERS)]
+        request per MAX_BATCH_SERVERS, or fewer when their body would pass the service's body limit,
+        concurrently), each request with the breaker and retry policy of `status()`. A server's own
+        refusal (4xx) is its QueryRejected, a server the service could not answer for (its 5xx) its
+        QueryUnavailable; a request that fails as a whole raises as `status()`."""
+        chunks = _chunks(servers)
         answers = await asyncio.gather(*(self._batch(chunk) for chunk in chunks))
         return [item for answer in answers for item in answer]
 
@@ -258,6 +260,22 @@ class QueryClient:
             return parse(response)
         except ValidationError:
             raise _RetryableError("unreadable answer") from None
+
+
+def _chunks(servers: Sequence[tuple[str, Edition]]) -> list[Sequence[tuple[str, Edition]]]:
+    """`servers` in runs of at most MAX_BATCH_SERVERS whose batch body stays within the body limit."""
+    budget = MAX_REQUEST_BODY_BYTES - 64  # the `{"servers": []}` around the items, with room to spare
+    chunks: list[Sequence[tuple[str, Edition]]] = []
+    start, size = 0, 0
+    for index, (address, edition) in enumerate(servers):
+        item = len(json.dumps({"server_url": address, "edition": edition.value}).encode()) + 2
+        if index > start and (index - start >= MAX_BATCH_SERVERS or size + item > budget):
+            chunks.append(servers[start:index])
+            start, size = index, 0
+        size += item
+    if start < len(servers):
+        chunks.append(servers[start:])
+    return chunks
 
 
 def _error_detail(response: httpx.Response) -> tuple[str, str]:

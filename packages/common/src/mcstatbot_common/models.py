@@ -17,6 +17,8 @@ MAX_SERVER_URL_LENGTH = 300
 # They are the producer's promise, not validation: a reader accepts any size and bounds what it shows.
 MAX_BATCH_SERVERS = 100
 """Most servers one `POST /api/v1/status/batch` asks about; more answer 422 `invalid_request`."""
+MAX_REQUEST_BODY_BYTES = 16 * 1024
+"""Largest request body the query service reads; a larger one answers 413 `body_too_large`."""
 MAX_ITEMS = 256
 """Most mods (or plugins) an answer lists; a longer list is cut and marked `mods_truncated`."""
 MAX_ITEM_NAME = 100
