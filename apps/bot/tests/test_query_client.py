@@ -8,6 +8,7 @@ the real query service (`python -m mcstatbot_query`) with a real Java peer behin
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,12 +18,13 @@ from fastapi.responses import JSONResponse
 from mcstatbot_bot.breaker import BreakerState, CircuitBreaker
 from mcstatbot_bot.clients import query_http_client
 from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
-from mcstatbot_common.models import Edition
+from mcstatbot_common.models import MAX_BATCH_SERVERS, MAX_REQUEST_BODY_BYTES, Edition, ServerStatus
 from mcstatbot_testkit.net import LOOPBACK, async_wait_for_tcp, free_port
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    import httpx
     from mcstatbot_testkit.minecraft import JavaPeer
     from mcstatbot_testkit.services import ServiceProcess
 
@@ -228,3 +230,61 @@ async def test_real_query_service_forbidden(strict_query: ServiceProcess, java_p
         assert caught.value.status_code == 403
     finally:
         await http.aclose()
+
+
+async def test_real_query_service_statuses_in_order_chunked_with_item_errors(
+    query: ServiceProcess, java_peer: JavaPeer
+) -> None:
+    """`statuses` asks in batches of at most MAX_BATCH_SERVERS and answers in the order asked; an
+    invalid address is that server's QueryRejected, the others are answered."""
+    http = query_http_client(query.url, timeout=10)
+    asked: list[int] = []
+
+    async def note(request: httpx.Request) -> None:
+        asked.append(len(json.loads(request.content)["servers"]))
+
+    http.event_hooks["request"].append(note)
+    try:
+        client = QueryClient(http, CircuitBreaker(3, 30))
+        servers = [(java_peer.address, Edition.JAVA)] * MAX_BATCH_SERVERS + [("exa mple", Edition.AUTO)]
+        servers.append((java_peer.address, Edition.AUTO))
+        results = await client.statuses(servers)
+    finally:
+        await http.aclose()
+    assert sorted(asked) == [2, MAX_BATCH_SERVERS]
+    assert len(results) == len(servers)
+    rejected = results[MAX_BATCH_SERVERS]
+    assert isinstance(rejected, QueryRejected)
+    assert rejected.code == "invalid_address"
+    assert rejected.status_code == 400
+    for index, result in enumerate(results):
+        if index != MAX_BATCH_SERVERS:
+            assert isinstance(result, ServerStatus)
+            assert result.online
+            assert result.address == java_peer.address
+
+
+async def test_real_query_service_statuses_of_long_names_stay_within_the_body_limit(
+    query: ServiceProcess,
+) -> None:
+    """A hundred addresses of 250 characters would make a body over the service's 16 KiB (a 413 for all
+    of them): `statuses` splits them so that every request is read and every server answered."""
+    http = query_http_client(query.url, timeout=10)
+    sizes: list[int] = []
+
+    async def note(request: httpx.Request) -> None:
+        sizes.append(len(request.content))
+
+    http.event_hooks["request"].append(note)
+    try:
+        client = QueryClient(http, CircuitBreaker(3, 30))
+        servers = [(f"{index:03d} " + "x" * 246, Edition.JAVA) for index in range(MAX_BATCH_SERVERS)]
+        results = await client.statuses(servers)
+    finally:
+        await http.aclose()
+    assert len(sizes) > 1
+    assert max(sizes) <= MAX_REQUEST_BODY_BYTES
+    assert len(results) == MAX_BATCH_SERVERS
+    for result in results:
+        assert isinstance(result, QueryRejected)
+        assert result.code == "invalid_address"

@@ -12,7 +12,9 @@ server) but the breaker stays closed, so no input a user or a Minecraft server c
 One `QueryClient` wraps the one pooled httpx client created in the app's lifespan
 (`mcstatbot_bot.clients.query_http_client`: keep-alive, the trace context in every request, a bound on the
 response's size); each request has one deadline for the whole exchange (`timeout`), and failed ones are
-retried with tenacity (exponential backoff with jitter).
+retried with tenacity (exponential backoff with jitter). `statuses` asks for many servers at once through
+`POST /api/v1/status/batch` (the watcher's checks of one tick), each request with the same policy and a
+longer deadline (`batch_timeout`), a server's own refusal or failure coming back as its item.
 """
 
 from __future__ import annotations
@@ -26,21 +28,36 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import httpx
-from mcstatbot_common.models import Edition, PlayerList, ServerStatus
+from mcstatbot_common.models import (
+    MAX_BATCH_SERVERS,
+    MAX_REQUEST_BODY_BYTES,
+    Edition,
+    PlayerList,
+    ServerStatus,
+    StatusBatchResponse,
+)
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from mcstatbot_bot import metrics
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from mcstatbot_bot.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
-Endpoint = Literal["status", "players"]
+Endpoint = Literal["status", "players", "status_batch"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
-_PATHS: dict[Endpoint, str] = {"status": "/api/v1/status", "players": "/api/v1/players"}
+T = TypeVar("T")
+_PATHS: dict[Endpoint, str] = {
+    "status": "/api/v1/status",
+    "players": "/api/v1/players",
+    "status_batch": "/api/v1/status/batch",
+}
+BATCH_TIMEOUT = 10.0
+"""Seconds for one batch request: its slowest server bounds it (the service's MC_TIMEOUT, 5 s, plus a
+coalesced wait), so it gets longer than one status request."""
 _JSON = {"Content-Type": "application/json"}
 HEALTH_PATH = "/health"
 HEALTH_TIMEOUT = 1.0
@@ -95,6 +112,7 @@ class QueryClient:
         breaker: CircuitBreaker,
         *,
         timeout: float = 3.0,
+        batch_timeout: float = BATCH_TIMEOUT,
         retries: int = 1,
         backoff_base: float = 0.2,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -102,6 +120,7 @@ class QueryClient:
         self._http = http
         self.breaker = breaker
         self._timeout = timeout
+        self._batch_timeout = max(timeout, batch_timeout)
         self._retries = retries
         self._backoff_base = backoff_base
         self._sleep = sleep
@@ -119,13 +138,62 @@ class QueryClient:
     async def players_answer(self, address: str, edition: Edition = Edition.AUTO) -> Answer[PlayerList]:
         return await self._call("players", address, edition, PlayerList)
 
+    async def statuses(
+        self, servers: Sequence[tuple[str, Edition]]
+    ) -> list[ServerStatus | QueryRejected | QueryUnavailable]:
+        """The status of each (address, edition), in order, through `POST /api/v1/status/batch` (one
+        request per MAX_BATCH_SERVERS, or fewer when their body would pass the service's body limit,
+        concurrently), each request with the breaker and retry policy of `status()`. A server's own
+        refusal (4xx) is its QueryRejected, a server the service could not answer for (its 5xx) its
+        QueryUnavailable; a request that fails as a whole raises as `status()`."""
+        chunks = _chunks(servers)
+        answers = await asyncio.gather(*(self._batch(chunk) for chunk in chunks))
+        return [item for answer in answers for item in answer]
+
+    async def _batch(
+        self, servers: Sequence[tuple[str, Edition]]
+    ) -> list[ServerStatus | QueryRejected | QueryUnavailable]:
+        body = json.dumps(
+            {"servers": [{"server_url": address, "edition": edition.value} for address, edition in servers]}
+        ).encode()
+        answer = await self._call_with(
+            "status_batch",
+            body,
+            lambda r: StatusBatchResponse.model_validate_json(r.content),
+            self._batch_timeout,
+        )
+        if len(answer.results) != len(servers):
+            raise QueryUnavailable(f"{len(answer.results)} answers for {len(servers)} servers")
+        results: list[ServerStatus | QueryRejected | QueryUnavailable] = []
+        for item in answer.results:
+            if item.status is not None:
+                results.append(item.status)
+            elif item.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                results.append(QueryUnavailable(f"HTTP {item.status_code}"))
+            else:
+                code, message = (
+                    (item.error.code, item.error.message) if item.error else ("invalid_address", "")
+                )
+                results.append(QueryRejected(item.status_code, code, message))
+        return results
+
     async def _call(
         self, endpoint: Endpoint, address: str, edition: Edition, model: type[ModelT]
     ) -> Answer[ModelT]:
+        body = json.dumps({"server_url": address, "edition": edition.value}).encode()
+
+        def parse(response: httpx.Response) -> Answer[ModelT]:
+            return Answer(model.model_validate_json(response.content), max_age(response))
+
+        return await self._call_with(endpoint, body, parse, self._timeout)
+
+    async def _call_with(
+        self, endpoint: Endpoint, body: bytes, parse: Callable[[httpx.Response], T], seconds: float
+    ) -> T:
+        """One request to `endpoint` with the breaker, the retries and `/health` on failure."""
         if not self.breaker.allow():
             metrics.QUERY_REQUESTS.labels(endpoint, "short_circuited").inc()
             raise QueryUnavailable("circuit breaker open", short_circuited=True)
-        body = json.dumps({"server_url": address, "edition": edition.value}).encode()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retries + 1),
             wait=wait_random_exponential(multiplier=self._backoff_base, max=5 * self._backoff_base),
@@ -135,7 +203,7 @@ class QueryClient:
         )
         try:
             try:
-                result: Answer[ModelT] = await retrying(self._attempt, endpoint, body, model)
+                result: T = await retrying(self._attempt, endpoint, body, parse, seconds)
             except _RetryableError as exc:
                 await self._failed(endpoint, str(exc))
                 raise QueryUnavailable(str(exc)) from None
@@ -172,9 +240,11 @@ class QueryClient:
             return False
         return response.is_success
 
-    async def _attempt(self, endpoint: Endpoint, body: bytes, model: type[ModelT]) -> Answer[ModelT]:
+    async def _attempt(
+        self, endpoint: Endpoint, body: bytes, parse: Callable[[httpx.Response], T], seconds: float
+    ) -> T:
         try:
-            async with asyncio.timeout(self._timeout):  # one deadline for the whole exchange
+            async with asyncio.timeout(seconds):  # one deadline for the whole exchange
                 response = await self._http.post(_PATHS[endpoint], content=body, headers=_JSON)
         except (TimeoutError, httpx.TimeoutException):
             raise _RetryableError("timeout") from None
@@ -187,9 +257,25 @@ class QueryClient:
             code, message = _error_detail(response)
             raise QueryRejected(status, code, message)
         try:
-            return Answer(model.model_validate_json(response.content), max_age(response))
+            return parse(response)
         except ValidationError:
             raise _RetryableError("unreadable answer") from None
+
+
+def _chunks(servers: Sequence[tuple[str, Edition]]) -> list[Sequence[tuple[str, Edition]]]:
+    """`servers` in runs of at most MAX_BATCH_SERVERS whose batch body stays within the body limit."""
+    budget = MAX_REQUEST_BODY_BYTES - 64  # the `{"servers": []}` around the items, with room to spare
+    chunks: list[Sequence[tuple[str, Edition]]] = []
+    start, size = 0, 0
+    for index, (address, edition) in enumerate(servers):
+        item = len(json.dumps({"server_url": address, "edition": edition.value}).encode()) + 2
+        if index > start and (index - start >= MAX_BATCH_SERVERS or size + item > budget):
+            chunks.append(servers[start:index])
+            start, size = index, 0
+        size += item
+    if start < len(servers):
+        chunks.append(servers[start:])
+    return chunks
 
 
 def _error_detail(response: httpx.Response) -> tuple[str, str]:

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mcstatbot_common.asgi import BodySizeLimitMiddleware
+from mcstatbot_common.models import MAX_REQUEST_BODY_BYTES
 from mcstatbot_common.observability import instrument_app
 
 from mcstatbot_query.handlers import body_too_large
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-MAX_BODY_BYTES = 16 * 1024
+MAX_BODY_BYTES = MAX_REQUEST_BODY_BYTES
 """Largest request body accepted; a larger one answers 413 `body_too_large` without being read further."""
 
 request_log = logging.getLogger("mcstatbot_query.requests")

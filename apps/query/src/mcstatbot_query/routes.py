@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import Response
 from mcstatbot_common.addresses import InvalidAddressError, parse_address
 from mcstatbot_common.models import (
     MAX_SERVER_URL_LENGTH,
+    BatchServer,
     Edition,
+    ErrorDetail,
     PlayerList,
     ServerStatus,
+    StatusBatchItem,
+    StatusBatchRequest,
+    StatusBatchResponse,
     StatusRequest,
 )
 
 from mcstatbot_query.cache import Cache
 from mcstatbot_query.errors import ForbiddenAddressError
 from mcstatbot_query.handlers import ERROR_RESPONSES, ApiError
+from mcstatbot_query.metrics import ERRORS
 from mcstatbot_query.service import Kind, QueryService
+
+if TYPE_CHECKING:
+    from mcstatbot_query.service import Answer
+
+log = logging.getLogger(__name__)
+BATCH_CONCURRENCY = 32
+"""Servers of one batch looked up (or probed) at once."""
 
 
 def _service(request: Request) -> QueryService:
@@ -49,6 +64,26 @@ DebugQuery = Annotated[
 router = APIRouter()
 
 
+async def _lookup(
+    service: QueryService,
+    server_url: str,
+    edition: Edition,
+    kind: Kind,
+    *,
+    debug: bool,
+) -> Answer:
+    """The answer for one server, from the cache or one shared probe (ApiError: a 4xx answer). Every
+    status and players endpoint, the batch one included, goes through here."""
+    try:
+        address = parse_address(server_url)
+    except InvalidAddressError as exc:
+        raise ApiError(400, "invalid_address", str(exc)) from None
+    try:
+        return await service.answer(address, edition, kind, debug=debug)
+    except ForbiddenAddressError as exc:
+        raise ApiError(403, "forbidden_address", str(exc)) from None
+
+
 async def _answer(  # noqa: PLR0917 - the endpoints' inputs, passed on
     request: Request,
     service: QueryService,
@@ -58,14 +93,7 @@ async def _answer(  # noqa: PLR0917 - the endpoints' inputs, passed on
     debug: bool,  # noqa: FBT001 - a request parameter
 ) -> Response:
     """What every status and players endpoint does once its input is valid (ApiError: a 4xx answer)."""
-    try:
-        address = parse_address(server_url)
-    except InvalidAddressError as exc:
-        raise ApiError(400, "invalid_address", str(exc)) from None
-    try:
-        answer = await service.answer(address, edition, kind, debug=debug)
-    except ForbiddenAddressError as exc:
-        raise ApiError(403, "forbidden_address", str(exc)) from None
+    answer = await _lookup(service, server_url, edition, kind, debug=debug)
     request.state.outcome = answer.outcome
     request.state.cache_hit = answer.hit
     return Response(
@@ -79,6 +107,55 @@ async def _answer(  # noqa: PLR0917 - the endpoints' inputs, passed on
 async def post_status(request: Request, service: Service, body: Annotated[StatusRequest, Body()]) -> Response:
     """The server's status, online or not (200 either way)."""
     return await _answer(request, service, body.server_url, body.edition, "status", body.debug)
+
+
+async def _batch_item(
+    service: QueryService, server: BatchServer, limit: asyncio.Semaphore
+) -> StatusBatchItem:
+    """One server of a batch: what `POST /api/v1/status` answers for it, as an item (its 4xx or an
+    internal error as that item's error, never the whole batch's)."""
+    async with limit:
+        try:
+            answer = await _lookup(service, server.server_url, server.edition, "status", debug=False)
+        except ApiError as exc:
+            ERRORS.labels("query", exc.code).inc()
+            return StatusBatchItem(
+                status_code=exc.status_code, error=ErrorDetail(code=exc.code, message=exc.message)
+            )
+        except Exception:
+            log.exception("internal error in a batch item")
+            ERRORS.labels("query", "internal").inc()
+            return StatusBatchItem(
+                status_code=500, error=ErrorDetail(code="internal", message="internal error")
+            )
+    assert isinstance(answer.body, ServerStatus)  # noqa: S101 - kind "status" answers a ServerStatus
+    return StatusBatchItem(status_code=200, status=answer.body, max_age=answer.max_age, cache_hit=answer.hit)
+
+
+@router.post(
+    "/api/v1/status/batch", response_model=StatusBatchResponse, responses=ERROR_RESPONSES, tags=["v1"]
+)
+async def post_status_batch(
+    request: Request, service: Service, body: Annotated[StatusBatchRequest, Body()]
+) -> Response:
+    """The status of up to MAX_BATCH_SERVERS servers in one request, in the order asked: each as
+    `POST /api/v1/status` answers it (the same cache, coalescing and address rules), looked up
+    concurrently; a server's 4xx is that item's `error`, the others are answered all the same."""
+    limit = asyncio.Semaphore(BATCH_CONCURRENCY)
+    items = await asyncio.gather(*(_batch_item(service, server, limit) for server in body.servers))
+    max_age = min((item.max_age for item in items if item.max_age is not None), default=0)
+    request.state.outcome = "batch"
+    request.state.cache_hit = all(item.cache_hit for item in items)
+    return Response(
+        StatusBatchResponse(results=list(items)).model_dump_json(
+            exclude={"results": {"__all__": {"status": {"debug"}}}}
+        ),
+        media_type="application/json",
+        headers={
+            "X-Cache": "HIT" if request.state.cache_hit else "MISS",
+            "Cache-Control": f"max-age={max_age}",
+        },
+    )
 
 
 @router.get(

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from mcstatbot_bot.breaker import CircuitBreaker
 from mcstatbot_bot.clients import query_http_client
 from mcstatbot_bot.probes import add_probe_routes
-from mcstatbot_bot.query_client import QueryClient
+from mcstatbot_bot.query_client import BATCH_TIMEOUT, QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.telegram_api import build_application
 from mcstatbot_common.observability import instrument_app
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from mcstatbot_watcher.settings import WatcherSettings
 
 log = logging.getLogger(__name__)
+BATCH_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Largest batch answer read from the query service (a larger one fails that batch as unavailable)."""
 
 
 def create_app(settings: WatcherSettings) -> FastAPI:
@@ -37,7 +39,12 @@ def create_app(settings: WatcherSettings) -> FastAPI:
             store = build_store(settings)
             await store.open()
             stack.push_async_callback(store.close)
-            http = query_http_client(settings.query_service_url, timeout=settings.query_timeout)
+            # a batch answer holds up to MAX_BATCH_SERVERS statuses: a larger bound than one answer's
+            http = query_http_client(
+                settings.query_service_url,
+                timeout=max(settings.query_timeout, BATCH_TIMEOUT),
+                max_response_bytes=BATCH_RESPONSE_BYTES,
+            )
             stack.push_async_callback(http.aclose)
             breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_seconds)
             query = QueryClient(http, breaker, timeout=settings.query_timeout, retries=settings.query_retries)

@@ -7,7 +7,8 @@ from prometheus_client import Counter, Gauge
 CHECKS = Counter(
     "mcstatbot_watcher_checks",
     "Checks by outcome: up, failed (down, refused, placeholder, ...), query_unavailable (no verdict), "
-    "rejected (the query service refused the address), other_replica (another replica had the slot)",
+    "rejected (the query service refused the address), other_replica (another replica had the slot), "
+    "same_slot (this replica had taken up the slot already)",
     ["outcome"],
 )
 ALERTS = Counter(

@@ -4,10 +4,18 @@
 - The schedule: each server's check falls at the same offset in every interval (a hash of its key), so
   checks spread over the interval and every replica computes the same due times from the state store's
   index of watched servers (no table scan; reread every few seconds).
+- One tick (every 0.25 s at most) takes every server due in it as one group: the group's slots are
+  claimed together, the watches of the claimed servers read, and their status asked of the query
+  service in one `POST /api/v1/status/batch` (`QueryClient.statuses`); the player lists of `players`
+  watches and the rest of each check (history sample, record, alerts, live cards) go per server,
+  WATCH_CONCURRENCY at once.
 - Several replicas (REDIS_URL): before a check, a replica claims that server's slot (`SET NX PX`, one key
-  per server and interval, `slots.RedisSlots`); only the claimant checks. A dead replica's servers are
-  claimed by another at their next slot; a flushed Redis costs at most one doubled check (the record's
-  compare-and-set write keeps the alert single). Without REDIS_URL the one replica checks everything.
+  per server and interval, `slots.RedisSlots`, one pipeline per tick); only the claimant checks, and the
+  claims are made as soon as the servers are due, before any of the group's work, so a replica busy with
+  its own checks never holds up (nor later repeats) the servers the other replica took. A dead
+  replica's servers are claimed by another at their next slot; a flushed Redis costs at most one
+  doubled check (the record's compare-and-set write keeps the alert single). Without REDIS_URL the one
+  replica checks everything.
 - Alerts go into the record's outbox in the same write that records the transition (what happened, not
   a text), then are sent, each rendered in its chat's language at the moment it is sent (`/language`,
   else English; `i18n.speaking` around the rendering, so one task writing to chats in several languages
@@ -29,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcstatbot_bot import history, i18n, watch_texts
 from mcstatbot_bot.handlers import chat_language
-from mcstatbot_bot.query_client import QueryClient, QueryRejected, QueryUnavailable
+from mcstatbot_bot.query_client import QueryClient, QueryError, QueryRejected, QueryUnavailable
 from mcstatbot_bot.state.watches import (
     LiveCard,
     check_key,
@@ -109,8 +117,13 @@ class Watcher:
         self.interval = settings.watch_interval_seconds
         self.servers: dict[str, ServerRef] = {}
         self._next_due: dict[str, float] = {}
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: set[str] = set()
+        """Servers whose check (of the current group) has not ended yet."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slot_taken: dict[str, int] = {}
+        """The last slot this replica took up for each server (checked, or tried to claim)."""
         self._limit = asyncio.Semaphore(settings.watch_concurrency)
+        self._reads = asyncio.Semaphore(settings.watch_concurrency)
         self._halted = False
 
     # ------------------------------------------------------------------ schedule
@@ -127,6 +140,7 @@ class Watcher:
         for key in list(self._next_due):
             if key not in servers:
                 del self._next_due[key]
+                self._slot_taken.pop(key, None)
         self.servers = servers
         metrics.WATCHED_SERVERS.set(len(servers))
 
@@ -146,40 +160,127 @@ class Watcher:
                 except Exception:
                     log.exception("reading the watched servers failed")
                 next_refresh = now + min(self.interval, INDEX_REFRESH_SECONDS)
+            group: list[tuple[ServerRef, int]] = []
             for key, due in list(self._next_due.items()):
                 if due <= now and key not in self._running:
                     server = self.servers[key]
                     self._next_due[key] = self._due_after(server, now)
-                    self._running[key] = asyncio.create_task(self._guarded(server, due))
+                    # the slot the check falls in now: a loop held up past the due time (a busy
+                    # machine) claims the current slot, never the one that went by, which the
+                    # other replica may have checked in the current one already
+                    slot = slot_number(now, offset(server, self.interval), self.interval)
+                    if self._slot_taken.get(key) == slot:  # this replica had it already: once per slot
+                        metrics.CHECKS.labels("same_slot").inc()
+                        continue
+                    self._slot_taken[key] = slot
+                    self._running.add(key)
+                    group.append((server, slot))
+            if group:
+                task = asyncio.create_task(self._check_group(group))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             await asyncio.sleep(tick)
 
-    async def _guarded(self, server: ServerRef, due: float) -> None:
+    async def _check_group(self, group: list[tuple[ServerRef, int]]) -> None:
+        """The servers due in one tick, with their slots: claimed, then checked (one batch status call)."""
         try:
-            async with self._limit:
-                slot = slot_number(due, offset(server, self.interval), self.interval)
-                if await self.slots.claim(server, slot, self.interval):
-                    await self.check(server)
+            claimed = await self.slots.claim_many(group, self.interval)
+            mine: list[ServerRef] = []
+            for (server, _), won in zip(group, claimed, strict=True):
+                if won:
+                    mine.append(server)
                 else:
                     metrics.CHECKS.labels("other_replica").inc()
+                    self._running.discard(server.key)
+            watched = await asyncio.gather(*(self._read_watchers(server) for server in mine))
+            looking = [
+                (server, watch) for server, watch in zip(mine, watched, strict=True) if watch is not None
+            ]
+            for server, watch in zip(mine, watched, strict=True):
+                if watch is None:
+                    self._running.discard(server.key)
+            statuses = await self._statuses([server for server, _ in looking])
+            await asyncio.gather(
+                *(
+                    self._guarded(server, chats, cards, status)
+                    for (server, (chats, cards)), status in zip(looking, statuses, strict=True)
+                )
+            )
+        except Exception:
+            log.exception("checking a group of %d servers failed", len(group))
+        finally:
+            for server, _ in group:
+                self._running.discard(server.key)
+
+    async def _guarded(
+        self,
+        server: ServerRef,
+        chats: dict[int, bool],
+        cards: dict[LiveCard, str],
+        status: ServerStatus | QueryError,
+    ) -> None:
+        """The rest of one server's check in a group, WATCH_CONCURRENCY at once; its failure is its own
+        (logged); once done the server may be scheduled again, whatever the rest of the group does."""
+        try:
+            async with self._limit:
+                await self._checked(server, chats, cards, status)
         except Exception:
             log.exception("checking %s failed", server.address)
         finally:
-            self._running.pop(server.key, None)
+            self._running.discard(server.key)
+
+    async def _read_watchers(self, server: ServerRef) -> tuple[dict[int, bool], dict[LiveCard, str]] | None:
+        """`_watchers` for a group, WATCH_CONCURRENCY at once beside (not behind) the checks of earlier
+        groups, so that a backlog of them does not delay the next group's status call."""
+        try:
+            async with self._reads:
+                return await self._watchers(server)
+        except Exception:
+            log.exception("reading the watches of %s failed", server.address)
+            return None
+
+    async def _statuses(self, servers: list[ServerRef]) -> list[ServerStatus | QueryError]:
+        """The status of each server through one batch call (per MAX_BATCH_SERVERS); the call's own
+        failure is every server's."""
+        if not servers:
+            return []
+        try:
+            return list(await self.query.statuses([(server.address, server.edition) for server in servers]))
+        except QueryError as exc:
+            return [exc] * len(servers)
 
     async def stop(self) -> None:
-        for task in list(self._running.values()):
+        for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     # ------------------------------------------------------------------ one check
     async def check(self, server: ServerRef) -> None:
+        """One check of `server` on its own (a group's checks go through `_check_group`)."""
+        watch = await self._watchers(server)
+        if watch is not None:
+            chats, cards = watch
+            await self._checked(server, chats, cards, None)
+
+    async def _watchers(self, server: ServerRef) -> tuple[dict[int, bool], dict[LiveCard, str]] | None:
+        """The chats watching `server` and its live cards; None (and the server pruned) when nobody does."""
         chats, cards = await server_watch(self.store, server)
         if not chats and not cards:
             if await prune_server(self.store, server):
                 self._next_due.pop(server.key, None)
-            return
-        looked = await self._look(server, want_players=any(chats.values()))
+            return None
+        return chats, cards
+
+    async def _checked(
+        self,
+        server: ServerRef,
+        chats: dict[int, bool],
+        cards: dict[LiveCard, str],
+        status: ServerStatus | QueryError | None,
+    ) -> None:
+        """The rest of one check, with the status asked already (None: ask it now)."""
+        looked = await self._look(server, want_players=any(chats.values()), status=status)
         if looked is None:
             await self.deliver(server)  # alerts waiting still go out
             return
@@ -218,11 +319,15 @@ class Watcher:
             await self.refresh_cards(server, status, cards, record)
 
     async def _look(
-        self, server: ServerRef, *, want_players: bool
+        self, server: ServerRef, *, want_players: bool, status: ServerStatus | QueryError | None = None
     ) -> tuple[Observation, ServerStatus] | None:
-        """The query service's answer for `server`; None when it gave no verdict on the server."""
+        """The query service's answer for `server` (`status`: asked already in a batch, or its error);
+        None when it gave no verdict on the server."""
         try:
-            status = await self.query.status(server.address, server.edition)
+            if isinstance(status, QueryError):
+                raise status
+            if status is None:
+                status = await self.query.status(server.address, server.edition)
             players: PlayerList | None = None
             if status.online and want_players:
                 players = await self.query.players(server.address, server.edition)

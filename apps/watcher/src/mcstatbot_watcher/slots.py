@@ -2,15 +2,16 @@
 
 `RedisSlots` keeps one key per server and interval, `mcstatbot:watch:slot:<server key>:<n>` (n: the
 interval's number since the epoch, counted from the server's offset), taken with `SET NX PX` (redis-py)
-and expiring after two intervals: the replica that sets it checks, every other one skips. Nothing else
+and expiring after two intervals: the replica that sets it checks, every other one skips. The claims of
+one tick (every server due in it) go in one pipeline (`claim_many`: one round trip). Nothing else
 lives in Redis: the schedule follows from the state store's index, so a flushed Redis or a restart of
 every replica loses nothing. A Redis that cannot be reached skips the check (counted, logged): a missed
 check is better than alerts sent twice.
 
 REDIS_URL may be a Redis Cluster (`REDIS_CLUSTER`, `auto` by default: `mcstatbot_common.redis` asks
 `INFO cluster` at the first claim and builds redis-py's `RedisCluster`). The one command, `SET NX PX`, names
-one key, so it needs no hash tag: each slot key lives in its own hash slot, and a master's failover only
-skips the claims made while its slots move.
+one key, so it needs no hash tag: each slot key lives in its own hash slot (redis-py's cluster pipeline
+sends each to its node), and a master's failover only skips the claims made while its slots move.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from mcstatbot_common.redis import connect
 from redis.exceptions import RedisClusterException, RedisError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mcstatbot_bot.state.base import ServerRef
     from mcstatbot_common.redis import Client
 
@@ -37,13 +40,16 @@ def slot_number(due: float, server_offset: float, interval: float) -> int:
 
 
 class Slots(Protocol):
-    async def claim(self, server: ServerRef, slot: int, interval: float) -> bool: ...
+    async def claim_many(self, claims: Sequence[tuple[ServerRef, int]], interval: float) -> list[bool]:
+        """For each (server, slot): whether this replica checks it."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class LocalSlots:
-    async def claim(self, server: ServerRef, slot: int, interval: float) -> bool:  # noqa: ARG002
-        return True
+    async def claim_many(self, claims: Sequence[tuple[ServerRef, int]], interval: float) -> list[bool]:  # noqa: ARG002
+        return [True] * len(claims)
 
     async def close(self) -> None:
         return None
@@ -72,18 +78,25 @@ class RedisSlots:
                 )
             return self.redis
 
-    async def claim(self, server: ServerRef, slot: int, interval: float) -> bool:
+    async def claim_many(self, claims: Sequence[tuple[ServerRef, int]], interval: float) -> list[bool]:
+        if not claims:
+            return []
+        expiry = max(1, int(interval * 2000))
         try:
             async with asyncio.timeout(2 * TIMEOUT):
                 client = await self.client()
-                taken = await client.set(
-                    f"{PREFIX}{server.key}:{slot}", self.replica, nx=True, px=max(1, int(interval * 2000))
-                )
+                pipe = client.pipeline(transaction=False)
+                for server, slot in claims:
+                    pipe.set(f"{PREFIX}{server.key}:{slot}", self.replica, nx=True, px=expiry)
+                taken = await pipe.execute(raise_on_error=False)
         # RedisClusterException is no RedisError: e.g. no startup node reachable during a failover
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
-            log.warning("Redis unreachable, check of %s skipped: %s", server.address, type(exc).__name__)
-            return False
-        return bool(taken)
+            log.warning("Redis unreachable, %d checks skipped: %s", len(claims), type(exc).__name__)
+            return [False] * len(claims)
+        failed = sum(1 for each in taken if isinstance(each, Exception))
+        if failed:  # e.g. the keys of a cluster node that is failing over
+            log.warning("Redis refused %d of %d claims: those checks skipped", failed, len(claims))
+        return [each is True for each in taken]
 
     async def close(self) -> None:
         if self.redis is not None:

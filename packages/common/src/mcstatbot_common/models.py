@@ -15,6 +15,10 @@ MAX_SERVER_URL_LENGTH = 300
 """Longest `server_url` accepted in a request body: a 253-character name, a port and some slack."""
 # The query service keeps what a server says within these bounds (a hostile server may list 10,000 mods).
 # They are the producer's promise, not validation: a reader accepts any size and bounds what it shows.
+MAX_BATCH_SERVERS = 100
+"""Most servers one `POST /api/v1/status/batch` asks about; more answer 422 `invalid_request`."""
+MAX_REQUEST_BODY_BYTES = 16 * 1024
+"""Largest request body the query service reads; a larger one answers 413 `body_too_large`."""
 MAX_ITEMS = 256
 """Most mods (or plugins) an answer lists; a longer list is cut and marked `mods_truncated`."""
 MAX_ITEM_NAME = 100
@@ -248,3 +252,36 @@ class ErrorDetail(ApiModel):
 
 class ErrorResponse(ApiModel):
     detail: ErrorDetail
+
+
+class BatchServer(ApiModel):
+    """One server of a `POST /api/v1/status/batch` body."""
+
+    server_url: str = Field(
+        min_length=1,
+        max_length=MAX_SERVER_URL_LENGTH,
+        description="host, host:port, IPv4, [IPv6]:port or an internationalised name",
+    )
+    edition: Edition = Edition.AUTO
+
+
+class StatusBatchRequest(ApiModel):
+    """Body of `POST /api/v1/status/batch`: 1 to MAX_BATCH_SERVERS servers."""
+
+    servers: list[BatchServer] = Field(min_length=1, max_length=MAX_BATCH_SERVERS)
+
+
+class StatusBatchItem(ApiModel):
+    """One server's answer in a batch: what `POST /api/v1/status` would have answered for it."""
+
+    status_code: int = Field(description="the single endpoint's HTTP status: 200, 400, 403 or 500")
+    status: ServerStatus | None = Field(default=None, description="with status_code 200")
+    error: ErrorDetail | None = Field(default=None, description="with any other status_code")
+    max_age: int | None = Field(default=None, description="the single answer's Cache-Control max-age")
+    cache_hit: bool = Field(default=False, description="the single answer's X-Cache: HIT")
+
+
+class StatusBatchResponse(ApiModel):
+    """Answer of `POST /api/v1/status/batch`: one item per server asked, in the same order."""
+
+    results: list[StatusBatchItem]

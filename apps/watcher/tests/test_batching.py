@@ -1,0 +1,173 @@
+"""The servers due in one tick go to the query service as one batch call, and two replicas on one Redis
+check a server once per interval also when one of them was held up past the due time.
+
+Real parts, in this process: the query service app (its lifespan running) behind httpx's ASGI transport,
+Minecraft servers answered by the test kit's ping farm (one loopback port each), the memory state store,
+and for the replicas a real `redis-server`. Each watcher's requests to the query service are recorded by
+an httpx request hook on its own client. No Telegram call is made: a server's first state is taken
+silently."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from mcstatbot_bot.breaker import CircuitBreaker
+from mcstatbot_bot.query_client import QueryClient
+from mcstatbot_bot.state import build_store
+from mcstatbot_bot.state.base import ServerRef
+from mcstatbot_bot.state.watches import add_watch, check_key
+from mcstatbot_bot.telegram_api import build_application
+from mcstatbot_common.models import Edition
+from mcstatbot_query.app import create_app
+from mcstatbot_query.settings import QuerySettings
+from mcstatbot_testkit.ping_farm import PingFarm
+from mcstatbot_testkit.redis import RedisServer
+from mcstatbot_watcher.service import Watcher, offset
+from mcstatbot_watcher.settings import WatcherSettings
+from mcstatbot_watcher.slots import LocalSlots, RedisSlots, Slots
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
+
+    from fastapi import FastAPI
+    from mcstatbot_bot.state import ResilientStore
+
+TOKEN = "123:never-sent"  # noqa: S105 - no Bot API is called
+BATCH = "/api/v1/status/batch"
+
+
+class Recorded:
+    """The requests one watcher sent to the query service: (path, servers asked)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, list[str]]] = []
+
+    async def __call__(self, request: httpx.Request) -> None:
+        body: dict[str, Any] = json.loads(request.content) if request.content else {}
+        asked = [s["server_url"] for s in body.get("servers", [])] or [body.get("server_url", "")]
+        self.requests.append((request.url.path, asked))
+
+    def asked(self, address: str) -> int:
+        return sum(servers.count(address) for _, servers in self.requests)
+
+
+@contextlib.asynccontextmanager
+async def query_app() -> AsyncIterator[FastAPI]:
+    settings = QuerySettings(
+        allow_private_addresses=True, mc_timeout=2.0, dns_srv=False, redis_url=None, cache_ttl_status=1
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@contextlib.asynccontextmanager
+async def watcher(
+    app: FastAPI, store: ResilientStore, slots: Slots, interval: float
+) -> AsyncIterator[tuple[Watcher, Recorded]]:
+    recorded = Recorded()
+    settings = WatcherSettings(
+        telegram_bot_token=TOKEN, state_backend="memory", watch_interval_seconds=interval
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://query.test",
+        event_hooks={"request": [recorded]},
+    ) as http:
+        query = QueryClient(http, CircuitBreaker(3, 1.0), timeout=5.0, retries=0)
+        made = Watcher(settings, store, query, build_application(settings, webhook=True).bot, slots)
+        try:
+            yield made, recorded
+        finally:
+            made.halt()
+            await made.stop()
+            await slots.close()
+
+
+async def watched(ports: list[int]) -> tuple[ResilientStore, list[ServerRef]]:
+    store = build_store(WatcherSettings(telegram_bot_token=TOKEN, state_backend="memory"))
+    await store.open()
+    servers = [ServerRef(f"127.0.0.1:{port}", Edition.JAVA) for port in ports]
+    for index, server in enumerate(servers):
+        await add_watch(store, 100 + index, server, players=False, limit=10)
+    return store, servers
+
+
+async def until(condition: Callable[[], bool], seconds: float) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - what it waits for sets no event
+            await asyncio.sleep(0.05)
+
+
+async def checked_at_farm(farm: PingFarm) -> dict[int, int]:
+    """Status requests the farm saw, by port (asked off the event loop: it is a socket exchange)."""
+    times = await asyncio.to_thread(farm.request_times)
+    return {port: len(times.get(port, [])) for port in farm.ports}
+
+
+async def test_servers_due_together_go_out_as_one_batch_call(tmp_path: Path) -> None:
+    interval = 3.0
+    with PingFarm(tmp_path / "farm.log", 6) as farm:
+        store, servers = await watched(farm.ports)
+        async with query_app() as app, watcher(app, store, LocalSlots(), interval) as (made, recorded):
+            running = asyncio.create_task(made.run())
+            # a fresh start has every server due at once; then each at its offset, for two intervals
+            async with asyncio.timeout(4 * interval):
+                while min((await checked_at_farm(farm)).values()) < 3:  # noqa: ASYNC110 - another process
+                    await asyncio.sleep(0.1)
+            made.halt()
+            await running
+        records = [await store.get_doc(check_key(server)) for server in servers]
+        await store.close()
+    paths = {path for path, _ in recorded.requests}
+    assert paths == {BATCH}, recorded.requests  # never one status request per server
+    first = recorded.requests[0][1]
+    assert sorted(first) == sorted(server.address for server in servers)
+    checks = sum(len(asked) for _, asked in recorded.requests)
+    assert checks >= 3 * len(servers)
+    assert len(recorded.requests) < checks  # fewer calls than checks
+    for record in records:
+        assert record is not None
+        assert record.doc["state"] == "up"
+        assert record.doc["outbox"] == []
+
+
+async def test_a_replica_held_up_past_the_due_time_does_not_check_what_the_other_checked(
+    tmp_path: Path,
+) -> None:
+    """Replica B checks the server in the current interval; replica A, whose loop was held up for three
+    intervals (a busy machine), comes to the server's due time from three intervals ago. It claims the
+    slot the check would fall in now, the one B took, and so does not check the server a second time in
+    this interval (it used to claim the slot that went by, free, and check)."""
+    interval = 30.0
+    with PingFarm(tmp_path / "farm.log", 1) as farm, RedisServer(tmp_path / "redis.log") as redis:
+        store, (server,) = await watched(farm.ports)
+        into = (time.time() - offset(server, interval)) % interval
+        if interval - into < 10:  # the test's few seconds all in one interval of the server's
+            await asyncio.sleep(interval - into + 0.1)
+        async with (
+            query_app() as app,
+            watcher(app, store, RedisSlots(redis.url, "replica-b"), interval) as (b, b_sent),
+            watcher(app, store, RedisSlots(redis.url, "replica-a"), interval) as (a, a_sent),
+        ):
+            b_running = asyncio.create_task(b.run())
+            await until(lambda: b_sent.asked(server.address) == 1, 5.0)
+            await a.refresh()
+            a._next_due[server.key] = time.time() - 3 * interval  # held up three intervals
+            a_running = asyncio.create_task(a.run())
+            await until(lambda: a._next_due[server.key] > time.time(), 5.0)  # its tick came
+            await asyncio.sleep(1.0)  # A's group, had it claimed the server, would have asked by now
+            a.halt()
+            b.halt()
+            await asyncio.gather(a_running, b_running)
+        at_farm = await checked_at_farm(farm)
+        await store.close()
+    assert a_sent.asked(server.address) == 0, a_sent.requests
+    assert b_sent.asked(server.address) == 1
+    assert at_farm == {farm.ports[0]: 1}
