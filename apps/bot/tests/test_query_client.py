@@ -288,3 +288,17 @@ async def test_real_query_service_statuses_of_long_names_stay_within_the_body_li
     for result in results:
         assert isinstance(result, QueryRejected)
         assert result.code == "invalid_address"
+
+
+async def test_statuses_from_a_service_without_the_batch_route_go_one_by_one(
+    stand_in: tuple[StandIn, str],
+) -> None:
+    """A query service from before `POST /api/v1/status/batch` (the stand-in serves only the single
+    routes, so the batch is its 404), as during a rolling upgrade that reaches the watcher first: each
+    server is asked on its own and answered, nothing is recorded as refused."""
+    server, url = stand_in
+    client = _client(url)
+    results = await client.statuses([("a.example", Edition.JAVA), ("b.example", Edition.AUTO)])
+    assert [type(r) for r in results] == [ServerStatus, ServerStatus]
+    assert sorted(body["server_url"] for body in server.bodies) == ["a.example", "b.example"]
+    assert client.breaker.state is BreakerState.CLOSED

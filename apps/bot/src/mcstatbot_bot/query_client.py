@@ -58,6 +58,9 @@ _PATHS: dict[Endpoint, str] = {
 BATCH_TIMEOUT = 10.0
 """Seconds for one batch request: its slowest server bounds it (the service's MC_TIMEOUT, 5 s, plus a
 coalesced wait), so it gets longer than one status request."""
+BATCH_FALLBACK_CONCURRENCY = 8
+"""Requests at once when a query service without the batch route (older, during a rolling upgrade) is
+asked one server at a time."""
 _JSON = {"Content-Type": "application/json"}
 HEALTH_PATH = "/health"
 HEALTH_TIMEOUT = 1.0
@@ -156,12 +159,18 @@ class QueryClient:
         body = json.dumps(
             {"servers": [{"server_url": address, "edition": edition.value} for address, edition in servers]}
         ).encode()
-        answer = await self._call_with(
-            "status_batch",
-            body,
-            lambda r: StatusBatchResponse.model_validate_json(r.content),
-            self._batch_timeout,
-        )
+        try:
+            answer = await self._call_with(
+                "status_batch",
+                body,
+                lambda r: StatusBatchResponse.model_validate_json(r.content),
+                self._batch_timeout,
+            )
+        except QueryRejected as exc:
+            if exc.status_code not in {HTTPStatus.NOT_FOUND, HTTPStatus.METHOD_NOT_ALLOWED}:
+                raise
+            # a query service from before the batch route (a rolling upgrade): one request per server
+            return await self._one_by_one(servers)
         if len(answer.results) != len(servers):
             raise QueryUnavailable(f"{len(answer.results)} answers for {len(servers)} servers")
         results: list[ServerStatus | QueryRejected | QueryUnavailable] = []
@@ -176,6 +185,21 @@ class QueryClient:
                 )
                 results.append(QueryRejected(item.status_code, code, message))
         return results
+
+    async def _one_by_one(
+        self, servers: Sequence[tuple[str, Edition]]
+    ) -> list[ServerStatus | QueryRejected | QueryUnavailable]:
+        """`statuses` through `POST /api/v1/status`, at most BATCH_FALLBACK_CONCURRENCY at once."""
+        limit = asyncio.Semaphore(BATCH_FALLBACK_CONCURRENCY)
+
+        async def one(address: str, edition: Edition) -> ServerStatus | QueryRejected | QueryUnavailable:
+            async with limit:
+                try:
+                    return await self.status(address, edition)
+                except (QueryRejected, QueryUnavailable) as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(one(address, edition) for address, edition in servers)))
 
     async def _call(
         self, endpoint: Endpoint, address: str, edition: Edition, model: type[ModelT]
