@@ -112,9 +112,9 @@ class Bots(ServiceStack):
         return super().env(**{"BREAKER_RESET_SECONDS": "2", **extra})
 
     def start(self, *, port: int = 0, webhook: bool = False, **extra: str) -> ServiceProcess:
-        port = port or free_port()
         env = self.env(**extra)
-        if webhook:
+        if webhook:  # the webhook's URL names the port: chosen here (else by the process, see ServiceProcess)
+            port = port or free_port()
             env["BOT_MODE"] = "webhook"
             env.setdefault("WEBHOOK_URL", f"http://{LOOPBACK}:{port}{WEBHOOK_PATH}")
         return self.launch("bot", env, port=port)

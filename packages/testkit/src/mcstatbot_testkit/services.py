@@ -23,13 +23,28 @@ class ServiceProcess(ManagedProcess):
     def __init__(self, module: str, log_path: Path, env: dict[str, str] | None = None, port: int = 0) -> None:
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
+        self._chosen_port = not port
         base = {"HOST": LOOPBACK, "PORT": str(self.port), "LOG_FORMAT": "json"}
         super().__init__([sys.executable, "-m", module], log_path, env={**base, **(env or {})})
 
     def start(self, ready_timeout: float = 30.0) -> ServiceProcess:
-        super().start()
-        self.wait_ready(ready_timeout)
-        return self
+        """Start and wait for `/ready`. A free port found by `free_port` can be taken by another process
+        before the service binds it: a port this process chose is then chosen again (at most twice)."""
+        for attempt in range(3):
+            logged = len(self.log_text())
+            super().start()
+            try:
+                self.wait_ready(ready_timeout)
+            except RuntimeError:
+                taken = "address already in use" in self.log_text()[logged:]
+                if not (taken and self._chosen_port and attempt < 2):  # noqa: PLR2004 - the last attempt
+                    raise
+                self.port = free_port()
+                self.url = f"http://{LOOPBACK}:{self.port}"
+                self.env["PORT"] = str(self.port)
+                continue
+            return self
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
