@@ -139,7 +139,8 @@ async def test_answers_from_every_master_and_after_a_redirect(
     assert isinstance(direct, RedisCluster)
     try:
         addresses = refused_addresses_on_every_master(direct)
-        async with client_factory(settings_factory(redis_url=url)) as client:
+        # Redis given time (a busy machine): this is about TLS, the token and redirects, not a slow Redis
+        async with client_factory(settings_factory(redis_url=url, redis_timeout=5.0)) as client:
             first = [await client.get(f"/api/v1/status/{a}", params={"edition": "java"}) for a in addresses]
             again = [await client.get(f"/api/v1/status/{a}", params={"edition": "java"}) for a in addresses]
             online = [
@@ -251,7 +252,8 @@ async def test_a_wrong_token_or_an_untrusted_ca_is_degraded_mode_with_a_clear_lo
     cluster_setting: bool | None,
 ) -> None:
     url = mistake(cluster.url, certificates, other_ca)
-    settings = settings_factory(redis_url=url, redis_cluster=cluster_setting)
+    # time for the TLS handshake to fail as itself, not as a timeout, on a busy machine
+    settings = settings_factory(redis_url=url, redis_cluster=cluster_setting, redis_timeout=5.0)
     await check_degraded(
         url, reason, peer=java_peer, settings=settings, client_factory=client_factory, caplog=caplog
     )
