@@ -299,6 +299,9 @@ class BotApiServer(Started):
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=2,
+            # idle connections kept as api.telegram.org keeps them (minutes), not uvicorn's 5 s: a client
+            # that waits in its send budget would otherwise race the server's close on its next request
+            timeout_keep_alive=120,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="bot-api-test-server", daemon=True)
