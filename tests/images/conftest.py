@@ -157,15 +157,36 @@ def stop_engine(engine: DockerEngine) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(engine.process.pid, signal.SIGKILL)
             engine.process.wait(timeout=10)
-    # dockerd unmounts its layers on shutdown; unmount anything it left under our directory, deepest first.
+    remove_workdir(engine.workdir)
+
+
+def remove_workdir(workdir: Path) -> None:
+    """An engine's folder, after its dockerd stopped: dockerd unmounts its layers on shutdown, so what is
+    left mounted under it (deepest first) is unmounted, then the folder removed."""
     mounts = [
         line.split()[1]
         for line in Path("/proc/self/mounts").read_text().splitlines()
-        if line.split()[1].startswith(str(engine.workdir))
+        if line.split()[1] == str(workdir) or line.split()[1].startswith(f"{workdir}/")
     ]
     for mount in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
-    shutil.rmtree(engine.workdir, ignore_errors=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def sweep_stale_engines(root: Path = Path("/tmp")) -> list[Path]:  # noqa: S108 - where the engines live
+    """Remove the folders of engines whose dockerd is gone (a test run killed hard leaves its folder, a
+    bind mount and gigabytes of layers); an engine still running (another checkout's run) is left alone.
+    Returns the folders removed."""
+    removed: list[Path] = []
+    for workdir in sorted(root.glob("mcsb-docker-*")):
+        pid_file = workdir / "docker.pid"
+        with contextlib.suppress(OSError, ValueError):
+            cmdline = Path(f"/proc/{int(pid_file.read_text())}/cmdline").read_bytes()
+            if b"dockerd" in cmdline:
+                continue
+        remove_workdir(workdir)
+        removed.append(workdir)
+    return removed
 
 
 def base_tarball(workdir: Path) -> Path:
@@ -209,6 +230,7 @@ def base_tarball(workdir: Path) -> Path:
 @pytest.fixture(scope="session")
 def engine() -> Iterator[DockerEngine]:
     # A short path: the socket path must stay under the 108-byte limit of unix sockets.
+    sweep_stale_engines()
     workdir = Path(tempfile.mkdtemp(prefix="mcsb-docker-", dir="/tmp"))
     engine = start_engine(workdir)
     try:
