@@ -193,12 +193,12 @@ class Watcher:
                     metrics.CHECKS.labels("other_replica").inc()
                     self._running.discard(server.key)
             watched = await asyncio.gather(*(self._read_watchers(server) for server in mine))
-            looking = [
-                (server, watch) for server, watch in zip(mine, watched, strict=True) if watch is not None
-            ]
+            looking: list[tuple[ServerRef, tuple[dict[int, bool], dict[LiveCard, str]]]] = []
             for server, watch in zip(mine, watched, strict=True):
                 if watch is None:
                     self._running.discard(server.key)
+                else:
+                    looking.append((server, watch))
             statuses = await self._statuses([server for server, _ in looking])
             await asyncio.gather(
                 *(

@@ -30,21 +30,22 @@ class ServiceProcess(ManagedProcess):
     def start(self, ready_timeout: float = 30.0) -> ServiceProcess:
         """Start and wait for `/ready`. A free port found by `free_port` can be taken by another process
         before the service binds it: a port this process chose is then chosen again (at most twice)."""
-        for attempt in range(3):
+        choices_left = 2
+        while True:
             logged = len(self.log_text())
             super().start()
             try:
                 self.wait_ready(ready_timeout)
             except RuntimeError:
                 taken = "address already in use" in self.log_text()[logged:]
-                if not (taken and self._chosen_port and attempt < 2):  # noqa: PLR2004 - the last attempt
+                if not (taken and self._chosen_port and choices_left):
                     raise
+                choices_left -= 1
                 self.port = free_port()
                 self.url = f"http://{LOOPBACK}:{self.port}"
                 self.env["PORT"] = str(self.port)
                 continue
             return self
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
