@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import subprocess
 import time
 from http import HTTPStatus
@@ -31,6 +32,7 @@ import httpx
 import pytest
 import yaml
 from mcstatbot_testkit.harness import TelegramUser
+from mcstatbot_testkit.net import LOOPBACK
 from mcstatbot_testkit.watching import wait_until
 
 from tests.cluster.conftest import (
@@ -41,6 +43,7 @@ from tests.cluster.conftest import (
     RELEASE,
     bot_ready,
     cluster_values,
+    forward_on_link,
     link_service,
     namespace,
 )
@@ -380,7 +383,17 @@ def test_the_error_rate_alert_stays_quiet_then_fires_when_the_query_service_fail
     the service answers and becomes `firing` once the bot's calls to it fail."""
     prometheus = monitored
     _, address = java_on_link
-    # Four at once from four chats: one probe, the others wait for it (coalesced) or hit the cache.
+    # Four at once from four chats about a server that accepts and never answers: the first probe takes
+    # MC_TIMEOUT, so the other three wait for it (coalesced waits). The same for the Java peer: one probe,
+    # the others wait for it or hit the cache.
+    with (
+        socket.create_server((LOOPBACK, 0), backlog=16) as silent,  # the kernel accepts; nothing reads
+        forward_on_link(cluster, silent.getsockname()[1]) as silent_address,
+    ):
+        for chat in range(810_031, 810_035):
+            bot_api.send_text(chat, f"/status {silent_address}")
+        for chat in range(810_031, 810_035):
+            bot_api.wait_for_call_sync("sendMessage", replied_to(chat), timeout=60)
     for chat in range(810_001, 810_005):
         bot_api.send_text(chat, f"/status {address}")
     for chat in range(810_001, 810_005):

@@ -269,13 +269,19 @@ class RedisCluster(Started):
         deadline = time.monotonic() + timeout
 
         def promoted() -> bool:
-            now = {n.port: n for n in self.cluster_nodes(via=replica)}
-            return (
-                now[replica].is_master
-                and bool(now[replica].slots)
-                and not now[master_port].is_master
-                and all(self.cluster_state(node.port) == "ok" for node in self.nodes if node.running)
-            )
+            # every live node's view, not only the replica's: gossip reaches the others later, and a caller
+            # that then asks any node (master_ports) must see the new layout
+            for node in self.nodes:
+                if not node.running:
+                    continue
+                now = {n.port: n for n in self.cluster_nodes(via=node.port)}
+                if replica not in now or master_port not in now:
+                    return False
+                if not (now[replica].is_master and now[replica].slots and not now[master_port].is_master):
+                    return False
+                if self.cluster_state(node.port) != "ok":
+                    return False
+            return True
 
         self._wait(promoted, deadline, f"replica {replica} promoted in place of master {master_port}")
         return replica
