@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,9 +32,10 @@ import pytest
 import uvicorn
 import yaml
 from mcstatbot_testkit.dynamodb import DUMMY_CREDENTIALS, DynamoDBLocal
-from mcstatbot_testkit.minecraft import JavaPeer
+from mcstatbot_testkit.minecraft import BedrockPeer, JavaPeer
 from mcstatbot_testkit.net import free_port, wait_for_tcp
 from mcstatbot_testkit.telegram import BotApiServer
+from mcstatbot_testkit.watching import wait_until
 
 from tests.images.conftest import base_image, engine, run_checked  # noqa: F401 - fixtures reused by import
 
@@ -450,16 +452,24 @@ def bot_ready(cluster: Cluster, ns: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def forward_on_link(cluster: Cluster, port: int) -> Iterator[str]:
-    """`host:port` on the host end of the link, forwarded by socat to 127.0.0.1:`port` (a loopback peer)."""
+def forward_on_link(cluster: Cluster, port: int, *, udp: bool = False) -> Iterator[str]:
+    """`host:port` on the host end of the link, forwarded by socat to 127.0.0.1:`port` (a loopback peer);
+    `udp` for a Bedrock peer (one socat child per client address, as a RakNet ping comes and goes)."""
     socat = shutil.which("socat")
     assert socat is not None, "socat is missing (scripts/cluster/toolchain.sh installs it)"
-    link_port = free_port()
-    forwarder = subprocess.Popen(
-        [socat, f"TCP-LISTEN:{link_port},bind={cluster.host_ip},reuseaddr,fork", f"TCP:127.0.0.1:{port}"]
-    )
+    link_port = free_port(socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+    proto = "UDP" if udp else "TCP"
+    listen = f"{proto}-LISTEN:{link_port},bind={cluster.host_ip},reuseaddr,fork"
+    forwarder = subprocess.Popen([socat, listen, f"{proto}:127.0.0.1:{port}"])
     try:
-        wait_for_tcp(link_port, host=cluster.host_ip, timeout=10)
+        if udp:
+            wait_until(
+                lambda: f":{link_port:04X} " in Path("/proc/net/udp").read_text(),
+                timeout=10,
+                what=f"socat listening on UDP {link_port}",
+            )
+        else:
+            wait_for_tcp(link_port, host=cluster.host_ip, timeout=10)
         yield f"{cluster.host_ip}:{link_port}"
     finally:
         forwarder.terminate()
@@ -474,5 +484,17 @@ def java_on_link(
     with (
         JavaPeer(tmp_path_factory.mktemp("java") / "java.log") as peer,
         forward_on_link(cluster, peer.port) as address,
+    ):
+        yield peer, address
+
+
+@pytest.fixture(scope="session")
+def bedrock_on_link(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[BedrockPeer, str]]:
+    """A Bedrock peer (UDP), and `host:port` on the host end of the link that forwards to it."""
+    with (
+        BedrockPeer(tmp_path_factory.mktemp("bedrock") / "bedrock.log") as peer,
+        forward_on_link(cluster, peer.port, udp=True) as address,
     ):
         yield peer, address

@@ -1,12 +1,14 @@
 """The whole flow on the cluster: a Telegram update reaches the bot through Traefik, the bot asks the query
-service by its Service name, the query service probes a real Java peer and caches in the in-cluster Redis,
-and the reply (with buttons that then edit in place) arrives at the Bot API test server.
+service by its Service name, the query service probes a real Java peer (TCP) and a real Bedrock peer (UDP)
+and caches in the in-cluster Redis, and the reply (with buttons that then edit in place) arrives at the Bot
+API test server.
 
 The chart is installed with the kind values (webhook mode) adapted as in test_helm_install. The Bot API
 test server on the host end of the cluster's link delivers updates to the Ingress on the node's NodePort,
-like Telegram calls a cluster's load balancer, with the webhook secret. The Java peer (tests/peers) listens
-on loopback, so a socat forwarder on the host end of the link gives the pods a route to it; the query service
-is allowed private addresses (the link's are private). Chat state is in DynamoDB Local on the host.
+like Telegram calls a cluster's load balancer, with the webhook secret. The peers (tests/peers) listen on
+loopback, so a socat forwarder (TCP, or UDP for Bedrock) on the host end of the link gives the pods a route
+to them; the query service is allowed private addresses (the link's are private). Chat state is in DynamoDB
+Local on the host.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from mcstatbot_testkit.dynamodb import DynamoDBLocal
-    from mcstatbot_testkit.minecraft import JavaPeer
+    from mcstatbot_testkit.minecraft import BedrockPeer, JavaPeer
 
     from tests.cluster.conftest import AppImages, Cluster, LinkBotApiServer
 
@@ -114,6 +116,22 @@ def test_status_reply_through_ingress_query_service_and_redis(
     assert "Steve" in edit.text, edit.text
     assert "Alex" in edit.text, edit.text
     assert peer.status_requests >= probes
+
+
+def test_bedrock_status_through_the_cluster(
+    bot_api: LinkBotApiServer, bedrock_on_link: tuple[BedrockPeer, str], release: str
+) -> None:
+    """The query pod pings a Bedrock server over UDP (RakNet unconnected ping) through the pod network and
+    the node's NAT, and the bot replies with what the server said."""
+    del release  # installed for this test by the fixture
+    peer, address = bedrock_on_link
+    user = TelegramUser(bot_api, chat_id=4343, reply_timeout=60)
+
+    reply = user.send(f"/status {address} bedrock")
+
+    assert address in reply.text, reply.text
+    assert "mcstatbot bedrock peer" in reply.text, reply.text
+    assert peer.status_requests >= 1
 
 
 def _upgrade_source_ranges(cluster: Cluster, ns: str, ranges: list[str]) -> None:
