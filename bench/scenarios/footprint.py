@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mcstatbot_testkit.dynamodb import DynamoDBLocal
 
 from bench.botload import TimedBotApiServer
-from bench.core import BenchmarkResult, BenchmarkSkippedError, Chart
+from bench.core import BenchmarkResult, BenchmarkSkippedError, Chart, Target
 from bench.procstat import descendants, rss_bytes
 from bench.scenarios.bot import bot_env
 from bench.stack import BOT_MODULE, QUERY_MODULE, query_env, redis_server, require_module, service
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 TITLE = "5. Footprint"
 MIB = 1024 * 1024
 IMAGE_PREFIX = "mcstatbot"
+TARGET_IDLE_MIB = 75
+"""Idle RSS goal per service (issue: each service's idle RSS in the image, 75 MB or less)."""
 
 
 def image_sizes() -> tuple[dict[str, float], str | None]:
@@ -202,6 +205,7 @@ def run(context: BenchContext) -> BenchmarkResult:
         result.add(
             "bot_local_rss_idle_mib", "bot RSS idle (local default: polling, sqlite)", "MiB", bot_local_idle
         )
+    _idle_targets(result)
     sizes, why_not = image_sizes()
     result.details["image_sizes_mib"] = sizes
     for name, size in sizes.items():
@@ -213,6 +217,20 @@ def run(context: BenchContext) -> BenchmarkResult:
         Chart("Start-up to /ready", "s", [k for k in result.figures if "startup" in k]),
     ]
     return result
+
+
+def _idle_targets(result: BenchmarkResult) -> None:
+    """Each service's idle RSS against the goal."""
+    for key, what in (
+        ("query_rss_idle_mib", "query service idle RSS"),
+        ("bot_rss_idle_mib", "bot idle RSS, as the chart runs it"),
+        ("bot_local_rss_idle_mib", "bot idle RSS, local default"),
+    ):
+        figure = result.figures.get(key)
+        if figure is not None and figure.values:
+            idle = statistics.median(figure.values)
+            goal = f"<= {TARGET_IDLE_MIB:g} MiB"
+            result.targets.append(Target(what, goal, idle, "MiB", idle <= TARGET_IDLE_MIB))
 
 
 def _figures(
