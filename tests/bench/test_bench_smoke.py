@@ -41,8 +41,8 @@ TINY = {
     "BENCH_IDLE_SECONDS": "0.2",
     "BENCH_STARTUP_RUNS": "1",
     "BENCH_WATCH_SERVERS": "20",
-    "BENCH_WATCH_INTERVAL": "2",
-    "BENCH_WATCH_INTERVALS": "1",
+    "BENCH_WATCH_INTERVAL": "4",  # a window of 2 x 4 s: checks land in it on a busy machine too
+    "BENCH_WATCH_INTERVALS": "2",
     "BENCH_WATCH_REPLICA_INTERVALS": "1",
 }
 
@@ -121,7 +121,8 @@ def test_each_benchmark_measured_what_it_claims(
     assert history["figures"]["sqlite_bytes_per_day"]["median"] > 1440
     watcher = benches["watcher"]
     assert watcher["figures"]["servers"]["median"] == 20
-    assert watcher["details"]["single"]["schedule"]["slots"] == 20  # one interval of 20 servers
+    # two intervals of 20 servers (the window may close a few ms late: a slot more for some servers)
+    assert 40 <= watcher["details"]["single"]["schedule"]["slots"] <= 60
     assert watcher["details"]["single"]["checks"] > 0  # counted at the ping farm
 
 
