@@ -483,9 +483,9 @@ def java_on_link(
     """A Java peer, and `host:port` on the host end of the link that forwards to it."""
     with (
         JavaPeer(tmp_path_factory.mktemp("java") / "java.log") as peer,
-        forward_on_link(cluster, peer.port) as address,
+        forward_on_link(cluster, peer.port) as at,
     ):
-        yield peer, address
+        yield peer, at
 
 
 @pytest.fixture(scope="session")
@@ -493,8 +493,6 @@ def bedrock_on_link(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[BedrockPeer, str]]:
     """A Bedrock peer (UDP), and `host:port` on the host end of the link that forwards to it."""
-    with (
-        BedrockPeer(tmp_path_factory.mktemp("bedrock") / "bedrock.log") as peer,
-        forward_on_link(cluster, peer.port, udp=True) as address,
-    ):
-        yield peer, address
+    log = tmp_path_factory.mktemp("bedrock") / "bedrock.log"
+    with BedrockPeer(log) as peer, forward_on_link(cluster, peer.port, udp=True) as at:
+        yield peer, at
