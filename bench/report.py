@@ -175,8 +175,8 @@ def _section(bench: dict[str, Any], date: str) -> list[str]:
 HOW_TO_RUN = """\
 ## Running it
 
-- `make bench`: every benchmark, about 17 minutes on 2 cores (the watcher's 8 of them);
-  `BENCH_QUICK=1 make bench`: about 4.
+- `make bench`: every benchmark, about 22 minutes on 2 cores (the watcher's 13 of them: one replica,
+  two on SQLite, two on DynamoDB Local); `BENCH_QUICK=1 make bench`: about 5.
 - `BENCH_ONLY=cached_status,protection` runs some of them (cached_status, uncached_status, protection,
   protection_cluster, bot_throughput, footprint, watcher, history); the others keep their results from the
   last run (`bench/results/latest.json`), each section saying when it was measured.
@@ -187,7 +187,8 @@ HOW_TO_RUN = """\
   (default 3), `BENCH_WATCH_REPLICA_INTERVALS` (default 2), `BENCH_NO_PIN=1` (no
   taskset), `BENCH_WORK_DIR` (keeps the processes' logs), `BENCH_RESULTS_DIR`, `BENCH_DOCS` (this page's
   path, or `none`). See `bench/config.py`.
-- Needs what `make test` installs: wrk, redis-server, node with the peers in `tests/peers`.
+- Needs what `make test` installs: wrk, redis-server, node with the peers in `tests/peers`, java with
+  DynamoDB Local.
 - `tests/bench/test_bench_smoke.py` runs every benchmark for a second or two in CI and checks the result
   files' structure (never speed).
 """

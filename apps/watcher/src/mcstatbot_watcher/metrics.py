@@ -8,7 +8,8 @@ CHECKS = Counter(
     "mcstatbot_watcher_checks",
     "Checks by outcome: up, failed (down, refused, placeholder, ...), query_unavailable (no verdict), "
     "rejected (the query service refused the address), other_replica (another replica had the slot), "
-    "same_slot (this replica had taken up the slot already)",
+    "same_slot (this replica had taken up the slot already), store_failed (the state store could not read "
+    "the server's watches: the check skipped)",
     ["outcome"],
 )
 ALERTS = Counter(
