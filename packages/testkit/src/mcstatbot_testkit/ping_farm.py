@@ -10,7 +10,8 @@ every check counted at the server, not from the watcher's own claims).
         times = farm.request_times()  # {port: [epoch seconds of each status request]}
         farm.reset()
 
-`python -m mcstatbot_testkit.ping_farm --ports N --ready-file PATH --control-port P` is the child.
+`python -m mcstatbot_testkit.ping_farm --ports N --ready-file PATH [--control-port P]` is the child; it
+binds its control port first (by default one the kernel picks) and writes it with the ports to the ready file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self, cast
 
 from mcstatbot_testkit.hostile import status_packet, varint
-from mcstatbot_testkit.net import LOOPBACK, free_port
+from mcstatbot_testkit.net import LOOPBACK
 from mcstatbot_testkit.process import ManagedProcess
 
 if TYPE_CHECKING:
@@ -156,10 +157,11 @@ def _raise_open_files_limit(needed: int) -> None:
 async def _serve(count: int, ready_file: Path, control_port: int) -> None:
     _raise_open_files_limit(count + 4096)
     farm = _Farm()
-    ports = await farm.listen(count)
+    # The control port first (0: the kernel's choice), so that the farm's own ports cannot take it.
     control = await asyncio.start_server(farm.control, LOOPBACK, control_port)
+    ports = await farm.listen(count)
     tmp = ready_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(ports))
+    tmp.write_text(json.dumps({"ports": ports, "control_port": control.sockets[0].getsockname()[1]}))
     tmp.replace(ready_file)
     async with control:
         await control.serve_forever()
@@ -169,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ports", type=int, required=True)
     parser.add_argument("--ready-file", type=Path, required=True)
-    parser.add_argument("--control-port", type=int, required=True)
+    parser.add_argument("--control-port", type=int, default=0)
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args.ports, args.ready_file, args.control_port))
@@ -181,11 +183,11 @@ class PingFarm(ManagedProcess):
     def __init__(self, log_path: Path, ports: int, *, argv_prefix: Sequence[str] = ()) -> None:
         """`argv_prefix` goes before the Python command (e.g. `taskset -c 1`)."""
         self.count = ports
-        self.control_port = free_port()
+        self.control_port = 0  # the farm's choice, read from its ready file
         self.ready_file = log_path.with_suffix(".ports.json")
         self.ports: list[int] = []
         command = [sys.executable, "-m", "mcstatbot_testkit.ping_farm", "--ports", str(ports)]
-        command += ["--ready-file", str(self.ready_file), "--control-port", str(self.control_port)]
+        command += ["--ready-file", str(self.ready_file)]
         super().__init__([*argv_prefix, *command], log_path)
 
     def start(self, timeout: float = 120.0) -> Self:
@@ -199,7 +201,8 @@ class PingFarm(ManagedProcess):
                 self.stop()
                 raise TimeoutError(f"the ping farm was not listening after {timeout} s")
             time.sleep(0.05)
-        self.ports = json.loads(self.ready_file.read_text())
+        ready = json.loads(self.ready_file.read_text())
+        self.ports, self.control_port = ready["ports"], ready["control_port"]
         return self
 
     def _ask(self, command: bytes) -> bytes:
