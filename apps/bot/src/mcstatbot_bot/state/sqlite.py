@@ -178,6 +178,17 @@ class SqliteStore:
                 await self.db.rollback()
                 raise
 
+    async def _write_then_prune(
+        self, write: tuple[str, Sequence[Any]], prune: tuple[str, Sequence[Any]] | None
+    ) -> None:
+        """`write` alone (autocommit), or with `prune` after it as one transaction."""
+        if prune is None:
+            await self._write(*write)
+            return
+        async with self._transaction() as db:
+            await db.execute(*write)
+            await db.execute(*prune)
+
     async def ping(self) -> None:
         await self._rows("SELECT 1")
 
@@ -273,13 +284,11 @@ class SqliteStore:
             "UPDATE updates SET status = 'done', updated_at = ? WHERE bot_id = ? AND update_id = ?",
             (now, self.bot_id, str(update_id)),
         )
-        if now < self._next_prune:
-            await self._write(*done)
-            return
-        self._next_prune = now + _PRUNE_EVERY_SECONDS  # a scan of the whole table: once a minute
-        async with self._transaction() as db:
-            await db.execute(*done)
-            await db.execute("DELETE FROM updates WHERE updated_at < ?", (now - UPDATE_TTL.total_seconds(),))
+        prune = now >= self._next_prune
+        if prune:  # a scan of the whole table: once a minute, not per update
+            self._next_prune = now + _PRUNE_EVERY_SECONDS
+        old = ("DELETE FROM updates WHERE updated_at < ?", (now - UPDATE_TTL.total_seconds(),))
+        await self._write_then_prune(done, old if prune else None)
 
     async def release_update(self, update_id: int) -> None:
         await self._write(
@@ -316,13 +325,11 @@ class SqliteStore:
                 sample.latency_ms,
             ),
         )
-        if now < self._next_history_prune:
-            await self._write(*insert)
-            return
-        self._next_history_prune = now + _PRUNE_EVERY_SECONDS  # by the index on `at`, once a minute
-        async with self._transaction() as db:
-            await db.execute(*insert)
-            await db.execute("DELETE FROM history WHERE at < ?", (int(now - keep.total_seconds()),))
+        prune = now >= self._next_history_prune
+        if prune:  # by the index on `at`, at most once a minute
+            self._next_history_prune = now + _PRUNE_EVERY_SECONDS
+        old = ("DELETE FROM history WHERE at < ?", (int(now - keep.total_seconds()),))
+        await self._write_then_prune(insert, old if prune else None)
 
     async def samples(self, server: ServerRef, since: int, until: int) -> list[Sample]:
         rows = await self._rows(
