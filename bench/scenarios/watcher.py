@@ -16,6 +16,7 @@ import sys
 import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 from mcstatbot_bot.settings import BotSettings
 from mcstatbot_bot.state import build_store
@@ -33,7 +34,6 @@ from bench.stack import QUERY_MODULE, metric_samples, query_env, redis_server, r
 from bench.stats import percentile
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from mcstatbot_bot.state.base import Doc
@@ -107,21 +107,6 @@ def seed(sqlite_path: Path, token: str, docs: dict[str, Doc]) -> None:
         )
 
 
-@contextlib.contextmanager
-def _environ(env: dict[str, str]) -> Iterator[None]:
-    """`env` in this process's environment for a while (the AWS SDK reads its endpoint from there)."""
-    before = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 async def _put_docs(docs: dict[str, Doc]) -> None:
     from mcstatbot_bot.state.dynamodb import DynamoDBStore  # noqa: PLC0415 - the AWS SDK only here
 
@@ -150,7 +135,7 @@ def seed_dynamodb(env: dict[str, str], docs: dict[str, Doc]) -> None:
         timeout=60,
         check=True,
     )
-    with _environ(env):
+    with mock.patch.dict(os.environ, env):  # the AWS SDK reads its endpoint and credentials from there
         asyncio.run(_put_docs(docs))
 
 
@@ -570,7 +555,7 @@ def _pair_figures(result: BenchmarkResult, key: str, label: str, pair: dict[str,
             f"{key}_cpu_per_check",
             f"{label}: watcher CPU per check (both replicas' CPU / checks)",
             "ms",
-            [1000 * sum(pair["cpu_s"]) / pair["checks"]],
+            [_cpu_per_check_ms(pair)],
         )
 
 
