@@ -460,7 +460,9 @@ def forward_on_link(cluster: Cluster, port: int, *, udp: bool = False) -> Iterat
     link_port = free_port(socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
     proto = "UDP" if udp else "TCP"
     listen = f"{proto}-LISTEN:{link_port},bind={cluster.host_ip},reuseaddr,fork"
-    forwarder = subprocess.Popen([socat, listen, f"{proto}:127.0.0.1:{port}"])
+    # its own process group: a UDP child (one per client address) never sees its peer close, so stopping
+    # only the listener would leave the children running after the test
+    forwarder = subprocess.Popen([socat, listen, f"{proto}:127.0.0.1:{port}"], start_new_session=True)
     try:
         if udp:
             wait_until(
@@ -472,7 +474,8 @@ def forward_on_link(cluster: Cluster, port: int, *, udp: bool = False) -> Iterat
             wait_for_tcp(link_port, host=cluster.host_ip, timeout=10)
         yield f"{cluster.host_ip}:{link_port}"
     finally:
-        forwarder.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(forwarder.pid, signal.SIGTERM)
         forwarder.wait(timeout=10)
 
 
