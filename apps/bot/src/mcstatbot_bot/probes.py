@@ -22,9 +22,11 @@ def add_probe_routes(app: FastAPI, details: Callable[[State], dict[str, Any]]) -
     """The two probes on `app`; `details(app.state)` adds the service's own fields to a ready answer."""
     app.state.ready = False
 
+    # Both answer a response object: a route without a response model builds no pydantic field for it
+    # (FastAPI's check of a model field imports pydantic.v1, held for the life of the process).
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
 
     @app.get("/ready")
     async def ready(request: Request) -> JSONResponse:
