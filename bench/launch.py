@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from mcstatbot_testkit.net import LOOPBACK, free_port
 from mcstatbot_testkit.services import ServiceProcess
 
 from bench.wrk import pinned
@@ -20,7 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class BenchService(ServiceProcess):
-    """`python -m module` on a free port, optionally under `taskset -c cpus`; `startup_s` after start()."""
+    """`python -m module` on a free port, optionally under `taskset -c cpus` and with another interpreter
+    (`python`: a virtual environment's, as the footprint benchmark's image-like environments); `startup_s`
+    after start()."""
 
     def __init__(
         self,
@@ -30,14 +33,34 @@ class BenchService(ServiceProcess):
         *,
         cpus: str | None = None,
         port: int = 0,
+        python: str | None = None,
     ) -> None:
         pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         base = {"LOG_LEVEL": "WARNING", "PYTHONPATH": pythonpath}
         super().__init__(module, log_path, {**base, **(env or {})}, port)
+        if python is not None:
+            self.argv = [python, *self.argv[1:]]
         self.argv = pinned(self.argv, cpus)
         self.startup_s: float | None = None
 
     def start(self, ready_timeout: float = 60.0) -> BenchService:
+        """Spawn and wait for `/ready`; a free port taken by another process before the service bound it
+        is chosen again (at most twice), as the test kit's ServiceProcess does."""
+        choices_left = 2
+        while True:
+            logged = len(self.log_text())
+            try:
+                return self._start_once(ready_timeout)
+            except RuntimeError:
+                taken = "address already in use" in self.log_text()[logged:]
+                if not (taken and self._chosen_port and choices_left):
+                    raise
+                choices_left -= 1
+                self.port = free_port()
+                self.url = f"http://{LOOPBACK}:{self.port}"
+                self.env["PORT"] = str(self.port)
+
+    def _start_once(self, ready_timeout: float) -> BenchService:
         started = time.perf_counter()
         super(ServiceProcess, self).start()  # ManagedProcess.start: spawn only
         deadline = started + ready_timeout

@@ -65,8 +65,9 @@ def service(
     env: Mapping[str, str] | None = None,
     *,
     cpus: str | None = None,
+    python: str | None = None,
 ) -> Iterator[BenchService]:
-    process = BenchService(module, context.log_path(name), env, cpus=cpus)
+    process = BenchService(module, context.log_path(name), env, cpus=cpus, python=python)
     try:
         process.start()
         if process.startup_s is not None:

@@ -18,6 +18,7 @@ from mcstatbot_testkit.dynamodb import DynamoDBLocal
 
 from bench.botload import TimedBotApiServer
 from bench.core import BenchmarkResult, BenchmarkSkippedError, Chart, Target
+from bench.launch import REPO_ROOT
 from bench.procstat import descendants, rss_bytes
 from bench.scenarios.bot import bot_env
 from bench.stack import BOT_MODULE, QUERY_MODULE, query_env, redis_server, require_module, service
@@ -87,21 +88,29 @@ def _idle_rss_mib(pid: int, idle_s: float) -> float:
     return rss_bytes(_python_pid(pid)) / MIB
 
 
-def _as_in_the_image(context: BenchContext, env: dict[str, str]) -> dict[str, str]:
-    """`env` plus compiled bytecode, as the image has it (UV_COMPILE_BYTECODE=1): written on a first,
-    unmeasured start into the run's own cache directory, then read. Without it every start compiles the
-    sources it imports, and the compiler's peak stays in the RSS."""
-    return {
-        **env,
-        "PYTHONPYCACHEPREFIX": str(context.work_dir / "pycache"),
-        "PYTHONDONTWRITEBYTECODE": "",  # empty: unset (a developer's shell may set it)
-    }
+def _image_python(context: BenchContext, app: str) -> str:
+    """The interpreter of a virtual environment made as apps/Dockerfile makes the image's (`uv sync
+    --frozen --no-dev --package mcstatbot-<app> --no-editable`, bytecode compiled): the service's runtime
+    dependencies only, none of the development tools the workspace's own environment also holds."""
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if uv is None:
+        raise BenchmarkSkippedError("uv not found: the image-like environments cannot be made")
+    venv = context.work_dir / f"image-{app}"
+    subprocess.run(
+        [uv, "sync", "--frozen", "--no-dev", "--package", f"mcstatbot-{app}", "--no-editable", "--quiet"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_COMPILE_BYTECODE": "1"},
+        capture_output=True,
+        timeout=900,
+        check=True,
+    )
+    return str(venv / "bin" / "python")
 
 
-def _warm_up(context: BenchContext, module: str, env: dict[str, str]) -> None:
-    """One start to write the bytecode cache; not measured."""
-    with service(context, module, f"warmup-{module}", env):
-        pass
+def _as_in_the_image(env: dict[str, str]) -> dict[str, str]:
+    """`env` plus what the image's runtime stage sets: its bytecode is compiled at build time and never
+    written at run time."""
+    return {**env, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _create_table(env: dict[str, str]) -> None:
@@ -123,8 +132,9 @@ def run(context: BenchContext) -> BenchmarkResult:
         TITLE,
         method=(
             f"Each service is started {config.startup_runs} times (`python -m <module>` as in the image, "
-            "with "
-            "its bytecode compiled as in the image: written by one unmeasured start first); "
+            "from a virtual environment made as apps/Dockerfile makes the image's: `uv sync --frozen "
+            "--no-dev --package mcstatbot-<app> --no-editable`, bytecode compiled, "
+            "PYTHONDONTWRITEBYTECODE=1; the runtime dependencies only); "
             "start-up is the time from spawning the process to the first 200 from `GET /ready` (polled "
             f"every 10 ms). Idle RSS is that of the service's own Python process, read "
             f"{config.footprint_idle_s:g} s after ready, before any request, in the configuration the chart "
@@ -154,8 +164,9 @@ def run(context: BenchContext) -> BenchmarkResult:
             if bot_available
             else None
         )
-        query_config = _as_in_the_image(context, query_env(REDIS_URL=redis.url))
-        _warm_up(context, QUERY_MODULE, query_config)
+        query_python = _image_python(context, "query")
+        bot_python = _image_python(context, "bot") if bot_available else None
+        query_config = _as_in_the_image(query_env(REDIS_URL=redis.url))
         for index in range(config.startup_runs):
             with service(
                 context,
@@ -163,12 +174,12 @@ def run(context: BenchContext) -> BenchmarkResult:
                 f"query-footprint{index}",
                 query_config,
                 cpus=config.server_cpus,
+                python=query_python,
             ) as query:
                 query_idle.append(_idle_rss_mib(query.pid, config.footprint_idle_s))
                 if api is None or dynamodb is None:
                     continue
                 chart = _as_in_the_image(
-                    context,
                     {
                         **bot_env(api, query.url, secrets.token_urlsafe(16)),
                         **dynamodb.env(),
@@ -178,14 +189,16 @@ def run(context: BenchContext) -> BenchmarkResult:
                     },
                 )
                 _create_table(chart)
-                if index == 0:
-                    _warm_up(context, BOT_MODULE, chart)
                 with service(
-                    context, BOT_MODULE, f"bot-footprint{index}", chart, cpus=config.server_cpus
+                    context,
+                    BOT_MODULE,
+                    f"bot-footprint{index}",
+                    chart,
+                    cpus=config.server_cpus,
+                    python=bot_python,
                 ) as bot:
                     bot_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
                 local = _as_in_the_image(
-                    context,
                     {
                         **bot_env(api, query.url, secrets.token_urlsafe(16)),
                         "BOT_MODE": "polling",
@@ -194,10 +207,13 @@ def run(context: BenchContext) -> BenchmarkResult:
                     },
                 )
                 del local["WEBHOOK_SECRET"]
-                if index == 0:
-                    _warm_up(context, BOT_MODULE, local)
                 with service(
-                    context, BOT_MODULE, f"bot-local-footprint{index}", local, cpus=config.server_cpus
+                    context,
+                    BOT_MODULE,
+                    f"bot-local-footprint{index}",
+                    local,
+                    cpus=config.server_cpus,
+                    python=bot_python,
                 ) as bot:
                     bot_local_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
     _figures(context, result, query_idle, bot_idle, bot_available=bot_available)
