@@ -376,3 +376,6 @@ def test_the_dev_stage_serves_synced_sources(engine: DockerEngine, base_image: s
     directory, writable = json.loads(where.stdout)
     assert directory == f"/app/apps/{service}/src/{package}"  # where skaffold syncs apps/<service>/src/**
     assert writable is True
+    # the reloader its entrypoint runs is installed (the packages' `reload` extra), and runs
+    reloader = engine.docker("run", "--rm", "--entrypoint", "watchfiles", tag, "--version")
+    assert reloader.stdout.strip().startswith("watchfiles v"), reloader.stdout
