@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,12 @@ def test_a_dead_engines_folder_is_removed_and_a_live_one_kept(tmp_path: Path) ->
     live = _engine_folder(tmp_path)
     dockerd = subprocess.Popen(["bash", "-c", "exec -a dockerd sleep 600"], start_new_session=True)
     try:
+        # a live engine is one whose dockerd runs: wait until bash has exec'd it (while an exec is under
+        # way the process's command line can read empty, and the folder would count as dead)
+        cmdline = Path(f"/proc/{dockerd.pid}/cmdline")
+        deadline = time.monotonic() + 10
+        while not cmdline.read_bytes().startswith(b"dockerd\0") and time.monotonic() < deadline:
+            time.sleep(0.01)
         (live / "docker.pid").write_text(str(dockerd.pid))
         assert sweep_stale_engines(tmp_path) == [dead]
         assert not dead.exists()
