@@ -140,8 +140,8 @@ def run(context: BenchContext) -> BenchmarkResult:
             f"{config.footprint_idle_s:g} s after ready, before any request, in the configuration the chart "
             "runs: the query service with REDIS_URL, the bot in webhook mode with STATE_BACKEND=dynamodb "
             "(DynamoDB Local) and REDIS_URL (its shared Telegram send budget); the bot is also measured in "
-            "the local default (`make run`: polling, "
-            "STATE_BACKEND=sqlite). "
+            "that configuration with STATE_BACKEND=sqlite (what the AWS SDK adds is the difference) and in "
+            "the local default (`make run`: polling, STATE_BACKEND=sqlite, no REDIS_URL). "
             "RSS under load is the peak sampled every 100 ms during the cached-status runs (query service, "
             "Redis cache) and the bot-throughput runs (bot). Start-up times of the services started by the "
             "other benchmarks are included."
@@ -150,6 +150,7 @@ def run(context: BenchContext) -> BenchmarkResult:
     query_idle: list[float] = []
     bot_idle: list[float] = []
     bot_local_idle: list[float] = []
+    bot_sqlite_idle: list[float] = []
     bot_available = True
     try:
         require_module(BOT_MODULE)
@@ -198,6 +199,21 @@ def run(context: BenchContext) -> BenchmarkResult:
                     python=bot_python,
                 ) as bot:
                     bot_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
+                # the chart's configuration with SQLite for DynamoDB: the AWS SDK's part is the difference
+                sqlite = {
+                    **{k: v for k, v in chart.items() if not k.startswith(("AWS_", "DYNAMODB_"))},
+                    "STATE_BACKEND": "sqlite",
+                    "SQLITE_PATH": str(context.work_dir / f"footprint-webhook{index}.db"),
+                }
+                with service(
+                    context,
+                    BOT_MODULE,
+                    f"bot-sqlite-footprint{index}",
+                    sqlite,
+                    cpus=config.server_cpus,
+                    python=bot_python,
+                ) as bot:
+                    bot_sqlite_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
                 local = _as_in_the_image(
                     {
                         **bot_env(api, query.url, secrets.token_urlsafe(16)),
@@ -217,11 +233,19 @@ def run(context: BenchContext) -> BenchmarkResult:
                 ) as bot:
                     bot_local_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
     _figures(context, result, query_idle, bot_idle, bot_available=bot_available)
+    if bot_sqlite_idle:
+        result.add(
+            "bot_sqlite_rss_idle_mib",
+            "bot RSS idle (the chart's configuration with STATE_BACKEND=sqlite: no AWS SDK)",
+            "MiB",
+            bot_sqlite_idle,
+        )
     if bot_local_idle:
         result.add(
             "bot_local_rss_idle_mib", "bot RSS idle (local default: polling, sqlite)", "MiB", bot_local_idle
         )
     _idle_targets(result)
+    _sdk_note(result)
     sizes, why_not = image_sizes()
     result.details["image_sizes_mib"] = sizes
     for name, size in sizes.items():
@@ -247,6 +271,24 @@ def _idle_targets(result: BenchmarkResult) -> None:
             idle = statistics.median(figure.values)
             goal = f"<= {TARGET_IDLE_MIB:g} MiB"
             result.targets.append(Target(what, goal, idle, "MiB", idle <= TARGET_IDLE_MIB))
+
+
+def _sdk_note(result: BenchmarkResult) -> None:
+    """What the bot's configurations add at rest, from the medians of the three."""
+    medians = {
+        key: statistics.median(figure.values)
+        for key in ("bot_rss_idle_mib", "bot_sqlite_rss_idle_mib", "bot_local_rss_idle_mib")
+        if (figure := result.figures.get(key)) is not None and figure.values
+    }
+    if len(medians) == 3:
+        redis = medians["bot_sqlite_rss_idle_mib"] - medians["bot_local_rss_idle_mib"]
+        sdk = medians["bot_rss_idle_mib"] - medians["bot_sqlite_rss_idle_mib"]
+        result.notes.append(
+            f"Of the bot's idle RSS as the chart runs it, the AWS SDK for DynamoDB (aiobotocore, botocore, "
+            f"aiohttp, the client's service model) adds {sdk:.1f} MiB, and webhook mode with the Redis "
+            f"client for the shared send budget {redis:.1f} MiB over the local default; neither is "
+            f"imported by a configuration that does not use it."
+        )
 
 
 def _figures(
