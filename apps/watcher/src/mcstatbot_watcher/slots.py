@@ -12,6 +12,9 @@ REDIS_URL may be a Redis Cluster (`REDIS_CLUSTER`, `auto` by default: `mcstatbot
 `INFO cluster` at the first claim and builds redis-py's `RedisCluster`). The one command, `SET NX PX`, names
 one key, so it needs no hash tag: each slot key lives in its own hash slot (redis-py's cluster pipeline
 sends each to its node), and a master's failover only skips the claims made while its slots move.
+
+redis-py (and the OpenTelemetry metrics SDK it loads) is imported by the first `RedisSlots`: one replica
+without REDIS_URL never loads it.
 """
 
 from __future__ import annotations
@@ -19,9 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Protocol
-
-from mcstatbot_common.redis import connect
-from redis.exceptions import RedisClusterException, RedisError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,6 +59,10 @@ class RedisSlots:
     """`SET NX PX` slots in one Redis or a Redis Cluster (`cluster`: REDIS_CLUSTER, None: asked)."""
 
     def __init__(self, url: str, replica: str, *, cluster: bool | None = None) -> None:
+        from redis.exceptions import RedisClusterException, RedisError  # noqa: PLC0415 - only with Redis
+
+        # RedisClusterException is no RedisError: e.g. no startup node reachable during a failover
+        self._unreachable = (RedisError, RedisClusterException, OSError, TimeoutError)
         self.url = url
         self.cluster = cluster
         self.replica = replica
@@ -69,6 +73,8 @@ class RedisSlots:
         """The client, made at the first claim (a Redis Cluster is found out then)."""
         async with self._connecting:
             if self.redis is None:
+                from mcstatbot_common.redis import connect  # noqa: PLC0415 - only with Redis
+
                 self.redis = await connect(
                     self.url,
                     cluster=self.cluster,
@@ -89,8 +95,7 @@ class RedisSlots:
                 for server, slot in claims:
                     pipe.set(f"{PREFIX}{server.key}:{slot}", self.replica, nx=True, px=expiry)
                 taken = await pipe.execute(raise_on_error=False)
-        # RedisClusterException is no RedisError: e.g. no startup node reachable during a failover
-        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+        except self._unreachable as exc:
             log.warning("Redis unreachable, %d checks skipped: %s", len(claims), type(exc).__name__)
             return [False] * len(claims)
         failed = sum(1 for each in taken if isinstance(each, Exception))
