@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 TITLE = "5. Footprint"
 MIB = 1024 * 1024
 IMAGE_PREFIX = "mcstatbot"
+WATCHER_MODULE = "mcstatbot_watcher"
+WORKSPACE_PACKAGES = ("mcstatbot-common", "mcstatbot-bot", "mcstatbot-query", "mcstatbot-watcher")
 TARGET_IDLE_MIB = 75
 """Idle RSS goal per service (issue: each service's idle RSS in the image, 75 MB or less)."""
 
@@ -97,7 +100,10 @@ def _image_python(context: BenchContext, app: str) -> str:
         raise BenchmarkSkippedError("uv not found: the image-like environments cannot be made")
     venv = context.work_dir / f"image-{app}"
     subprocess.run(
-        [uv, "sync", "--frozen", "--no-dev", "--package", f"mcstatbot-{app}", "--no-editable", "--quiet"],
+        [uv, "sync", "--frozen", "--no-dev", "--package", f"mcstatbot-{app}", "--no-editable", "--quiet"]
+        # the workspace's own packages built from the sources as they are now: uv's cache keys a local
+        # package's build by its pyproject.toml, not by its sources
+        + [f"--reinstall-package={package}" for package in WORKSPACE_PACKAGES],
         cwd=REPO_ROOT,
         env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_COMPILE_BYTECODE": "1"},
         capture_output=True,
@@ -124,6 +130,77 @@ def _create_table(env: dict[str, str]) -> None:
     )
 
 
+_IDLE_FIGURES = (
+    ("bot_rss_idle_mib", ""),  # labelled in _figures
+    (
+        "bot_sqlite_rss_idle_mib",
+        "bot RSS idle (the chart's configuration with STATE_BACKEND=sqlite: no AWS SDK)",
+    ),
+    ("bot_local_rss_idle_mib", "bot RSS idle (local default: polling, sqlite)"),
+    ("watcher_rss_idle_mib", "watcher RSS idle (chart: STATE_BACKEND=dynamodb, REDIS_URL), no watches"),
+    ("watcher_local_rss_idle_mib", "watcher RSS idle (local default: sqlite), no watches"),
+)
+
+
+@dataclass(frozen=True)
+class _Apps:
+    """What the bot's and the watcher's configurations are measured against."""
+
+    api: TimedBotApiServer
+    dynamodb: DynamoDBLocal
+    redis_url: str
+    bot_python: str
+    watcher_python: str
+
+
+def _bot_and_watcher_idle(context: BenchContext, apps: _Apps, query_url: str, index: int) -> dict[str, float]:
+    """One round: the bot in its three configurations, then the watcher in two, each started on its own."""
+    chart = _as_in_the_image(
+        {
+            **bot_env(apps.api, query_url, secrets.token_urlsafe(16)),
+            **apps.dynamodb.env(),
+            "STATE_BACKEND": "dynamodb",
+            "DYNAMODB_TABLE": f"mcstatbot-footprint{index}",
+            "REDIS_URL": apps.redis_url,  # the shared Telegram send budget, as the chart sets it
+        },
+    )
+    _create_table(chart)
+    # the chart's configuration with SQLite for DynamoDB: the AWS SDK's part is the difference
+    sqlite = {
+        **{k: v for k, v in chart.items() if not k.startswith(("AWS_", "DYNAMODB_"))},
+        "STATE_BACKEND": "sqlite",
+        "SQLITE_PATH": str(context.work_dir / f"footprint-webhook{index}.db"),
+    }
+    local = {
+        **{k: v for k, v in sqlite.items() if k not in {"REDIS_URL", "WEBHOOK_SECRET"}},
+        "BOT_MODE": "polling",
+        "SQLITE_PATH": str(context.work_dir / f"footprint{index}.db"),
+    }
+    # the watcher as the chart runs it (DynamoDB, REDIS_URL for its slots), and locally (SQLite)
+    watcher = {k: v for k, v in chart.items() if k not in {"BOT_MODE", "WEBHOOK_SECRET"}}
+    watcher_local = {k: v for k, v in local.items() if k != "BOT_MODE"}
+    runs = (
+        ("bot_rss_idle_mib", "bot-footprint", BOT_MODULE, chart, apps.bot_python),
+        ("bot_sqlite_rss_idle_mib", "bot-sqlite-footprint", BOT_MODULE, sqlite, apps.bot_python),
+        ("bot_local_rss_idle_mib", "bot-local-footprint", BOT_MODULE, local, apps.bot_python),
+        ("watcher_rss_idle_mib", "watcher-footprint", WATCHER_MODULE, watcher, apps.watcher_python),
+        (
+            "watcher_local_rss_idle_mib",
+            "watcher-local-footprint",
+            WATCHER_MODULE,
+            watcher_local,
+            apps.watcher_python,
+        ),
+    )
+    measured: dict[str, float] = {}
+    for key, name, module, env, python in runs:
+        with service(
+            context, module, f"{name}{index}", env, cpus=context.config.server_cpus, python=python
+        ) as process:
+            measured[key] = _idle_rss_mib(process.pid, context.config.footprint_idle_s)
+    return measured
+
+
 def run(context: BenchContext) -> BenchmarkResult:
     config = context.config
     require_module(QUERY_MODULE)
@@ -141,16 +218,15 @@ def run(context: BenchContext) -> BenchmarkResult:
             "runs: the query service with REDIS_URL, the bot in webhook mode with STATE_BACKEND=dynamodb "
             "(DynamoDB Local) and REDIS_URL (its shared Telegram send budget); the bot is also measured in "
             "that configuration with STATE_BACKEND=sqlite (what the AWS SDK adds is the difference) and in "
-            "the local default (`make run`: polling, STATE_BACKEND=sqlite, no REDIS_URL). "
+            "the local default (`make run`: polling, STATE_BACKEND=sqlite, no REDIS_URL); the watcher, with "
+            "no watches, as the chart runs it (DynamoDB, REDIS_URL) and in the local default (SQLite). "
             "RSS under load is the peak sampled every 100 ms during the cached-status runs (query service, "
             "Redis cache) and the bot-throughput runs (bot). Start-up times of the services started by the "
             "other benchmarks are included."
         ),
     )
     query_idle: list[float] = []
-    bot_idle: list[float] = []
-    bot_local_idle: list[float] = []
-    bot_sqlite_idle: list[float] = []
+    idle: dict[str, list[float]] = {key: [] for key, _ in _IDLE_FIGURES}
     bot_available = True
     try:
         require_module(BOT_MODULE)
@@ -159,14 +235,16 @@ def run(context: BenchContext) -> BenchmarkResult:
         result.notes.append(f"Bot not measured: {missing}.")
     with ExitStack() as stack:
         redis = stack.enter_context(redis_server(context))
-        api = stack.enter_context(TimedBotApiServer()) if bot_available else None
-        dynamodb = (
-            stack.enter_context(DynamoDBLocal(context.log_path("footprint-dynamodb")))
-            if bot_available
-            else None
-        )
         query_python = _image_python(context, "query")
-        bot_python = _image_python(context, "bot") if bot_available else None
+        apps = None
+        if bot_available:
+            apps = _Apps(
+                api=stack.enter_context(TimedBotApiServer()),
+                dynamodb=stack.enter_context(DynamoDBLocal(context.log_path("footprint-dynamodb"))),
+                redis_url=redis.url,
+                bot_python=_image_python(context, "bot"),
+                watcher_python=_image_python(context, "watcher"),
+            )
         query_config = _as_in_the_image(query_env(REDIS_URL=redis.url))
         for index in range(config.startup_runs):
             with service(
@@ -178,72 +256,13 @@ def run(context: BenchContext) -> BenchmarkResult:
                 python=query_python,
             ) as query:
                 query_idle.append(_idle_rss_mib(query.pid, config.footprint_idle_s))
-                if api is None or dynamodb is None:
-                    continue
-                chart = _as_in_the_image(
-                    {
-                        **bot_env(api, query.url, secrets.token_urlsafe(16)),
-                        **dynamodb.env(),
-                        "STATE_BACKEND": "dynamodb",
-                        "DYNAMODB_TABLE": f"mcstatbot-footprint{index}",
-                        "REDIS_URL": redis.url,  # the shared Telegram send budget, as the chart sets it
-                    },
-                )
-                _create_table(chart)
-                with service(
-                    context,
-                    BOT_MODULE,
-                    f"bot-footprint{index}",
-                    chart,
-                    cpus=config.server_cpus,
-                    python=bot_python,
-                ) as bot:
-                    bot_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
-                # the chart's configuration with SQLite for DynamoDB: the AWS SDK's part is the difference
-                sqlite = {
-                    **{k: v for k, v in chart.items() if not k.startswith(("AWS_", "DYNAMODB_"))},
-                    "STATE_BACKEND": "sqlite",
-                    "SQLITE_PATH": str(context.work_dir / f"footprint-webhook{index}.db"),
-                }
-                with service(
-                    context,
-                    BOT_MODULE,
-                    f"bot-sqlite-footprint{index}",
-                    sqlite,
-                    cpus=config.server_cpus,
-                    python=bot_python,
-                ) as bot:
-                    bot_sqlite_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
-                local = _as_in_the_image(
-                    {
-                        **bot_env(api, query.url, secrets.token_urlsafe(16)),
-                        "BOT_MODE": "polling",
-                        "STATE_BACKEND": "sqlite",
-                        "SQLITE_PATH": str(context.work_dir / f"footprint{index}.db"),
-                    },
-                )
-                del local["WEBHOOK_SECRET"]
-                with service(
-                    context,
-                    BOT_MODULE,
-                    f"bot-local-footprint{index}",
-                    local,
-                    cpus=config.server_cpus,
-                    python=bot_python,
-                ) as bot:
-                    bot_local_idle.append(_idle_rss_mib(bot.pid, config.footprint_idle_s))
-    _figures(context, result, query_idle, bot_idle, bot_available=bot_available)
-    if bot_sqlite_idle:
-        result.add(
-            "bot_sqlite_rss_idle_mib",
-            "bot RSS idle (the chart's configuration with STATE_BACKEND=sqlite: no AWS SDK)",
-            "MiB",
-            bot_sqlite_idle,
-        )
-    if bot_local_idle:
-        result.add(
-            "bot_local_rss_idle_mib", "bot RSS idle (local default: polling, sqlite)", "MiB", bot_local_idle
-        )
+                if apps is not None:
+                    for key, value in _bot_and_watcher_idle(context, apps, query.url, index).items():
+                        idle[key].append(value)
+    _figures(context, result, query_idle, idle["bot_rss_idle_mib"], bot_available=bot_available)
+    for key, label in _IDLE_FIGURES[1:]:
+        if idle[key]:
+            result.add(key, label, "MiB", idle[key])
     _idle_targets(result)
     _sdk_note(result)
     sizes, why_not = image_sizes()
@@ -265,6 +284,8 @@ def _idle_targets(result: BenchmarkResult) -> None:
         ("query_rss_idle_mib", "query service idle RSS"),
         ("bot_rss_idle_mib", "bot idle RSS, as the chart runs it"),
         ("bot_local_rss_idle_mib", "bot idle RSS, local default"),
+        ("watcher_rss_idle_mib", "watcher idle RSS, as the chart runs it"),
+        ("watcher_local_rss_idle_mib", "watcher idle RSS, local default"),
     ):
         figure = result.figures.get(key)
         if figure is not None and figure.values:
