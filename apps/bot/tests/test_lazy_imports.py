@@ -8,13 +8,11 @@ exported and the library is in use."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from typing import TYPE_CHECKING
 
+from mcstatbot_testkit.process import run_python_json
 from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_testkit.telegram import BotApiServer
 
@@ -60,17 +58,12 @@ def _imported(env: dict[str, str]) -> list[str]:
     # The Bot API test server runs here, not in the measured interpreter (it is a FastAPI app too).
     with BotApiServer() as api:
         telegram = {"TELEGRAM_BOT_TOKEN": api.token, "TELEGRAM_API_BASE_URL": api.base_url}
-        done = subprocess.run(
-            [sys.executable, "-c", SCRIPT, ",".join(HEAVY)],
-            env={**clean, "BOT_MODE": "webhook", "SET_COMMANDS": "false", **telegram, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        imported: list[str] = run_python_json(
+            SCRIPT,
+            [",".join(HEAVY)],
+            {**clean, "BOT_MODE": "webhook", "SET_COMMANDS": "false", **telegram, **env},
         )
-    assert done.returncode == 0, done.stderr[-4000:]
-    result: list[str] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    return imported
 
 
 def test_the_local_configuration_imports_no_redis_no_aws_sdk_no_exporter(tmp_path: Path) -> None:

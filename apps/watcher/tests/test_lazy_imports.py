@@ -5,13 +5,11 @@ the query service); REDIS_URL set, the replicas' slots load it."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from typing import TYPE_CHECKING
 
+from mcstatbot_testkit.process import run_python_json
 from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_testkit.telegram import BotApiServer
 
@@ -57,17 +55,8 @@ def _imported(query: ServiceProcess, env: dict[str, str]) -> list[str]:
             "QUERY_SERVICE_URL": query.url,
             "SET_COMMANDS": "false",
         }
-        done = subprocess.run(
-            [sys.executable, "-c", SCRIPT, ",".join(HEAVY)],
-            env={**clean, **settings, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr[-4000:]
-    result: list[str] = json.loads(done.stdout.splitlines()[-1])
-    return result
+        imported: list[str] = run_python_json(SCRIPT, [",".join(HEAVY)], {**clean, **settings, **env})
+    return imported
 
 
 def test_one_replica_on_sqlite_imports_no_redis_nor_aws_sdk(query: ServiceProcess, tmp_path: Path) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 import os
 import signal
 import subprocess
-from typing import TYPE_CHECKING, Self
+import sys
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -130,3 +132,20 @@ class ManagedProcess(Started):
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def run_python_json(script: str, args: list[str], env: dict[str, str], timeout: float = 120.0) -> Any:
+    """`script` in a fresh interpreter of this environment (`python -c`), with exactly `env`; its last
+    line of output parsed as JSON. Raises with the script's stderr when it fails."""
+    done = subprocess.run(  # noqa: S603 - this environment's own interpreter, a script of the tests
+        [sys.executable, "-c", script, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        message = f"the script exited with {done.returncode}:\n{done.stderr[-4000:]}"
+        raise RuntimeError(message)
+    return json.loads(done.stdout.splitlines()[-1])

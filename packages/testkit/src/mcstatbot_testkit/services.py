@@ -33,9 +33,8 @@ class ServiceProcess(ManagedProcess):
         choices_left = 2
         while True:
             logged = len(self.log_text())
-            super().start()
             try:
-                self.wait_ready(ready_timeout)
+                self._spawn_and_wait(ready_timeout)
             except RuntimeError:
                 taken = "address already in use" in self.log_text()[logged:]
                 if not (taken and self._chosen_port and choices_left):
@@ -46,6 +45,11 @@ class ServiceProcess(ManagedProcess):
                 self.env["PORT"] = str(self.port)
                 continue
             return self
+
+    def _spawn_and_wait(self, ready_timeout: float) -> None:
+        """One attempt: spawn, then wait for `/ready` (RuntimeError when the process exits first)."""
+        super().start()
+        self.wait_ready(ready_timeout)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
