@@ -196,7 +196,7 @@ class DynamoDBStore:
             read_timeout=self._timeout,
             max_pool_connections=50,
             # the store builds every request itself, typed (types-aiobotocore): botocore's check of each
-            # request against the service model was a share of the CPU of every call (docs/benchmarks.md 6)
+            # request against the service model cost some 5-10% of a call's CPU (docs/watcher.md)
             parameter_validation=False,
         )
         self._client = await self._stack.enter_async_context(
