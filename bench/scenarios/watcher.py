@@ -491,37 +491,54 @@ def _report_dynamodb(result: BenchmarkResult, measured: dict[str, Any], due_per_
             two["doubled"] == 0 and two["missed"] == 0,
         )
     )
-    note = dynamodb_note(measured, due_per_s, result.details.get("pair"))
-    if note:
-        result.notes.append(note)
+    result.notes.append(dynamodb_note(measured, due_per_s, result.details.get("pair")))
+
+
+CPU_BOUND_CORES = 0.9
+"""Cores busy (of the one the two replicas share) from which the CPU is what bounds them."""
 
 
 def _cpu_per_check_ms(measured: dict[str, Any]) -> float:
     return 1000 * sum(measured["cpu_s"]) / measured["checks"] if measured["checks"] else 0.0
 
 
-def dynamodb_note(measured: dict[str, Any], due_per_s: float, sqlite: dict[str, Any] | None) -> str | None:
-    """What bounded the two replicas on DynamoDB, from their CPU and their own check counters."""
+def dynamodb_note(measured: dict[str, Any], due_per_s: float, sqlite: dict[str, Any] | None) -> str:
+    """How the two replicas on DynamoDB did, from their CPU and their own check counters."""
     two = measured["schedule"]
-    if not (two["missed"] or two["late"] or two["doubled"]):
-        return None
     counted = measured["counts"]
     skipped = sum(int(c.get("store_failed", 0.0)) for c in counted)
     unanswered = sum(int(c.get("query_unavailable", 0.0)) for c in counted)
     cores = sum(measured["cpu_s"]) / max(measured["end"] - measured["start"], 1e-9)
     per_check = _cpu_per_check_ms(measured)
     sqlite_text = f" against {_cpu_per_check_ms(sqlite):.2f} ms on SQLite" if sqlite else ""
+    cost = (
+        f"{per_check:.2f} ms of watcher CPU per check{sqlite_text} (the AWS SDK's requests per check: "
+        "its share of its tick's BatchGetItem of the watches and check records, the history sample's "
+        "UpdateItem, and the record's compare-and-set PutItem only when the check changed it; "
+        f"{due_per_s:,.0f} checks due a second)"
+    )
+    if not (two["missed"] or two["late"] or two["doubled"]):
+        return (
+            "Two replicas on DynamoDB Local checked every slot once and on schedule, pinned to one CPU "
+            f"together and keeping {cores:.2f} of it busy: {cost}; {skipped:,} checks skipped because the "
+            f"state store failed (`store_failed`), {unanswered:,} without a verdict (`query_unavailable`)."
+        )
     lateness = two["lateness_p50_s"]
+    if cores >= CPU_BOUND_CORES:
+        bound = "the CPU, all busy, not the coordination, bounds the schedule"
+    elif skipped:
+        bound = (
+            "the CPU was not all busy: the slots went to the state store (its failed calls, "
+            "`store_failed`; see the replicas' logs)"
+        )
+    else:
+        bound = "the CPU was not all busy: the replicas waited on the store and the query service"
     return (
         f"Two replicas on DynamoDB Local: {two['missed']:,} slots missed, {two['late']:,} late "
         f"(p50 {0.0 if lateness is None else lateness:.1f} s after the due time), {two['doubled']:,} "
-        f"doubled; {skipped:,} checks skipped because the state store failed (`store_failed`). The two "
-        f"replicas, pinned to one CPU, kept {cores:.2f} of it busy: {per_check:.2f} ms of watcher CPU "
-        f"per check{sqlite_text} (the AWS SDK's four requests per check: the watch read, the history "
-        f"sample, the record's read and its compare-and-set write; {due_per_s:,.0f} checks due a second), "
-        f"and {unanswered:,} checks waited past the query service's deadline (`query_unavailable`, no "
-        "verdict). When that CPU is all busy, the CPU, not the coordination, bounds the schedule (no "
-        "slot lost to the store, hardly any doubled); the chart gives each replica its own CPU."
+        f"doubled; {skipped:,} checks skipped because the state store failed (`store_failed`), "
+        f"{unanswered:,} past the query service's deadline (`query_unavailable`, no verdict). The two "
+        f"replicas, pinned to one CPU, kept {cores:.2f} of it busy: {cost}. Here {bound}."
     )
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiobotocore.session import get_session
@@ -449,3 +449,95 @@ async def test_recent_servers(store: StateStore) -> None:
     doc["servers"][0]["at"] = "2000-01-01T00:00:00Z"
     assert await store.put_doc(recent.recent_key(chat), doc, after.version)
     assert await recent.recent_servers(resilient, chat) == expected[1:]
+
+
+OPERATIONS = "mcstatbot_state_store_operations_total"
+
+
+def _count(backend: str, operation: str) -> float:
+    labels = {"backend": backend, "operation": operation, "outcome": "ok"}
+    return REGISTRY.get_sample_value(OPERATIONS, labels) or 0.0
+
+
+async def test_a_batch_read_answers_what_reads_one_by_one_answer(store: StateStore) -> None:
+    """More keys than one BatchGetItem (100) or one SQLite SELECT (500) takes, present and missing
+    ones, repeats, a document written twice: `get_docs` and `get_doc` per key agree."""
+    prefix = f"batch#{uuid.uuid4().hex}"
+    present = [f"{prefix}#{n}" for n in range(130)]
+    await asyncio.gather(
+        *(store.put_doc(key, {"n": n, "tags": ["x", None]}, 0) for n, key in enumerate(present))
+    )
+    assert await store.put_doc(present[7], {"n": "seven"}, 1)
+    missing = [f"{prefix}#missing#{n}" for n in range(420)]
+    keys = [*missing[:50], *present, *missing[50:], present[0], missing[0], present[7]]
+    one_by_one = {key: await store.get_doc(key) for key in dict.fromkeys(keys)}
+    resilient = ResilientStore(store, retries=0)
+    counted = _count(store.backend, "get_docs")
+    found = await resilient.get_docs(keys)
+    assert found == {key: doc for key, doc in one_by_one.items() if doc is not None}
+    assert len(found) == len(present)
+    assert (found[present[7]].doc, found[present[7]].version) == ({"n": "seven"}, 2)
+    assert (found[present[3]].doc, found[present[3]].version) == ({"n": 3, "tags": ["x", None]}, 1)
+    assert _count(store.backend, "get_docs") == counted + 1  # one operation, counted like the others
+    assert await resilient.get_docs([]) == {}
+    assert await resilient.get_docs(missing[:3]) == {}
+
+
+async def test_dynamodb_batch_read_asks_again_for_unprocessed_keys(
+    dynamodb: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer past BatchGetItem's 16 MB comes back with UnprocessedKeys (DynamoDB Local does this
+    too): the store asks again for those, counted as retries, until it has every document."""
+    dynamodb.apply_env(monkeypatch)
+    store = DynamoDBStore(TABLE)
+    await store.open()
+    try:
+        prefix = f"big#{uuid.uuid4().hex}"
+        keys = [f"{prefix}#{n}" for n in range(48)]
+        filler = "x" * 360_000  # 48 items of ~360 KB: about 17 MB, past one answer's 16 MB
+        for n, key in enumerate(keys):
+            assert await store.put_doc(key, {"n": n, "filler": filler}, 0)
+        answers: list[bool] = []
+
+        def seen(parsed: dict[str, object], **_: object) -> None:
+            unprocessed = parsed.get("UnprocessedKeys")
+            answers.append(bool(unprocessed))
+
+        store.client.meta.events.register("after-call.dynamodb.BatchGetItem", seen)
+        labels = {"backend": "dynamodb", "operation": "get_docs"}
+        before = REGISTRY.get_sample_value(RETRIES, labels) or 0.0
+        found = await ResilientStore(store, retries=0).get_docs(keys)
+        assert sorted(found) == sorted(keys)
+        assert all(found[key].doc == {"n": n, "filler": filler} for n, key in enumerate(keys))
+        assert answers[0] is True  # the first answer left keys out
+        assert answers[-1] is False
+        assert (REGISTRY.get_sample_value(RETRIES, labels) or 0.0) - before == len(answers) - 1
+    finally:
+        await store.close()
+
+
+async def test_an_update_from_a_stale_read_still_compares_and_sets(store: StateStore) -> None:
+    """`update_doc(read=...)`: a read taken before another writer's write loses its compare-and-set
+    and the change is made again on a fresh read (nothing of the other write is lost); an up-to-date
+    read costs no read at all."""
+    resilient = ResilientStore(store, retries=0)
+    key = f"stale#{uuid.uuid4().hex}"
+    assert await store.put_doc(key, {"n": 1, "by": []}, 0)
+    read = (await resilient.get_docs([key]))[key]
+    assert await store.put_doc(key, {"n": 2, "by": ["other"]}, 1)  # another writer comes first
+
+    def bump(doc: dict[str, Any] | None) -> dict[str, Any]:
+        assert doc is not None
+        return {"n": doc["n"] + 1, "by": [*doc["by"], "me"]}
+
+    assert await resilient.update_doc(key, bump, read=read) == {"n": 3, "by": ["other", "me"]}
+    fresh = await store.get_doc(key)
+    assert fresh is not None
+    assert (fresh.doc, fresh.version) == ({"n": 3, "by": ["other", "me"]}, 3)
+    reads = _count(store.backend, "get_doc")
+    assert await resilient.update_doc(key, bump, read=fresh) == {"n": 4, "by": ["other", "me", "me"]}
+    assert _count(store.backend, "get_doc") == reads  # the read given was current: no read
+    gone = f"stale#{uuid.uuid4().hex}"
+    assert await resilient.update_doc(gone, lambda doc: {"new": doc is None}, read=None) == {"new": True}
+    assert await resilient.update_doc(gone, lambda _: {"again": True}, read=None) == {"again": True}
+    assert _count(store.backend, "get_doc") == reads + 1  # "not there" was out of date: read afresh

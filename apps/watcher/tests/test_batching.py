@@ -5,7 +5,7 @@ Real parts, in this process: the query service app (its lifespan running) behind
 Minecraft servers answered by the test kit's ping farm (one loopback port each), the memory state store,
 and for the replicas a real `redis-server`. Each watcher's requests to the query service are recorded by
 an httpx request hook on its own client. No Telegram call is made: a server's first state is taken
-silently."""
+silently. DynamoDB Local (the real jar) for the requests a tick costs the state store."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ from mcstatbot_bot.breaker import CircuitBreaker
 from mcstatbot_bot.query_client import QueryClient
 from mcstatbot_bot.state import build_store
 from mcstatbot_bot.state.base import ServerRef
+from mcstatbot_bot.state.dynamodb import DynamoDBStore, create_table
 from mcstatbot_bot.state.watches import add_watch, check_key
 from mcstatbot_bot.telegram_api import build_application
 from mcstatbot_common.models import Edition
 from mcstatbot_query.app import create_app
 from mcstatbot_query.settings import QuerySettings
+from mcstatbot_testkit.dynamodb import DynamoDBLocal
 from mcstatbot_testkit.ping_farm import PingFarm
 from mcstatbot_testkit.redis import RedisServer
 from mcstatbot_watcher.service import Watcher, offset
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
+    import pytest
     from fastapi import FastAPI
     from mcstatbot_bot.state import ResilientStore
 
@@ -171,3 +174,67 @@ async def test_a_replica_held_up_past_the_due_time_does_not_check_what_the_other
     assert a_sent.asked(server.address) == 0, a_sent.requests
     assert b_sent.asked(server.address) == 1
     assert at_farm == {farm.ports[0]: 1}
+
+
+def _keys(operation: str, params: dict[str, Any]) -> list[str]:
+    """The item keys a DynamoDB request names."""
+    if operation == "BatchGetItem":
+        return [key["chat_id"]["S"] for table in params["RequestItems"].values() for key in table["Keys"]]
+    item = params.get("Key") or params.get("Item") or {}
+    return [item["chat_id"]["S"]] if "chat_id" in item else []
+
+
+async def test_on_dynamodb_a_tick_reads_in_one_batch_and_a_check_that_changes_nothing_writes_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB Local (the real jar), every request the store sends seen by a botocore event hook: the
+    watches and check records of the servers due in a tick are read in one BatchGetItem (no GetItem of
+    them), each check appends its history sample, and the record, once written by the first check, is
+    not written again while the servers stay up (nothing in it changed)."""
+    interval = 3.0
+    table = "user_sessions"
+    with PingFarm(tmp_path / "farm.log", 6) as farm, DynamoDBLocal(tmp_path / "dynamodb.log") as ddb:
+        ddb.apply_env(monkeypatch)
+        await create_table(table)
+        settings = WatcherSettings(telegram_bot_token=TOKEN, state_backend="dynamodb", dynamodb_table=table)
+        store = build_store(settings)
+        await store.open()
+        servers = [ServerRef(f"127.0.0.1:{port}", Edition.JAVA) for port in farm.ports]
+        for index, server in enumerate(servers):
+            await add_watch(store, 100 + index, server, players=False, limit=10)
+        sent: list[tuple[str, list[str]]] = []
+
+        def seen(params: dict[str, Any], model: Any, **_: Any) -> None:
+            sent.append((model.name, _keys(model.name, params)))
+
+        inner = store.inner
+        assert isinstance(inner, DynamoDBStore)
+        inner.client.meta.events.register("before-parameter-build.dynamodb", seen)
+        async with query_app() as app, watcher(app, store, LocalSlots(), interval) as (made, recorded):
+            running = asyncio.create_task(made.run())
+            async with asyncio.timeout(5 * interval):
+                while min((await checked_at_farm(farm)).values()) < 3:  # noqa: ASYNC110 - another process
+                    await asyncio.sleep(0.1)
+            made.halt()
+            await running
+        inner.client.meta.events.unregister("before-parameter-build.dynamodb", seen)
+        records = await store.get_docs([check_key(server) for server in servers])
+        await store.close()
+    checks = sum(len(asked) for _, asked in recorded.requests)
+    assert checks >= 3 * len(servers)
+    batches = [keys for operation, keys in sent if operation == "BatchGetItem"]
+    assert 0 < len(batches) < checks
+    for keys in batches:  # each server's watches and record together
+        assert {key.split("#", 1)[1] for key in keys if key.startswith("watch#")} == {
+            key.split("#", 1)[1] for key in keys if key.startswith("check#")
+        }
+    by_server = [(operation, key) for operation, keys in sent for key in keys if operation != "BatchGetItem"]
+    for server in servers:
+        one = [(operation, key) for operation, key in by_server if server.key in key]
+        assert ("GetItem", check_key(server)) not in one
+        assert ("GetItem", f"watch#{server.key}") not in one
+        assert one.count(("PutItem", check_key(server))) == 1, one  # the first check's, and no other
+        history = [key for operation, key in one if operation == "UpdateItem" and key.startswith("history#")]
+        assert len(history) >= 3  # one sample per check
+        assert records[check_key(server)].version == 1
+        assert records[check_key(server)].doc["state"] == "up"

@@ -83,7 +83,9 @@ def advance(  # noqa: C901 - the rules in one place, in the order docs/watcher.m
 ) -> tuple[Doc, list[Event]]:
     """The record after one check at `now` (epoch seconds), and what to report to the watching chats."""
     record = record if record is not None else new_record()
-    record["checked_ts"] = now
+    # no "when last checked" field: the record of a check that changed nothing stays as it was, and is
+    # not written (update_doc); the history sample says when each check ran
+    record.pop("checked_ts", None)  # written by older versions
     events: list[Event] = []
     if seen.ok:
         record["failures"] = 0

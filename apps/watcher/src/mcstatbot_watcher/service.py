@@ -38,13 +38,16 @@ from typing import TYPE_CHECKING, Any
 from mcstatbot_bot import history, i18n, watch_texts
 from mcstatbot_bot.handlers import chat_language
 from mcstatbot_bot.query_client import QueryClient, QueryError, QueryRejected, QueryUnavailable
+from mcstatbot_bot.state.resilient import UNREAD, StoreFailedError, Unread
 from mcstatbot_bot.state.watches import (
     LiveCard,
     check_key,
     drop_chat_watch,
     prune_server,
     remove_live,
+    server_key,
     server_watch,
+    watch_of,
     watched_servers,
 )
 from mcstatbot_bot.telegram_api import is_not_modified, is_permanent
@@ -60,7 +63,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from mcstatbot_bot.state import ResilientStore
-    from mcstatbot_bot.state.base import Doc, ServerRef
+    from mcstatbot_bot.state.base import Doc, ServerRef, Versioned
     from mcstatbot_common.models import PlayerList, ServerStatus
     from telegram import Bot
 
@@ -192,7 +195,8 @@ class Watcher:
                 else:
                     metrics.CHECKS.labels("other_replica").inc()
                     self._running.discard(server.key)
-            watched = await asyncio.gather(*(self._read_watchers(server) for server in mine))
+            docs = await self._read_group(mine)
+            watched = await asyncio.gather(*(self._read_watchers(server, docs) for server in mine))
             looking: list[tuple[ServerRef, tuple[dict[int, bool], dict[LiveCard, str]]]] = []
             for server, watch in zip(mine, watched, strict=True):
                 if watch is None:
@@ -202,7 +206,13 @@ class Watcher:
             statuses = await self._statuses([server for server, _ in looking])
             await asyncio.gather(
                 *(
-                    self._guarded(server, chats, cards, status)
+                    self._guarded(
+                        server,
+                        chats,
+                        cards,
+                        status,
+                        UNREAD if docs is None else docs.get(check_key(server)),
+                    )
                     for (server, (chats, cards)), status in zip(looking, statuses, strict=True)
                 )
             )
@@ -218,23 +228,39 @@ class Watcher:
         chats: dict[int, bool],
         cards: dict[LiveCard, str],
         status: ServerStatus | QueryError,
+        record: Versioned | Unread | None,
     ) -> None:
         """The rest of one server's check in a group, WATCH_CONCURRENCY at once; its failure is its own
         (logged); once done the server may be scheduled again, whatever the rest of the group does."""
         try:
             async with self._limit:
-                await self._checked(server, chats, cards, status)
+                await self._checked(server, chats, cards, status, record)
         except Exception:
             log.exception("checking %s failed", server.address)
         finally:
             self._running.discard(server.key)
 
-    async def _read_watchers(self, server: ServerRef) -> tuple[dict[int, bool], dict[LiveCard, str]] | None:
-        """`_watchers` for a group, WATCH_CONCURRENCY at once beside (not behind) the checks of earlier
-        groups, so that a backlog of them does not delay the next group's status call."""
+    async def _read_group(self, servers: list[ServerRef]) -> dict[str, Versioned] | None:
+        """The watches and check records of a group's servers in one `get_docs` (on DynamoDB one
+        BatchGetItem per 100 keys instead of two GetItems per server); None when it failed: each server
+        then reads its own, and a document that cannot be read skips only its own server's check."""
+        if not servers:
+            return {}
+        try:
+            return await self.store.get_docs([key for s in servers for key in (server_key(s), check_key(s))])
+        except StoreFailedError:
+            log.warning("reading the records of %d servers at once failed: each reads its own", len(servers))
+            return None
+
+    async def _read_watchers(
+        self, server: ServerRef, docs: dict[str, Versioned] | None
+    ) -> tuple[dict[int, bool], dict[LiveCard, str]] | None:
+        """`_watchers` for a group (`docs`: its documents read already, None: read them now),
+        WATCH_CONCURRENCY at once beside (not behind) the checks of earlier groups, so that a backlog of
+        them does not delay the next group's status call."""
         try:
             async with self._reads:
-                return await self._watchers(server)
+                return await self._watchers(server, UNREAD if docs is None else docs.get(server_key(server)))
         except Exception:
             metrics.CHECKS.labels("store_failed").inc()  # no check this slot: an operator wants to see it
             log.exception("reading the watches of %s failed: its check is skipped", server.address)
@@ -264,9 +290,15 @@ class Watcher:
             chats, cards = watch
             await self._checked(server, chats, cards, None)
 
-    async def _watchers(self, server: ServerRef) -> tuple[dict[int, bool], dict[LiveCard, str]] | None:
-        """The chats watching `server` and its live cards; None (and the server pruned) when nobody does."""
-        chats, cards = await server_watch(self.store, server)
+    async def _watchers(
+        self, server: ServerRef, found: Versioned | Unread | None = UNREAD
+    ) -> tuple[dict[int, bool], dict[LiveCard, str]] | None:
+        """The chats watching `server` and its live cards (`found`: its `watch#` document read already);
+        None (and the server pruned) when nobody does."""
+        if isinstance(found, Unread):
+            chats, cards = await server_watch(self.store, server)
+        else:
+            chats, cards = watch_of(server, found)
         if not chats and not cards:
             if await prune_server(self.store, server):
                 self._next_due.pop(server.key, None)
@@ -279,8 +311,10 @@ class Watcher:
         chats: dict[int, bool],
         cards: dict[LiveCard, str],
         status: ServerStatus | QueryError | None,
+        record_read: Versioned | Unread | None = UNREAD,
     ) -> None:
-        """The rest of one check, with the status asked already (None: ask it now)."""
+        """The rest of one check, with the status asked already (None: ask it now) and the check record
+        read already (`record_read`, see `ResilientStore.update_doc`)."""
         looked = await self._look(server, want_players=any(chats.values()), status=status)
         if looked is None:
             await self.deliver(server)  # alerts waiting still go out
@@ -313,7 +347,7 @@ class Watcher:
                     )
             return new
 
-        record = await self.store.update_doc(check_key(server), change)
+        record = await self.store.update_doc(check_key(server), change, read=record_read)
         if record is not None and record["outbox"]:
             await self.deliver(server, record)
         if record is not None and cards:

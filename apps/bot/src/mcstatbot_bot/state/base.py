@@ -18,9 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mcstatbot_common.models import Edition, ServerStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 CHAT_TTL = timedelta(days=7)
 SERVER_TTL = timedelta(days=7)
@@ -153,6 +156,11 @@ class StateStore(Protocol):
         ...
 
     async def get_doc(self, key: str) -> Versioned | None: ...
+    async def get_docs(self, keys: Sequence[str]) -> dict[str, Versioned]:
+        """The documents under `keys` (any number, repeats allowed), read together: those that exist,
+        by key; what `get_doc` answers for each, in as few round trips as the backend allows."""
+        ...
+
     async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:
         """Write `doc` under `key` as version `expected + 1` if the stored version is `expected` (0: the
         key must not exist yet); False, writing nothing, when another writer came first."""

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,7 @@ from mcstatbot_bot.state.base import (
 from mcstatbot_bot.state.resilient import CURRENT_OPERATION
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import timedelta
 
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -151,6 +152,16 @@ def sdk_region() -> str | None:
     return os.environ.get("AWS_REGION") or None
 
 
+BATCH_GET_KEYS = 100
+"""Keys per BatchGetItem: DynamoDB's own limit."""
+UNPROCESSED_ATTEMPTS = 8
+"""BatchGetItem calls for one batch of keys before the keys DynamoDB keeps leaving unprocessed fail it."""
+
+
+class IncompleteBatchError(Exception):
+    """DynamoDB kept leaving keys of a BatchGetItem unprocessed."""
+
+
 def _conditional_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -184,6 +195,9 @@ class DynamoDBStore:
             connect_timeout=self._timeout,
             read_timeout=self._timeout,
             max_pool_connections=50,
+            # the store builds every request itself, typed (types-aiobotocore): botocore's check of each
+            # request against the service model cost some 5-10% of a call's CPU (docs/watcher.md)
+            parameter_validation=False,
         )
         self._client = await self._stack.enter_async_context(
             get_session().create_client("dynamodb", region_name=sdk_region(), config=config)
@@ -351,6 +365,39 @@ class DynamoDBStore:
         if item is None or "doc" not in item:
             return None
         return Versioned(json.loads(item["doc"]["S"]), int(item["version"]["N"]))
+
+    async def get_docs(self, keys: Sequence[str]) -> dict[str, Versioned]:
+        """BatchGetItem, strongly consistent, BATCH_GET_KEYS keys per call, the calls all at once."""
+        unique = list(dict.fromkeys(keys))
+        chunks = [unique[start : start + BATCH_GET_KEYS] for start in range(0, len(unique), BATCH_GET_KEYS)]
+        found: dict[str, Versioned] = {}
+        for items in await asyncio.gather(*(self._batch_get(chunk) for chunk in chunks)):
+            for item in items:
+                if "doc" in item:
+                    found[item["chat_id"]["S"]] = Versioned(
+                        json.loads(item["doc"]["S"]), int(item["version"]["N"])
+                    )
+        return found
+
+    async def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
+        """One BatchGetItem of `keys`, and again for the keys it left unprocessed (an answer over 16 MB,
+        or throttling: the SDK retries neither), after a backoff with full jitter, each time counted as a
+        retry; IncompleteBatchError after UNPROCESSED_ATTEMPTS calls."""
+        wanted: list[Mapping[str, AttributeValueTypeDef]] = [{"chat_id": {"S": key}} for key in keys]
+        items: list[dict[str, Any]] = []
+        for attempt in range(UNPROCESSED_ATTEMPTS):
+            if attempt:
+                metrics.STATE_RETRIES.labels("dynamodb", CURRENT_OPERATION.get()).inc()
+                await asyncio.sleep(random.uniform(0, min(0.05 * 2**attempt, 1.0)))  # noqa: S311 - jitter
+            response = await self.client.batch_get_item(
+                RequestItems={self.table: {"Keys": wanted, "ConsistentRead": True}}
+            )
+            items.extend(response.get("Responses", {}).get(self.table, []))
+            unprocessed = response.get("UnprocessedKeys", {}).get(self.table)
+            wanted = list(unprocessed["Keys"]) if unprocessed else []
+            if not wanted:
+                return items
+        raise IncompleteBatchError(f"{len(wanted)} keys still unprocessed after {UNPROCESSED_ATTEMPTS} calls")
 
     async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:
         condition = "attribute_not_exists(chat_id)" if expected == 0 else "version = :expected"

@@ -21,6 +21,7 @@ from mcstatbot_bot.state.base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import timedelta
 
     from mcstatbot_common.models import ServerStatus
@@ -104,6 +105,10 @@ class MemoryStore:
     async def get_doc(self, key: str) -> Versioned | None:
         found = self._docs.get(key)
         return None if found is None else Versioned(json.loads(found[0]), found[1])
+
+    async def get_docs(self, keys: Sequence[str]) -> dict[str, Versioned]:
+        found = {key: await self.get_doc(key) for key in dict.fromkeys(keys)}
+        return {key: doc for key, doc in found.items() if doc is not None}
 
     async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:
         found = self._docs.get(key)

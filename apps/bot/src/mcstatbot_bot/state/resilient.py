@@ -16,6 +16,7 @@ import functools
 import logging
 import uuid
 from contextvars import ContextVar
+from enum import Enum
 from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import trace
@@ -37,7 +38,7 @@ from mcstatbot_bot.state.base import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
     from datetime import timedelta
 
     from mcstatbot_common.models import ServerStatus
@@ -59,6 +60,15 @@ class DocConflictError(Exception):
 
 
 DOC_UPDATE_ATTEMPTS = 20
+
+
+class Unread(Enum):
+    """`update_doc`'s `read` when the caller has not read the document (None is "read: not there")."""
+
+    UNREAD = "unread"
+
+
+UNREAD = Unread.UNREAD
 
 
 class ResilientStore:
@@ -204,13 +214,25 @@ class ResilientStore:
     async def get_doc(self, key: str) -> Versioned | None:
         return await self._call("get_doc", lambda: self.inner.get_doc(key))
 
-    async def update_doc(self, key: str, change: Callable[[Doc | None], Doc | None]) -> Doc | None:
+    async def get_docs(self, keys: Sequence[str]) -> dict[str, Versioned]:
+        """`get_doc` of every key at once (those that exist, by key): one operation, one breaker call."""
+        return await self._call("get_docs", lambda: self.inner.get_docs(keys))
+
+    async def update_doc(
+        self,
+        key: str,
+        change: Callable[[Doc | None], Doc | None],
+        *,
+        read: Versioned | Unread | None = UNREAD,
+    ) -> Doc | None:
         """Read `key`, write `change(doc)` (None: delete) with compare-and-set, and again from a fresh
         read when another writer came first. `change` gets its own copy and may run more than once.
         Returns what was written (None: deleted or nothing there). A change that returns its input
-        unchanged writes nothing."""
-        for _ in range(DOC_UPDATE_ATTEMPTS):
-            found = await self.get_doc(key)
+        unchanged writes nothing. `read`: what a read of `key` just answered (`get_docs`, None: no
+        document), so the first attempt reads nothing; if it is out of date, the compare-and-set write
+        fails and the next attempt reads afresh, as after any other writer."""
+        for attempt in range(DOC_UPDATE_ATTEMPTS):
+            found = await self.get_doc(key) if attempt or isinstance(read, Unread) else read
             before = None if found is None else found.doc
             version = 0 if found is None else found.version
             after = change(None if before is None else copy.deepcopy(before))

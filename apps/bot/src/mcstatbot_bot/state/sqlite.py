@@ -109,6 +109,9 @@ _SAVE_SERVER = (
     "INSERT OR REPLACE INTO servers (key, address, edition, server_data, stored_at) VALUES (?, ?, ?, ?, ?)"
 )
 
+DOCS_PER_SELECT = 500
+"""Keys per SELECT of `get_docs` (SQLite allows 999 parameters per statement in its oldest builds)."""
+
 
 class SqliteStore:
     backend = "sqlite"
@@ -299,6 +302,20 @@ class SqliteStore:
     async def get_doc(self, key: str) -> Versioned | None:
         row = await self._row("SELECT doc, version FROM docs WHERE key = ?", (key,))
         return None if row is None else Versioned(json.loads(row[0]), int(row[1]))
+
+    async def get_docs(self, keys: Sequence[str]) -> dict[str, Versioned]:
+        """One SELECT per DOCS_PER_SELECT keys (each a read of its own: no snapshot held across them)."""
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, Versioned] = {}
+        for start in range(0, len(unique), DOCS_PER_SELECT):
+            chunk = unique[start : start + DOCS_PER_SELECT]
+            marks = ",".join("?" * len(chunk))
+            for key, doc, version in await self._rows(
+                f"SELECT key, doc, version FROM docs WHERE key IN ({marks})",  # noqa: S608 - only ?s
+                chunk,
+            ):
+                found[key] = Versioned(json.loads(doc), int(version))
+        return found
 
     async def put_doc(self, key: str, doc: Doc, expected: int) -> bool:
         text = json.dumps(doc, separators=(",", ":"))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from mcstatbot_common.models import Edition
 
-from mcstatbot_bot.state.base import Doc, ServerRef, iso, utc_now
+from mcstatbot_bot.state.base import Doc, ServerRef, Versioned, iso, utc_now
 
 if TYPE_CHECKING:
     from mcstatbot_bot.state.resilient import ResilientStore
@@ -242,7 +242,11 @@ async def server_watch(
 ) -> tuple[dict[int, bool], dict[LiveCard, str]]:
     """One read: the chats watching `server` (with whether they want joins and leaves) and its live
     cards (with the text the bot first showed on each)."""
-    found = await store.get_doc(server_key(server))
+    return watch_of(server, await store.get_doc(server_key(server)))
+
+
+def watch_of(server: ServerRef, found: Versioned | None) -> tuple[dict[int, bool], dict[LiveCard, str]]:
+    """What `server_watch` answers, from the `watch#` document read already (`get_docs`)."""
     if found is None:
         return {}, {}
     chats = {int(chat): bool(entry.get("players")) for chat, entry in found.doc["chats"].items()}
