@@ -291,7 +291,22 @@ class RedisCluster(Started):
         node = self.node(port)
         node.start()
         deadline = time.monotonic() + timeout
-        self._wait(lambda: self.cluster_state(port) == "ok", deadline, f"node {port} back in the cluster")
+
+        def rejoined() -> bool:
+            # every live node's view, its own included, names its role alike and flags no failure: a node
+            # that was failed over comes back believing it is a master until gossip tells it otherwise, and
+            # the others keep it flagged `fail` until they hear from it
+            roles = set()
+            for each in self.nodes:
+                if not each.running:
+                    continue
+                seen = {n.port: n for n in self.cluster_nodes(via=each.port)}
+                if port not in seen or seen[port].failed or not seen[port].connected:
+                    return False
+                roles.add(seen[port].is_master)
+            return len(roles) == 1 and self.cluster_state(port) == "ok"
+
+        self._wait(rejoined, deadline, f"node {port} back in the cluster")
 
     # -- internals ----------------------------------------------------------------------------------
 
