@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.conftest import sweep_stale_engines
+from tests.images.conftest import remove_workdir, sweep_stale_engines
 
 
 def _engine_folder(root: Path) -> Path:
@@ -46,3 +46,15 @@ def test_a_dead_engines_folder_is_removed_and_a_live_one_kept(tmp_path: Path) ->
         os.killpg(dockerd.pid, signal.SIGKILL)
         dockerd.wait(timeout=10)
         subprocess.run(["umount", "-l", str(dead / "data")], check=False, capture_output=True)
+
+
+def test_an_engines_folder_is_gone_at_once_and_deleted_soon_after(tmp_path: Path) -> None:
+    workdir = _engine_folder(tmp_path)
+    for index in range(200):
+        (workdir / "data" / f"layer{index}").write_bytes(b"x" * 4096)
+    remove_workdir(workdir)
+    assert not workdir.exists()
+    deadline = time.monotonic() + 60
+    while list(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(tmp_path.iterdir()) == []
