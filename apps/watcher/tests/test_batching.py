@@ -114,18 +114,23 @@ async def checked_at_farm(farm: PingFarm) -> dict[int, int]:
     return {port: len(times.get(port, [])) for port in farm.ports}
 
 
+async def run_until_checked(made: Watcher, farm: PingFarm, checks: int, *, within: float) -> None:
+    """Run the watcher until the farm saw at least `checks` status requests on every port, then halt it."""
+    running = asyncio.create_task(made.run())
+    async with asyncio.timeout(within):
+        while min((await checked_at_farm(farm)).values()) < checks:  # noqa: ASYNC110 - another process
+            await asyncio.sleep(0.1)
+    made.halt()
+    await running
+
+
 async def test_servers_due_together_go_out_as_one_batch_call(tmp_path: Path) -> None:
     interval = 3.0
     with PingFarm(tmp_path / "farm.log", 6) as farm:
         store, servers = await watched(farm.ports)
         async with query_app() as app, watcher(app, store, LocalSlots(), interval) as (made, recorded):
-            running = asyncio.create_task(made.run())
             # a fresh start has every server due at once; then each at its offset, for two intervals
-            async with asyncio.timeout(4 * interval):
-                while min((await checked_at_farm(farm)).values()) < 3:  # noqa: ASYNC110 - another process
-                    await asyncio.sleep(0.1)
-            made.halt()
-            await running
+            await run_until_checked(made, farm, 3, within=4 * interval)
         records = [await store.get_doc(check_key(server)) for server in servers]
         await store.close()
     paths = {path for path, _ in recorded.requests}
@@ -211,12 +216,7 @@ async def test_on_dynamodb_a_tick_reads_in_one_batch_and_a_check_that_changes_no
         assert isinstance(inner, DynamoDBStore)
         inner.client.meta.events.register("before-parameter-build.dynamodb", seen)
         async with query_app() as app, watcher(app, store, LocalSlots(), interval) as (made, recorded):
-            running = asyncio.create_task(made.run())
-            async with asyncio.timeout(5 * interval):
-                while min((await checked_at_farm(farm)).values()) < 3:  # noqa: ASYNC110 - another process
-                    await asyncio.sleep(0.1)
-            made.halt()
-            await running
+            await run_until_checked(made, farm, 3, within=5 * interval)
         inner.client.meta.events.unregister("before-parameter-build.dynamodb", seen)
         records = await store.get_docs([check_key(server) for server in servers])
         await store.close()
