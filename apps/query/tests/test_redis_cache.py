@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import httpx
 import orjson
 import pytest
 import redis
+import redis.asyncio
 from mcstatbot_query.cache import LockState, MemoryCache
 from mcstatbot_query.redis_cache import LOCK_TTL, RedisCache
 from mcstatbot_query.settings import QuerySettings
@@ -263,8 +265,13 @@ async def test_no_request_waits_out_stale_locks_after_redis_resumes(
     settings_factory: SettingsFactory,
     client_factory: ClientFactory,
 ) -> None:
-    """Redis paused (SIGSTOP) for 6 s while requests come, then resumed: every request still answers
-    within MC_TIMEOUT plus a small margin (a correctness bound, not a speed claim)."""
+    """Redis paused (SIGSTOP) for 6 s while requests come, then resumed: the lock requests Redis runs on
+    resuming, whose clients gave up long before, leave locks that live LOCK_TTL at most, so nobody waits
+    them out; every request is answered.
+
+    Asserted on the locks themselves (no lock in Redis ever has more than LOCK_TTL to live), not on request
+    latency: on a loaded machine a legitimate holder's probe can keep its waiters up to their deadline.
+    Locks that lived MC_TIMEOUT plus a margin, as before, fail the first assertion."""
     settings = settings_factory(
         redis_url=redis_server.url,
         mc_timeout=1.0,
@@ -280,14 +287,14 @@ async def test_no_request_waits_out_stale_locks_after_redis_resumes(
         for kind in ("status", "players")
         for edition in ("java", "auto")
     ]
-    durations: list[float] = []
+    answered = 0
 
     async def ask(client: httpx.AsyncClient, url: str, edition: str) -> None:
-        started = time.monotonic()
+        nonlocal answered
         response = await client.get(url, params={"edition": edition})
-        durations.append(time.monotonic() - started)
         assert response.status_code == 200
         assert response.json()["online"] is True
+        answered += 1
 
     async def rounds(client: httpx.AsyncClient, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -295,6 +302,15 @@ async def test_no_request_waits_out_stale_locks_after_redis_resumes(
             await asyncio.gather(*(ask(client, url, edition) for url, edition in urls))
             await asyncio.sleep(0.1)
 
+    lives_ms: list[int] = []  # the time to live of every lock seen in Redis after it resumed
+
+    async def watch_locks(direct: redis.asyncio.Redis) -> None:
+        while True:
+            ttls = [await direct.pttl(key) for key in await direct.keys("*:lock:*")]
+            lives_ms.extend(ttl for ttl in ttls if ttl != -2)  # -2: gone meanwhile
+            await asyncio.sleep(0.01)
+
+    direct = redis.asyncio.Redis.from_url(redis_server.url)
     async with client_factory(settings) as client:
         await rounds(client, 0.5)  # a working cache first (its entries expire during the pause)
         redis_server.pause()
@@ -302,10 +318,20 @@ async def test_no_request_waits_out_stale_locks_after_redis_resumes(
             await rounds(client, 6.0)  # lock requests pile up in the paused server
         finally:
             redis_server.resume()
-        durations.clear()
-        await rounds(client, 3.0)
-    assert len(durations) >= len(urls)
-    assert max(durations) < settings.mc_timeout + 1.0, sorted(durations)[-5:]
+        watcher = asyncio.create_task(watch_locks(direct))
+        answered = 0
+        try:
+            await rounds(client, 3.0)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await direct.aclose()
+    assert answered >= len(urls)
+    assert lives_ms, "no lock was seen after Redis resumed (the piled-up lock requests make some)"
+    assert all(0 <= ttl <= LOCK_TTL * 1000 for ttl in lives_ms), sorted(lives_ms)[-5:]
+    # A stale lock is gone by half a waiter's deadline (MC_TIMEOUT + 1), so the waiter probes in time.
+    assert settings.mc_timeout + 1.0 >= LOCK_TTL * 2
 
 
 async def test_an_unreadable_cached_value_is_a_miss_probed_under_the_lock(
