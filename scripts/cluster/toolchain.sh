@@ -4,8 +4,9 @@
 #   ${MCSTATBOT_CACHE:-$HOME/.cache/mcstatbot}/cluster/<key>/bin
 # where <key> is derived from versions.env (a fresh clone on the same machine finds the same folder).
 # Built: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl (k8s.io/kubernetes
-# through a wrapper module), etcd, coredns, metrics-server, traefik. containerd, runc and the CNI plugins come
-# from Debian. Every build runs under `nice -n 19`; the cold time of each is written to build-times.txt.
+# through a wrapper module), etcd, coredns (the Corefile's plugins only), metrics-server, traefik (no ACME DNS
+# providers). containerd, runc and the CNI plugins come from Debian. Every build runs under `nice -n 19`;
+# the cold time of each is written to build-times.txt.
 # Prints the cache folder on its last line of stdout.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -147,32 +148,95 @@ if [ ! -x "$BIN/etcd" ] || [ ! -x "$BIN/etcdctl" ]; then
   build etcdctl "$CACHE/src/etcd" go.etcd.io/etcd/etcdctl/v3
 fi
 
-# --- CoreDNS ---------------------------------------------------------------------------------------
+# --- CoreDNS (only the plugins of COREDNS_PLUGINS) ----------------------------------------------
+# CoreDNS's own main package imports every plugin (core/plugin); the wrapper module's main imports coremain
+# and only the plugins the cluster's Corefile names, as a CoreDNS built with a shorter plugin.cfg would.
+# The directive order stays CoreDNS's own (core/dnsserver's Directives).
 if [ ! -x "$BIN/coredns" ]; then
-  wrapper "$CACHE/src/coredns" "github.com/coredns/coredns@$COREDNS_VERSION"
-  go_get "$CACHE/src/coredns" "github.com/coredns/coredns@$COREDNS_VERSION"
-  build coredns "$CACHE/src/coredns" github.com/coredns/coredns \
-    "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+  C="$CACHE/src/coredns"
+  wrapper "$C" "github.com/coredns/coredns@$COREDNS_VERSION"
+  if [ ! -f "$C/main.go" ]; then
+    {
+      echo "// Written by scripts/cluster/toolchain.sh: CoreDNS with the plugins of COREDNS_PLUGINS only."
+      echo "package main"
+      echo
+      echo "import ("
+      echo "	\"github.com/coredns/coredns/coremain\""
+      echo
+      for plugin in $COREDNS_PLUGINS; do echo "	_ \"github.com/coredns/coredns/plugin/$plugin\""; done
+      echo ")"
+      echo
+      echo "func main() { coremain.Run() }"
+    } >"$C/main.go.tmp"
+    mv "$C/main.go.tmp" "$C/main.go"
+  fi
+  go_get "$C" "github.com/coredns/coredns@$COREDNS_VERSION"
+  build coredns "$C" . "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
 fi
 
-# --- metrics-server ------------------------------------------------------------------------------
+# --- metrics-server (METRICS_SERVER_DEPS=kubernetes: on the Kubernetes build's module versions) ----------
+# Every module metrics-server shares with the Kubernetes build (the k8s.io libraries, their dependencies) is
+# replaced by the version kube-apiserver was built with, so Go's build cache already holds those packages
+# and only metrics-server's own are compiled.
 if [ ! -x "$BIN/metrics-server" ]; then
-  wrapper "$CACHE/src/metrics-server" "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION"
-  go_get "$CACHE/src/metrics-server" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
-  build metrics-server "$CACHE/src/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server \
+  MS="$CACHE/src/metrics-server"
+  wrapper "$MS" "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION"
+  go_get "$MS" "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  if [ "${METRICS_SERVER_DEPS:-own}" = kubernetes ] && [ ! -f "$MS/.aligned" ]; then
+    list='{{.Path}} {{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}'
+    mapfile -t align < <(LC_ALL=C join <(cd "$MS" && go list -m -f "$list" all | LC_ALL=C sort) \
+      <(cd "$K8S_DIR" && go list -m -f "$list" all | LC_ALL=C sort) |
+      awk '$2 != $3 && $3 != "" {print "-replace=" $1 "=" $1 "@" $3}')
+    if [ ${#align[@]} -gt 0 ]; then (cd "$MS" && go mod edit "${align[@]}"); fi
+    touch "$MS/.aligned"
+  fi
+  build metrics-server "$MS" sigs.k8s.io/metrics-server/cmd/metrics-server \
     "-X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
 fi
 
 # --- Traefik v3 (the ingress controller; its web UI is not built) ---------------------------------
+# With TRAEFIK_ACME_DNS_PROVIDERS=none, lego (Traefik's ACME client) is replaced by a copy of the same
+# version whose providers/dns package is a stub refusing every provider name: lego's generated factory
+# imports every DNS provider and their cloud SDKs (339 of Traefik's 2,496 packages), which the cluster
+# never uses.
 if [ ! -x "$BIN/traefik" ]; then
   T="$TRAEFIK_VERSION"
+  TD="$CACHE/src/traefik"
   t_mod=$(cd "$CACHE/src" && go mod download -json "github.com/traefik/traefik/v3@$T")
   t_src=$(printf '%s' "$t_mod" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   # Traefik's own replace and exclude lines, copied from its go.mod.
   mapfile -t t_lines < <(awk '/^replace \(/{p=1} p{print} /^\)/{p=0} /^exclude /{print}' "$t_src/go.mod")
-  wrapper "$CACHE/src/traefik" "github.com/traefik/traefik/v3@$T" "${t_lines[@]}"
-  go_get "$CACHE/src/traefik" "github.com/traefik/traefik/v3/cmd/traefik@$T"
-  build traefik "$CACHE/src/traefik" github.com/traefik/traefik/v3/cmd/traefik \
+  wrapper "$TD" "github.com/traefik/traefik/v3@$T" "${t_lines[@]}"
+  go_get "$TD" "github.com/traefik/traefik/v3/cmd/traefik@$T"
+  if [ "${TRAEFIK_ACME_DNS_PROVIDERS:-all}" = none ] && [ ! -d "$TD/lego" ]; then
+    lego_version=$(cd "$TD" && go list -m -f '{{.Version}}' github.com/go-acme/lego/v4)
+    lego_src=$(cd "$CACHE/src" && go mod download -json "github.com/go-acme/lego/v4@$lego_version" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+    rm -rf "$TD/lego.tmp"
+    cp -r "$lego_src" "$TD/lego.tmp"
+    chmod -R u+w "$TD/lego.tmp"
+    find "$TD/lego.tmp/providers/dns" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+    rm -f "$TD/lego.tmp/providers/dns/"*.go
+    cat >"$TD/lego.tmp/providers/dns/dns_providers.go" <<EOF
+// Package dns is written by scripts/cluster/toolchain.sh in place of lego $lego_version's generated
+// factory: this build of Traefik has no ACME DNS-challenge provider.
+package dns
+
+import (
+	"fmt"
+
+	"github.com/go-acme/lego/v4/challenge"
+)
+
+// NewDNSChallengeProviderByName refuses every name: no DNS provider is built in.
+func NewDNSChallengeProviderByName(name string) (challenge.Provider, error) {
+	return nil, fmt.Errorf("unrecognized DNS provider: %s (this Traefik is built without ACME DNS providers)", name)
+}
+EOF
+    mv "$TD/lego.tmp" "$TD/lego"
+    (cd "$TD" && go mod edit -replace "github.com/go-acme/lego/v4=./lego")
+  fi
+  build traefik "$TD" github.com/traefik/traefik/v3/cmd/traefik \
     "-X github.com/traefik/traefik/v3/pkg/version.Version=$T"
 fi
 

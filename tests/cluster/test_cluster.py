@@ -8,9 +8,12 @@ state folder, kubelet's kernel settings.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
 from typing import TYPE_CHECKING
+
+import yaml
 
 from tests.cluster.conftest import CLUSTER_NAME, SCRIPTS, namespace
 
@@ -23,6 +26,66 @@ def pinned(name: str) -> str:
         if line.startswith(f"{name}="):
             return line.split("=", 1)[1]
     raise AssertionError(f"{name} is not pinned in versions.env")
+
+
+def corefile_plugins() -> set[str]:
+    """The plugins the cluster's Corefile names: the first word of each line of its server blocks."""
+    docs = yaml.safe_load_all((SCRIPTS / "addons" / "10-coredns.yaml").read_text())
+    corefile = next(d for d in docs if d and d["kind"] == "ConfigMap")["data"]["Corefile"]
+    plugins, depth = set(), 0
+    for line in corefile.splitlines():
+        words = line.split()
+        if words and depth == 1 and words[0] != "}":
+            plugins.add(words[0])
+        depth += line.count("{") - line.count("}")
+    return plugins
+
+
+def test_coredns_carries_exactly_the_plugins_its_corefile_names(cluster: Cluster) -> None:
+    # Built from a main package importing only COREDNS_PLUGINS (toolchain.sh): the Corefile's plugins, not
+    # CoreDNS's 60-odd (route53, azure, clouddns, etcd, ...). `prometheus` is the plugin/metrics package.
+    listed = subprocess.run(
+        [str(cluster.bin / "coredns"), "-plugins"], capture_output=True, text=True, check=True, timeout=30
+    )
+    expected = {
+        "errors",
+        "health",
+        "ready",
+        "kubernetes",
+        "prometheus",
+        "cache",
+        "loop",
+        "reload",
+        "loadbalance",
+    }
+    assert corefile_plugins() == expected
+    # The kubernetes plugin imports metadata and transfer, which register themselves too.
+    assert set(listed.stdout.split()) == expected | {"metadata", "transfer"}
+    pinned_packages = shlex.split(pinned("COREDNS_PLUGINS"))[0].split()
+    assert {"prometheus" if p == "metrics" else p for p in pinned_packages} == expected
+
+
+def test_traefik_is_built_without_lego_dns_providers(cluster: Cluster) -> None:
+    # `go version -m` reads the binary's build information: every module it was linked from, and replacements.
+    info = subprocess.run(
+        ["go", "version", "-m", str(cluster.bin / "traefik")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    lines = [line.split() for line in info.splitlines()]
+    lego = next(i for i, words in enumerate(lines) if words[:2] == ["dep", "github.com/go-acme/lego/v4"])
+    assert lines[lego + 1][:2] == ["=>", "./lego"], info
+    # Modules that only lego's DNS providers link: Route 53's and Azure DNS's SDKs, Google's APIs, Cloudflare.
+    linked = [words[1] for words in lines if words[:1] == ["dep"]]
+    for module in (
+        "aws-sdk-go-v2/service/route53",
+        "resourcemanager/dns",
+        "google.golang.org/api",
+        "cloudflare",
+    ):
+        assert not [m for m in linked if module in m], (module, info)
 
 
 def test_server_reports_the_pinned_version(cluster: Cluster) -> None:
