@@ -52,7 +52,7 @@ TOOLS_BIN = ROOT / ".tools" / "bin"
 CLUSTER_NAME, _, CLUSTER_INDEX = os.environ.get("MCSTATBOT_TEST_CLUSTER", "pytest:2").partition(":")
 CLUSTER_DIR = Path(f"/tmp/mcsb-{CLUSTER_NAME}")  # noqa: S108 - root-only state of the test cluster, removed at the end
 CACHE_ROOT = Path(os.environ.get("MCSTATBOT_CACHE", str(Path.home() / ".cache" / "mcstatbot"))) / "cluster"
-# A cold toolchain build (no cache) takes most of an hour on 2 cores; a warm start about a minute.
+# A cold toolchain build (no cache) takes 45 minutes or more on 2 cores; a warm start about a minute.
 TOOLCHAIN_TIMEOUT = 5400
 START_TIMEOUT = 420
 IMAGE_PREFIX = "mcstatbot.local/mcstatbot-"
