@@ -16,7 +16,7 @@ import pytest
 import redis
 import redis.asyncio
 from mcstatbot_query.cache import LockState, MemoryCache
-from mcstatbot_query.redis_cache import LOCK_TTL, RedisCache
+from mcstatbot_query.redis_cache import LOCK_TTL, MAX_CONNECTIONS, RedisCache
 from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.minecraft import JavaPeer
 from mcstatbot_testkit.redis import RedisServer
@@ -452,3 +452,21 @@ async def test_a_garbage_expiry_in_the_cache_is_a_miss(  # noqa: PLR0917 - fixtu
         "max-age=60, stale-while-revalidate=30",
         "max-age=59, stale-while-revalidate=30",
     }
+
+
+async def test_a_burst_beyond_the_connection_pool_waits_for_a_connection_and_stays_on_redis(
+    redis_server: RedisServer, settings_factory: SettingsFactory
+) -> None:
+    """More concurrent cache calls than the pool has connections (a watcher's fresh start asks for every
+    watched server at once): they take turns on the pool, and the cache stays on Redis (redis-py refuses
+    the connection beyond its pool with MaxConnectionsError, which once put the service in degraded mode)."""
+    cache = RedisCache(settings_factory(redis_url=redis_server.url))
+    burst = MAX_CONNECTIONS * 5
+    try:
+        await cache.client()  # made first, so that every call of the burst asks the pool at once
+        keys = [f"{{mc:burst{i}:java}}:status" for i in range(burst)]
+        values = await asyncio.gather(*(cache.get_many([key]) for key in keys))
+        assert values == [[None]] * burst
+        assert not cache.degraded
+    finally:
+        await cache.close()

@@ -45,6 +45,8 @@ T = TypeVar("T")
 
 _WARN_EVERY = 60.0
 LOCK_TTL = 1.0
+MAX_CONNECTIONS = 100
+"""Connections to each Redis node (redis-py's default); concurrent calls beyond them wait for one."""
 """Seconds a cluster probe lock lives unless its holder renews it (it does, every third of that)."""
 
 
@@ -64,6 +66,9 @@ class RedisCache:
         """True: a Redis Cluster; None until the first call found out (REDIS_CLUSTER unset)."""
         self._client: Client | None = None
         self._connecting = asyncio.Lock()
+        # redis-py refuses a connection beyond its pool (MaxConnectionsError) instead of waiting for one:
+        # calls take turns here, so a burst waits for connections rather than looking like a dead Redis.
+        self._connections = asyncio.Semaphore(MAX_CONNECTIONS)
         self._down_until = 0.0
         self.warn_every = _WARN_EVERY
         """Seconds between two "degraded mode" warnings in the log (the metric counts every failure)."""
@@ -79,6 +84,7 @@ class RedisCache:
             # asyncio.timeout around every call still bounds the whole call to REDIS_TIMEOUT.
             "retry": Retry(NoBackoff(), 1),
             "health_check_interval": 0,
+            "max_connections": MAX_CONNECTIONS,  # per node on a cluster
         }
 
     async def client(self) -> Client:
@@ -100,7 +106,7 @@ class RedisCache:
         if time.monotonic() < self._down_until:
             raise CacheUnavailableError("Redis is in its back-off period")
         try:
-            async with asyncio.timeout(self.timeout):
+            async with self._connections, asyncio.timeout(self.timeout):
                 result = await call(await self.client())
         except LockError:
             raise  # an answer from Redis (the lock is not ours), not a failure of it
