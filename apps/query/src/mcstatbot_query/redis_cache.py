@@ -45,9 +45,9 @@ T = TypeVar("T")
 
 _WARN_EVERY = 60.0
 LOCK_TTL = 1.0
-MAX_CONNECTIONS = 100
-"""Connections to each Redis node (redis-py's default); concurrent calls beyond them wait for one."""
 """Seconds a cluster probe lock lives unless its holder renews it (it does, every third of that)."""
+MAX_CONNECTIONS = 100
+"""Connections to each Redis node; concurrent calls beyond them wait for one."""
 
 
 class RedisCache:
