@@ -106,7 +106,7 @@ class RedisCache:
         if time.monotonic() < self._down_until:
             raise CacheUnavailableError("Redis is in its back-off period")
         try:
-            async with self._connections, asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout), self._connections:
                 result = await call(await self.client())
         except LockError:
             raise  # an answer from Redis (the lock is not ours), not a failure of it
