@@ -47,7 +47,7 @@ _WARN_EVERY = 60.0
 LOCK_TTL = 1.0
 """Seconds a cluster probe lock lives unless its holder renews it (it does, every third of that)."""
 MAX_CONNECTIONS = 100
-"""Connections to each Redis node; concurrent calls beyond them wait for one."""
+"""Connections to each Redis node; concurrent calls beyond them wait for one, within REDIS_TIMEOUT."""
 
 
 class RedisCache:
