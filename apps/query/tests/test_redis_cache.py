@@ -14,7 +14,7 @@ import orjson
 import pytest
 import redis
 import redis.asyncio
-from mcstatbot_query.cache import LockState, MemoryCache
+from mcstatbot_query.cache import CacheUnavailableError, LockState, MemoryCache
 from mcstatbot_query.redis_cache import LOCK_TTL, MAX_CONNECTIONS, RedisCache
 from mcstatbot_query.settings import QuerySettings
 from mcstatbot_testkit.minecraft import JavaPeer
@@ -471,4 +471,54 @@ async def test_a_burst_beyond_the_connection_pool_waits_for_a_connection_and_sta
         assert values == [[None]] * burst
         assert not cache.degraded
     finally:
+        await cache.close()
+
+
+async def test_the_wait_for_a_connection_counts_against_redis_timeout(
+    redis_server: RedisServer, settings_factory: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that finds every connection taken waits within REDIS_TIMEOUT, not before it: when none frees up
+    in time it fails into degraded mode, instead of answering after its caller's deadline."""
+    monkeypatch.setattr("mcstatbot_query.redis_cache.MAX_CONNECTIONS", 2)
+    cache = RedisCache(settings_factory(redis_url=redis_server.url, redis_timeout=0.3, redis_backoff=0))
+    released = asyncio.Event()
+    both_held = asyncio.Event()
+    holding = 0
+    pinged = False
+
+    async def hold(client: Any) -> None:
+        nonlocal holding
+        holding += 1
+        if holding == 2:
+            both_held.set()
+        await released.wait()
+
+    async def ping(client: Any) -> bool:
+        nonlocal pinged
+        pinged = True
+        return bool(await client.ping())
+
+    try:
+        await cache.client()
+        # Two long calls take both connections (they are given more time than the call below).
+        cache.timeout = 10.0
+        holders = [asyncio.create_task(cache.call("HOLD", hold)) for _ in range(2)]
+        await asyncio.wait_for(both_held.wait(), 5)
+        cache.timeout = 0.3
+        # This call's wait for a connection is bounded by its REDIS_TIMEOUT: it fails, never having run.
+        # (With the wait outside the timeout it would get a connection once the holders finish, and answer.)
+        waiter = asyncio.create_task(cache.call("PING", ping))
+        await asyncio.sleep(0.6)  # twice its timeout, the holders still holding
+        assert waiter.done()
+        with pytest.raises(CacheUnavailableError):
+            await waiter
+        assert not pinged
+        assert cache.degraded
+        released.set()
+        await asyncio.gather(*holders)
+        # Connections free again: the next call is served from Redis, and the cache leaves degraded mode.
+        assert await cache.call("PING", ping) is True
+        assert not cache.degraded
+    finally:
+        released.set()
         await cache.close()
