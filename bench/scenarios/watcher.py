@@ -225,7 +225,7 @@ def _measure(  # noqa: PLR0917 - what one measurement looks at
     interval: float,
     intervals: int,
 ) -> dict[str, Any]:
-    """One interval of warm-up (the first checks of a fresh start all come at once), then `intervals`
+    """One interval of warm-up (a fresh start checks each server first at its offset), then `intervals`
     intervals measured: the schedule from the farm's request times, CPU and RSS of each watcher, and
     each watcher's own check counters (only for the split between replicas)."""
     time.sleep(interval)
@@ -287,7 +287,7 @@ def run(context: BenchContext) -> BenchmarkResult:
             "mcstatbot_watcher`, pinned to the service CPU) checks them through the real query service "
             "(with redis-server as its cache, CACHE_TTL_STATUS=1 so every check reaches the server; the "
             "query service, Redis, the farm and the Bot API test server on the other CPU). After one "
-            "interval of warm-up (a fresh start checks every server at once), "
+            "interval of warm-up (a fresh start checks each server first at its own offset), "
             f"{config.watch_intervals} intervals are measured: each (server, interval) slot is on "
             f"schedule when the farm saw exactly one status request for it, at most {ON_TIME:.0%} of "
             "the interval after its due time (the watcher's own offset of that server). Watcher CPU "

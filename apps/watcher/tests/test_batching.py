@@ -93,12 +93,14 @@ async def watcher(
             await slots.close()
 
 
-async def watched(ports: list[int]) -> tuple[ResilientStore, list[ServerRef]]:
+async def watched(ports: list[int], *, watch: bool = True) -> tuple[ResilientStore, list[ServerRef]]:
+    """A memory store and a server per port, each watched by a chat of its own (`watch`)."""
     store = build_store(WatcherSettings(telegram_bot_token=TOKEN, state_backend="memory"))
     await store.open()
     servers = [ServerRef(f"127.0.0.1:{port}", Edition.JAVA) for port in ports]
-    for index, server in enumerate(servers):
-        await add_watch(store, 100 + index, server, players=False, limit=10)
+    if watch:
+        for index, server in enumerate(servers):
+            await add_watch(store, 100 + index, server, players=False, limit=10)
     return store, servers
 
 
@@ -127,9 +129,13 @@ async def run_until_checked(made: Watcher, farm: PingFarm, checks: int, *, withi
 async def test_servers_due_together_go_out_as_one_batch_call(tmp_path: Path) -> None:
     interval = 3.0
     with PingFarm(tmp_path / "farm.log", 6) as farm:
-        store, servers = await watched(farm.ports)
+        store, servers = await watched(farm.ports, watch=False)
         async with query_app() as app, watcher(app, store, LocalSlots(), interval) as (made, recorded):
-            # a fresh start has every server due at once; then each at its offset, for two intervals
+            # a watch added once the watcher runs is checked at once: six at once here, in one tick
+            await made.refresh()  # the first read: nothing watched yet
+            for index, server in enumerate(servers):
+                await add_watch(store, 100 + index, server, players=False, limit=10)
+            await made.refresh()
             await run_until_checked(made, farm, 3, within=4 * interval)
         records = [await store.get_doc(check_key(server)) for server in servers]
         await store.close()
@@ -144,6 +150,52 @@ async def test_servers_due_together_go_out_as_one_batch_call(tmp_path: Path) -> 
         assert record is not None
         assert record.doc["state"] == "up"
         assert record.doc["outbox"] == []
+
+
+async def test_a_fresh_start_checks_each_server_at_its_offset_not_all_at_once(tmp_path: Path) -> None:
+    """The servers watched before the watcher started (a restart of every replica) are checked first at
+    their own offsets in the interval, never all in the first tick: a fresh start of a replica with
+    thousands of watches used to ask for all of them at once, a burst past the query service's Redis pool.
+    With the old schedule every first check here falls in the first second; now each comes at its offset
+    (at most two seconds late on a busy machine, never early)."""
+    interval = 8.0
+    with PingFarm(tmp_path / "farm.log", 12) as farm:
+        store, servers = await watched(farm.ports)
+        async with query_app() as app, watcher(app, store, LocalSlots(), interval) as (made, recorded):
+            await made.refresh()  # the first read: what `run` finds already there stays scheduled
+            due = {made.servers[key].address: at for key, at in made._next_due.items()}
+            await run_until_checked(made, farm, 1, within=3 * interval)
+        times = await asyncio.to_thread(farm.request_times)
+        await store.close()
+    first = {f"127.0.0.1:{port}": min(asked) for port, asked in times.items()}
+    assert set(first) == set(due) == {server.address for server in servers}
+    for address, at in first.items():
+        assert due[address] - 0.05 <= at <= due[address] + 2.0, (address, at, due[address])
+    spread = max(due.values()) - min(due.values())
+    assert spread > interval / 4  # twelve offsets do spread (the test means something)
+    assert len(recorded.requests) > 1  # more than one tick's call
+
+
+async def test_a_watch_added_while_running_is_checked_at_once(tmp_path: Path) -> None:
+    """A new watch is not left waiting for its offset: the check comes in the next tick, seconds before
+    its due time (the server chosen is the one of twelve whose offset is furthest from now)."""
+    interval = 60.0
+    with PingFarm(tmp_path / "farm.log", 12) as farm:
+        store, servers = await watched(farm.ports, watch=False)
+        async with query_app() as app, watcher(app, store, LocalSlots(), interval) as (made, recorded):
+            await made.refresh()  # the first read: nothing watched yet
+            now = time.time()
+            server = max(servers, key=lambda s: made._due_after(s, now))
+            assert made._due_after(server, now) - now > 20  # nearly sure with twelve offsets
+            await add_watch(store, 300, server, players=False, limit=10)
+            running = asyncio.create_task(made.run())
+            await until(lambda: recorded.asked(server.address) >= 1, 10.0)
+            made.halt()
+            await running
+        at_farm = await checked_at_farm(farm)
+        await store.close()
+    assert at_farm[int(server.address.rsplit(":", 1)[1])] == 1
+    assert made._due_after(server, now) - time.time() > 5  # checked well before its offset
 
 
 async def test_a_replica_held_up_past_the_due_time_does_not_check_what_the_other_checked(
@@ -164,6 +216,8 @@ async def test_a_replica_held_up_past_the_due_time_does_not_check_what_the_other
             watcher(app, store, RedisSlots(redis.url, "replica-b"), interval) as (b, b_sent),
             watcher(app, store, RedisSlots(redis.url, "replica-a"), interval) as (a, a_sent),
         ):
+            await b.refresh()
+            b._next_due[server.key] = time.time()  # due now, as a watch added while B runs
             b_running = asyncio.create_task(b.run())
             await until(lambda: b_sent.asked(server.address) == 1, 5.0)
             await a.refresh()

@@ -128,6 +128,8 @@ class Watcher:
         self._limit = asyncio.Semaphore(settings.watch_concurrency)
         self._reads = asyncio.Semaphore(settings.watch_concurrency)
         self._halted = False
+        self._started = False
+        """Whether the watched servers were read once already (see `refresh`)."""
 
     # ------------------------------------------------------------------ schedule
     def _due_after(self, server: ServerRef, now: float) -> float:
@@ -138,13 +140,21 @@ class Watcher:
     async def refresh(self) -> None:
         servers = {server.key: server for server in await watched_servers(self.store)}
         now = time.time()
-        for key in servers:
-            self._next_due.setdefault(key, now)  # a new watch (or a fresh start): checked at once
+        for key, server in servers.items():
+            if key not in self._next_due:
+                # A watch that appeared since this replica's first read is checked at once. On the
+                # first read (a fresh start, a restart of every replica, a scale-out) every server
+                # waits for its own offset instead: thousands of servers asked in the same tick would
+                # reach the query service as one burst, beyond its Redis pool, and put it in degraded
+                # mode; at their offsets they come as they always do, spread over the interval, and
+                # none waits longer than it would have had the replica not restarted.
+                self._next_due[key] = now if self._started else self._due_after(server, now)
         for key in list(self._next_due):
             if key not in servers:
                 del self._next_due[key]
                 self._slot_taken.pop(key, None)
         self.servers = servers
+        self._started = True
         metrics.WATCHED_SERVERS.set(len(servers))
 
     def halt(self) -> None:
