@@ -1,7 +1,9 @@
-"""The kind overlay's ingress-nginx controller (k8s/kind/ingress-nginx) against what it serves and where it
-runs: the chart's Ingress and its class (kind values), k8s/kind/cluster.yaml (the node label and the host port
-mappings), the bot's NetworkPolicy, and the RBAC the controller needs. Schema validation (kubernetes-validate
---strict, 1.29 and 1.34) and checkov cover these objects with the rest of the overlay in test_render.py.
+"""The kind overlay's Traefik (k8s/kind/traefik) against what it serves and where it runs: the chart's
+Ingress and its class (kind values), k8s/kind/cluster.yaml (the node label and the host port mappings), the
+bot's NetworkPolicy, the RBAC Traefik needs, and the Pod Security rules its container keeps. Schema validation
+(kubernetes-validate --strict, 1.29 and 1.34) and checkov cover these objects with the rest of the overlay in
+test_render.py; tests/cluster/test_overlays.py has the API server admit them (dry run) and judge the pod's
+Pod Security level.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 KIND_VALUES = ROOT / "k8s" / "overlays" / "kind" / "app" / "values.yaml"
 CLUSTER = ROOT / "k8s" / "kind" / "cluster.yaml"
-BINARY = "/nginx-ingress-controller"
-IMAGE = re.compile(r"registry\.k8s\.io/ingress-nginx/controller:v1\.12\.1(@sha256:[0-9a-f]{64})?")
+VERSIONS = ROOT / "scripts" / "cluster" / "versions.env"
+IMAGE = "docker.io/library/traefik"
 BOT = "mcstatbot-bot"
 # kind taints the control plane when the cluster has workers (k8s/kind/cluster.yaml has two).
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
@@ -33,11 +35,11 @@ def kind(overlays: dict[str, Render]) -> Render:
 
 @pytest.fixture(scope="module")
 def controller(kind: Render) -> dict[str, Any]:
-    """The one Deployment that runs the ingress-nginx controller binary."""
+    """The one Deployment that runs the Traefik image."""
     found = [
         d
         for d in kind.of_kind("Deployment")
-        if d["spec"]["template"]["spec"]["containers"][0].get("args", [None])[0] == BINARY
+        if d["spec"]["template"]["spec"]["containers"][0]["image"].startswith(f"{IMAGE}:")
     ]
     assert len(found) == 1, [d["metadata"]["name"] for d in found]
     return found[0]
@@ -62,9 +64,9 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def flags(deployment: dict[str, Any]) -> dict[str, str]:
-    """The controller's `--name=value` arguments."""
+    """Traefik's `--name=value` arguments."""
     args: list[str] = container(deployment)["args"]
-    parsed = dict(arg.split("=", 1) for arg in args[1:])
+    parsed = dict(arg.split("=", 1) for arg in args)
     assert all(name.startswith("--") for name in parsed), args
     return parsed
 
@@ -84,33 +86,119 @@ def node_labels(node: dict[str, Any]) -> dict[str, str]:
     return labels
 
 
-def test_the_overlay_runs_one_pinned_controller_without_admission_webhook(
+def traefik_version() -> str:
+    """The Traefik version the real-cluster toolchain builds (scripts/cluster/versions.env)."""
+    found = re.search(r"^TRAEFIK_VERSION=(v[0-9.]+)$", VERSIONS.read_text(), re.MULTILINE)
+    assert found, VERSIONS
+    return found.group(1)
+
+
+def test_the_overlay_runs_one_traefik_of_the_tested_version_with_the_ingress_provider_only(
     kind: Render, controller: dict[str, Any]
 ) -> None:
     item = container(controller)
-    assert IMAGE.fullmatch(item["image"]), item["image"]
+    # The official image at the version the real-cluster tests run; by tag (no digest that was not checked).
+    assert item["image"] == f"{IMAGE}:{traefik_version()}", item["image"]
     assert controller["spec"]["replicas"] == 1
     given = flags(controller)
-    assert given["--election-id"] == "ingress-nginx-leader"
-    assert given["--watch-ingress-without-class"] == "false"
-    assert given["--publish-status-address"] == "localhost"
-    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in item["env"]}
-    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    assert given["--providers.kubernetesingress"] == "true"
+    assert given["--providers.kubernetesingress.ingressendpoint.hostname"] == "localhost"
+    assert given["--global.checknewversion"] == given["--global.sendanonymoususage"] == "false"
+    # No CRD provider and no CRDs: the kind values render no Middleware (they admit every source).
+    assert not [name for name in given if "kubernetescrd" in name or "kubernetesgateway" in name], given
+    assert not kind.of_kind("CustomResourceDefinition")
+    assert not kind.of_kind("Middleware")
+    assert given["--ping"] == "true"
+    ping_port = next(p for p in item["ports"] if p["name"] == given["--ping.entrypoint"])
+    assert given[f"--entrypoints.{ping_port['name']}.address"] == f":{ping_port['containerPort']}"
     for probe in ("readinessProbe", "livenessProbe"):
-        assert item[probe]["httpGet"] == {"path": "/healthz", "port": 10254, "scheme": "HTTP"}, probe
+        assert item[probe]["httpGet"] == {"path": "/ping", "port": ping_port["name"]}, probe
+    # Every port Traefik is given is an entry point it listens on.
+    for port in item["ports"]:
+        assert given[f"--entrypoints.{port['name']}.address"] == f":{port['containerPort']}", port
     assert {"requests", "limits"} <= set(item["resources"])
-    # No validating admission webhook: no webhook configuration, flag, port or certificate.
-    assert not kind.of_kind("ValidatingWebhookConfiguration")
-    assert not [arg for arg in item["args"] if "webhook" in arg]
-    assert {p["name"] for p in item["ports"]} == {"http", "https"}
-    # Non-root and nothing but NET_BIND_SERVICE (ports 80/443).
-    ctx = item["securityContext"]
-    assert ctx["runAsNonRoot"] is True
-    assert ctx["runAsUser"] == 101  # the image's www-data user
-    assert ctx["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
-    assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
     # One pod holds the node's hostPorts: a surge pod could never be scheduled.
     assert controller["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+
+
+# Pod Security's `restricted` level, as far as a Pod's fields go (kubernetes.io/docs/concepts/security/
+# pod-security-standards): the kind Traefik meets all of it but the hostPorts, which need `privileged`.
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                      "projected", "secret"}  # fmt: skip
+
+
+def container_problems(item: dict[str, Any], pod_ctx: dict[str, Any]) -> list[str]:
+    """What in one container (with its pod's securityContext) breaks the `restricted` level."""
+    problems: list[str] = []
+    ctx = item.get("securityContext", {})
+    where = f"container {item['name']}"
+    if ctx.get("privileged"):
+        problems.append(f"{where}: privileged")
+    if ctx.get("allowPrivilegeEscalation") is not False:
+        problems.append(f"{where}: allowPrivilegeEscalation")
+    if ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")) is not True:
+        problems.append(f"{where}: runAsNonRoot")
+    if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
+        problems.append(f"{where}: runAsUser 0")
+    seccomp = ctx.get("seccompProfile", pod_ctx.get("seccompProfile", {})).get("type")
+    if seccomp not in {"RuntimeDefault", "Localhost"}:
+        problems.append(f"{where}: seccompProfile {seccomp}")
+    caps = ctx.get("capabilities", {})
+    if "ALL" not in caps.get("drop", []):
+        problems.append(f"{where}: capabilities not dropped")
+    if not set(caps.get("add", [])) <= {"NET_BIND_SERVICE"}:
+        problems.append(f"{where}: capabilities added {caps['add']}")
+    return problems
+
+
+def restricted_problems(pod: dict[str, Any]) -> list[str]:
+    """What in a pod spec breaks the `restricted` level, hostPorts aside."""
+    problems = [f"spec.{key}" for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key)]
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            problems.append(f"volume {volume['name']}: {sorted(kinds)}")
+    for item in pod.get("initContainers", []) + pod["containers"]:
+        problems += container_problems(item, pod.get("securityContext", {}))
+    return problems
+
+
+def test_the_traefik_pod_is_restricted_but_for_its_host_ports(
+    kind: Render, controller: dict[str, Any]
+) -> None:
+    namespace = kind.get("Namespace", controller["metadata"]["namespace"])
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    pod = controller["spec"]["template"]["spec"]
+    assert restricted_problems(pod) == []
+    assert [p for p in container(controller)["ports"] if "hostPort" in p]  # the reason for `privileged`
+    # No added capability either: the hostPorts map onto unprivileged container ports.
+    assert "add" not in container(controller)["securityContext"]["capabilities"]
+    assert all(p["containerPort"] >= 1024 for p in container(controller)["ports"])
+    assert container(controller)["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda pod: pod.update(hostNetwork=True), "spec.hostNetwork"),
+        (lambda pod: pod["containers"][0]["securityContext"].pop("allowPrivilegeEscalation"),
+         "allowPrivilegeEscalation"),
+        (lambda pod: pod["containers"][0]["securityContext"].update(runAsNonRoot=False), "runAsNonRoot"),
+        (lambda pod: pod["containers"][0]["securityContext"].update(seccompProfile={"type": "Unconfined"}),
+         "seccompProfile"),
+        (lambda pod: pod["containers"][0]["securityContext"]["capabilities"].update(add=["NET_ADMIN"]),
+         "capabilities added"),
+        (lambda pod: pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}}), "volume host"),
+    ],
+)  # fmt: skip
+def test_the_restricted_check_catches_each_breach(
+    controller: dict[str, Any], change: Any, problem: str
+) -> None:
+    pod = yaml.safe_load(yaml.safe_dump(controller["spec"]["template"]["spec"]))
+    change(pod)
+    found = restricted_problems(pod)
+    assert len(found) == 1, found
+    assert problem in found[0], found
 
 
 def test_the_controller_namespace_service_and_account_fit_together(
@@ -140,9 +228,9 @@ def test_the_ingress_class_is_the_one_the_kind_values_use(
     class_name = values["ingress"]["className"]
     given = flags(controller)
     ingress_class = kind.get("IngressClass", class_name)
-    assert ingress_class["spec"]["controller"] == given["--controller-class"] == "k8s.io/ingress-nginx"
-    assert given["--ingress-class"] == class_name
-    # The chart's Ingress in the same render names that class (the controller ignores Ingresses without one).
+    assert ingress_class["spec"]["controller"] == "traefik.io/ingress-controller"
+    assert given["--providers.kubernetesingress.ingressclass"] == class_name
+    # The chart's Ingress in the same render names that class (Traefik ignores Ingresses of other classes).
     ingresses = kind.of_kind("Ingress")
     assert [i["metadata"]["name"] for i in ingresses] == [BOT]
     assert ingresses[0]["spec"]["ingressClassName"] == class_name
@@ -163,14 +251,14 @@ def test_the_controller_runs_on_the_node_with_the_host_ports(
     node = matching[0]
     assert node["role"] == "control-plane"
     assert selector["ingress-ready"] == "true"
-    # kind forwards the host's ports to the node's containerPorts; the controller takes them as hostPorts.
+    # kind forwards the host's ports to the node's containerPorts; Traefik takes them as hostPorts.
     mappings = node["extraPortMappings"]
     host_ports = {
         (p["hostPort"], p.get("protocol", "TCP")) for p in container(controller)["ports"] if "hostPort" in p
     }
     assert host_ports == {(m["containerPort"], m.get("protocol", "TCP")) for m in mappings}
     assert {m["listenAddress"] for m in mappings} == {"127.0.0.1"}  # only this machine reaches the Ingress
-    # The control plane is tainted (the cluster has workers): the controller must tolerate it.
+    # The control plane is tainted (the cluster has workers): Traefik must tolerate it.
     assert any(node["role"] == "worker" for node in cluster["nodes"])
     assert any(
         t["key"] == CONTROL_PLANE_TAINT["key"]
@@ -183,7 +271,7 @@ def test_the_controller_runs_on_the_node_with_the_host_ports(
 def test_the_bots_network_policy_admits_the_controllers_namespace(
     kind: Render, controller: dict[str, Any]
 ) -> None:
-    """The controller proxies to the bot's pods directly: the bot's policy must admit its namespace (by the
+    """Traefik proxies to the bot's pods directly: the bot's policy must admit its namespace (by the
     `kubernetes.io/metadata.name` label the API server sets on every Namespace) on the Ingress's port."""
     namespace = controller["metadata"]["namespace"]
     pod_labels = controller["spec"]["template"]["metadata"]["labels"]
@@ -241,27 +329,16 @@ def allows(
     )
 
 
-# What ingress-nginx reads and writes: (API group, resource, verbs).
+# What Traefik's Kubernetes Ingress provider reads and writes: (API group, resource, verbs).
 CLUSTER_WIDE = [
     ("networking.k8s.io", "ingresses", "get list watch"),
     ("networking.k8s.io", "ingresses/status", "update"),
     ("networking.k8s.io", "ingressclasses", "get list watch"),
     ("", "services", "get list watch"),
     ("", "endpoints", "list watch"),
-    ("discovery.k8s.io", "endpointslices", "get list watch"),
-    ("", "secrets", "list watch"),
-    ("", "configmaps", "list watch"),
-    ("", "pods", "list watch"),
+    ("discovery.k8s.io", "endpointslices", "list watch"),
+    ("", "secrets", "get list watch"),
     ("", "nodes", "get list watch"),
-    ("", "namespaces", "list watch"),
-    ("", "events", "create patch"),
-]
-OWN_NAMESPACE = [
-    ("", "namespaces", "get"),
-    ("", "pods", "get"),
-    ("", "configmaps", "get"),
-    ("", "secrets", "get"),
-    ("coordination.k8s.io", "leases", "create"),
 ]
 
 
@@ -269,24 +346,18 @@ def test_the_controller_may_do_what_it_needs_and_no_more(kind: Render, controlle
     namespace = controller["metadata"]["namespace"]
     account = controller["spec"]["template"]["spec"]["serviceAccountName"]
     cluster_rules = rules_for(kind, "ClusterRoleBinding", account, namespace)
-    local_rules = rules_for(kind, "RoleBinding", account, namespace) + cluster_rules
+    local_rules = rules_for(kind, "RoleBinding", account, namespace)
+    assert local_rules == []  # no leader election, no namespaced state
     for group, resource, verbs in CLUSTER_WIDE:
         for verb in verbs.split():
             assert allows(cluster_rules, group, resource, verb), (group, resource, verb)
-    for group, resource, verbs in OWN_NAMESPACE:
-        for verb in verbs.split():
-            assert allows(local_rules, group, resource, verb), (group, resource, verb)
-    # Leader election: only its own Lease, named by --election-id.
-    lease = flags(controller)["--election-id"]
-    for verb in ("get", "update"):
-        assert allows(local_rules, "coordination.k8s.io", "leases", verb, lease)
-        assert not allows(local_rules, "coordination.k8s.io", "leases", verb, "someone-elses-lease")
-    # Read-only but for Ingress status, events and its Lease; no wildcards.
-    for rule in cluster_rules + local_rules:
+    # Read-only but for Ingress status; no wildcards, nothing of Traefik's CRDs (none are installed).
+    for rule in cluster_rules:
         assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
-        assert set(rule["verbs"]) <= {"get", "list", "watch", "create", "patch", "update"}, rule
-        if set(rule["verbs"]) & {"create", "patch", "update"}:
-            assert set(rule["resources"]) <= {"ingresses/status", "events", "leases"}, rule
+        assert "traefik.io" not in rule["apiGroups"], rule
+        assert set(rule["verbs"]) <= {"get", "list", "watch", "update"}, rule
+        if "update" in rule["verbs"]:
+            assert rule["resources"] == ["ingresses/status"], rule
 
 
 def test_the_kind_values_and_the_cluster_agree_on_the_ingress_host(values: dict[str, Any], kit: Kit) -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # Kinds without a namespace, and the namespaces of the kind add-ons with the names their objects start with.
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
-ADD_ON_NAMES = {"kube-system": ("metrics-server", "system:"), "ingress-nginx": ("ingress-nginx",)}
+ADD_ON_NAMES = {"kube-system": ("metrics-server", "system:"), "traefik": ("traefik",)}
 MONITORING = {
     "metrics.serviceMonitor.enabled": "true",
     "metrics.prometheusRule.enabled": "true",
@@ -77,7 +77,7 @@ def test_kustomize_overlay_validates_strictly(kit: Kit, overlays: dict[str, Rend
     problems = kit.validate_strict(render.docs, f"kustomize {overlay}")
     assert not problems, "\n".join(problems)
     # Everything of the product lands in the mcstatbot namespace; only the kind add-ons live elsewhere:
-    # metrics-server in kube-system, the ingress-nginx controller in its own namespace.
+    # metrics-server in kube-system, Traefik in its own namespace.
     for doc in render.docs:
         namespace = doc["metadata"].get("namespace")
         if doc["kind"] in CLUSTER_SCOPED:

@@ -110,7 +110,7 @@ def kustomize_resources(directory: Path) -> list[Path]:
 
 
 def test_kind_profile_deploys_the_kind_overlays_components(skaffold: dict[str, Any]) -> None:
-    """skaffold's raw manifests are the kind overlay's components (metrics-server, ingress-nginx, DynamoDB
+    """skaffold's raw manifests are the kind overlay's components (metrics-server, Traefik, DynamoDB
     Local): all of them, nothing else. The overlay's namespace.yaml is left out on purpose: `skaffold dev`
     deletes what it applied when it stops, and the namespace holds the Telegram Secret the user created."""
     overlay = ROOT / "k8s" / "overlays" / "kind"
@@ -119,7 +119,7 @@ def test_kind_profile_deploys_the_kind_overlays_components(skaffold: dict[str, A
         for resource in yaml.safe_load((overlay / "kustomization.yaml").read_text())["resources"]
         if resource not in {"namespace.yaml", "app"}  # app/ is the Helm release
     ]
-    assert "../../kind/ingress-nginx" in components
+    assert "../../kind/traefik" in components
     assert "../../kind/metrics-server" in components
     expected = {
         str(path.relative_to(ROOT))
@@ -131,8 +131,8 @@ def test_kind_profile_deploys_the_kind_overlays_components(skaffold: dict[str, A
 
 def test_kind_raw_manifests_name_their_namespaces(skaffold: dict[str, Any]) -> None:
     """skaffold passes a kubectl deployer's defaultNamespace as `kubectl --namespace`, and kubectl then
-    refuses every object of another namespace (metrics-server lives in kube-system, the ingress controller in
-    ingress-nginx). So there is none, and every namespaced object says where it goes."""
+    refuses every object of another namespace (metrics-server lives in kube-system, Traefik in
+    traefik). So there is none, and every namespaced object says where it goes."""
     kind = profile(skaffold, "kind")
     assert "defaultNamespace" not in (kind["deploy"]["kubectl"] or {})
     namespaces = set()
@@ -142,7 +142,7 @@ def test_kind_raw_manifests_name_their_namespaces(skaffold: dict[str, Any]) -> N
                 continue
             assert doc["metadata"].get("namespace"), f"{manifest}: {doc['kind']}/{doc['metadata']['name']}"
             namespaces.add(doc["metadata"]["namespace"])
-    assert namespaces == {"mcstatbot", "kube-system", "ingress-nginx"}
+    assert namespaces == {"mcstatbot", "kube-system", "traefik"}
 
 
 def stages(dockerfile: str, app: str) -> dict[str, tuple[str, str]]:

@@ -8,10 +8,12 @@ leave a FailedCreate instead). The pods do not start: their images (`mcstatbot-*
 the EKS values' ECR repositories) cannot be had here; tests/cluster/test_helm_install.py runs the same
 chart and values with the images built here.
 
-The kind overlay also brings metrics-server and ingress-nginx: those go through `kubectl apply
+The kind overlay also brings metrics-server and Traefik: those go through `kubectl apply
 --dry-run=server` (every admission step, nothing stored), because applying them would replace the
-cluster's own metrics-server APIService and add a controller that is not built here (ingress-nginx is
-retired; the cluster's Ingress controller is Traefik). Their namespace is created for real for the dry run.
+cluster's own metrics-server APIService and Traefik (the cluster's Ingress controller, in the same `traefik`
+namespace). A namespace the cluster does not have yet is created for real for the dry run (and deleted);
+one it has is left alone. The kind Traefik's pod needs the `privileged` level only for its hostPorts: the
+same pod without them is admitted in the `restricted` mcstatbot namespace (dry run), and with them refused.
 """
 
 from __future__ import annotations
@@ -81,6 +83,21 @@ def pods_created(cluster: Cluster, docs: list[dict[str, Any]]) -> list[str]:
     return missing
 
 
+def restricted_pod(deployment: dict[str, Any], *, keep_host_ports: bool) -> dict[str, Any]:
+    """A Pod of the Deployment's template in the `restricted` product namespace (without its ServiceAccount,
+    which lives in the add-on's namespace); its containers' hostPorts kept or removed."""
+    spec = yaml.safe_load(yaml.safe_dump(deployment["spec"]["template"]["spec"]))
+    spec.pop("serviceAccountName", None)
+    spec["automountServiceAccountToken"] = False
+    for container in spec["containers"]:
+        for port in container.get("ports", []):
+            if not keep_host_ports:
+                port.pop("hostPort", None)
+    name = f"{deployment['metadata']['name']}-pod-security-check"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": PRODUCT_NAMESPACE},
+            "spec": spec}  # fmt: skip
+
+
 @pytest.mark.parametrize("overlay", ["kind", "eks"])
 def test_the_overlay_applied(cluster: Cluster, overlay: str, cleanup: list[str]) -> None:
     docs = kustomize(cluster, overlay)
@@ -105,13 +122,25 @@ def test_the_overlay_applied(cluster: Cluster, overlay: str, cleanup: list[str])
     assert "FailedCreate" not in events, events[-4000:]
 
     if overlay == "kind":
-        assert others, "the kind overlay brings metrics-server and ingress-nginx"
+        assert others, "the kind overlay brings metrics-server and Traefik"
         for doc in others:
             if doc["kind"] == "Namespace":
-                cleanup.append(doc["metadata"]["name"])
-                cluster.apply(dump([doc]))
+                name = doc["metadata"]["name"]
+                if cluster.kubectl("get", "namespace", name, check=False).returncode != 0:
+                    cleanup.append(name)
+                    cluster.apply(dump([doc]))
         rest = [d for d in others if d["kind"] != "Namespace"]
         dry = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=dump(rest), check=False)
         assert dry.returncode == 0, dry.stderr[-4000:]
+        traefik = next(d for d in others if d["kind"] == "Deployment" and d["metadata"]["name"] == "traefik")
+        with_ports = restricted_pod(traefik, keep_host_ports=True)
+        refused = cluster.kubectl(
+            "apply", "--dry-run=server", "-f", "-", stdin=dump([with_ports]), check=False
+        )
+        assert refused.returncode != 0, refused.stdout
+        assert "hostPort" in refused.stderr, refused.stderr[-2000:]
+        without = restricted_pod(traefik, keep_host_ports=False)
+        admitted = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=dump([without]), check=False)
+        assert admitted.returncode == 0, admitted.stderr[-2000:]
     else:
         assert not others, [f"{d['kind']}/{d['metadata']['name']}" for d in others]

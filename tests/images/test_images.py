@@ -279,7 +279,7 @@ def test_the_webhook_hook_job_runs_from_the_image(
             "--set",
             "ingress.enabled=true",
             "--set",
-            "ingress.className=nginx",
+            "ingress.className=traefik",
             "--set",
             "ingress.hosts[0].host=bot.example.com",
             "--set",

@@ -1,5 +1,5 @@
 """The product on a real kind cluster: build and load both images, install the kind components
-(metrics-server, the ingress-nginx controller, DynamoDB Local) and the chart with the kind values, wait for
+(metrics-server, Traefik, DynamoDB Local) and the chart with the kind values, wait for
 the rollout, run `helm test`, and drive `/status` through the bot: once to its Service, once through the
 Ingress on the host's port 80.
 
@@ -195,11 +195,9 @@ def installed(cluster: str, images: None, telegram: tuple[BotApiServer, str]) ->
         capture_output=True,
     )
     kubectl("apply", "-k", "k8s/kind/metrics-server")
-    kubectl("apply", "-k", "k8s/kind/ingress-nginx")
+    kubectl("apply", "-k", "k8s/kind/traefik")
     kubectl("apply", "-k", "k8s/overlays/kind/dynamodb-local")
-    kubectl(
-        "-n", "ingress-nginx", "rollout", "status", "deployment/ingress-nginx-controller", "--timeout=300s"
-    )
+    kubectl("-n", "traefik", "rollout", "status", "deployment/traefik", "--timeout=300s")
     egress = [
         {
             "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "dynamodb-local"}}}],
@@ -293,8 +291,8 @@ def test_webhook_through_the_ingress(
     cluster: str, installed: str, telegram: tuple[BotApiServer, str]
 ) -> None:
     """An update POSTed to http://127.0.0.1/telegram/webhook with the kind Ingress host goes through kind's
-    port mapping to the ingress-nginx controller (hostPort 80 on the control plane), past the bot's
-    NetworkPolicy (which admits the ingress-nginx namespace) to a bot pod, which answers in the chat."""
+    port mapping to Traefik (hostPort 80 on the control plane), past the bot's NetworkPolicy (which admits
+    the traefik namespace) to a bot pod, which answers in the chat."""
     api, _ = telegram
     host = ingress_host()
     # The controller has taken the Ingress: it writes the status address it was given.
@@ -324,7 +322,7 @@ def test_webhook_through_the_ingress(
         answer: httpx.Response | None = None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            # Until nginx has loaded the route and the bot's endpoints: 404 (default backend), 502 or 503.
+            # Until Traefik has loaded the route and the bot's endpoints: 404 (no router yet), 502 or 503.
             try:
                 answer = http.post("/telegram/webhook", json=update, headers=headers)
             except httpx.TransportError:
