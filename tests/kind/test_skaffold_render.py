@@ -1,0 +1,116 @@
+"""skaffold.yaml's kind profile read by a real skaffold: `skaffold render -p kind` with skaffold v2.19.0 built
+from its Go module here (scripts/kind/toolchain.sh, which `make test` builds in the background beside the
+cluster toolchain), offline (no cluster, no registry, no image build: `--digest-source=tag`).
+
+What skaffold would deploy on kind is the kind overlay (k8s/overlays/kind, rendered by kustomize) object for
+object, but the namespace (left to the developer: it holds the Telegram Secret) and the chart's `helm test`
+hook (which `helm install` does not create); the three Deployments run the images skaffold builds, and the
+file-sync values (a writable root filesystem) are applied. tests/chart/test_skaffold.py checks the file's
+structure; tests/kind/test_kind.py runs the kind path on a real kind cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.conftest import kustomize
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT_NAMESPACE = "mcstatbot"
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
+ARTIFACTS = {"mcstatbot-bot", "mcstatbot-query", "mcstatbot-watcher"}
+
+pytestmark = pytest.mark.timeout(1800)
+
+
+@pytest.fixture(scope="module")
+def skaffold() -> Path:
+    """The skaffold binary of the kind toolchain (built when missing; seconds when it is in the cache)."""
+    built = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "kind" / "toolchain.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1700,
+    )
+    assert built.returncode == 0, built.stderr[-4000:]
+    binary = Path(built.stdout.strip().splitlines()[-1]) / "skaffold"
+    assert os.access(binary, os.X_OK), binary
+    return binary
+
+
+def render(skaffold: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        # helm 3 first (skaffold's helm deployer runs `helm template`); no cluster, telemetry or update check.
+        "PATH": f"{ROOT / '.tools' / 'bin'}:{os.environ.get('PATH', '')}",
+        "KUBECONFIG": str(ROOT / "nonexistent-kubeconfig"),
+        "SKAFFOLD_COLLECT_METRICS": "false",
+        "SKAFFOLD_UPDATE_CHECK": "false",
+    }
+    return subprocess.run(
+        [str(skaffold), "render", "--offline=true", "--digest-source=tag", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def rendered(skaffold: Path) -> list[dict[str, Any]]:
+    result = render(skaffold, "-p", "kind")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def identity(doc: dict[str, Any]) -> tuple[str, str | None, str]:
+    """kind, namespace, name; a namespaced object without one is the Helm release's (namespace mcstatbot)."""
+    meta = doc["metadata"]
+    namespace = None if doc["kind"] in CLUSTER_SCOPED else meta.get("namespace", PRODUCT_NAMESPACE)
+    return doc["kind"], namespace, meta["name"]
+
+
+def is_hook(doc: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in (doc["metadata"].get("annotations") or {})
+
+
+def test_skaffold_deploys_the_kind_overlay_object_for_object(rendered: list[dict[str, Any]]) -> None:
+    overlay = {identity(doc) for doc in kustomize("kind").docs}
+    deployed = {identity(doc) for doc in rendered if not is_hook(doc)}
+    assert overlay - deployed == {("Namespace", None, PRODUCT_NAMESPACE)}
+    assert deployed - overlay == set()
+    # The hooks are the chart's `helm test` Pod only (kustomize leaves tests out: skipTests).
+    assert {identity(doc) for doc in rendered if is_hook(doc)} == {
+        ("Pod", PRODUCT_NAMESPACE, "mcstatbot-helm-test")
+    }
+    assert ("Deployment", "traefik", "traefik") in deployed
+
+
+def test_the_deployments_run_skaffolds_images_with_a_writable_root(rendered: list[dict[str, Any]]) -> None:
+    deployments = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Deployment"}
+    for name in ARTIFACTS:
+        pod = deployments[name]["spec"]["template"]["spec"]
+        images = {c["image"] for c in pod["containers"]}
+        # The artifact's image with the tag of skaffold's tag policy (`latest` when nothing was built).
+        assert images == {f"{name}:latest"}, images
+        for item in pod["containers"]:
+            # File sync writes into the container (skaffold.yaml's setValues for the kind profile).
+            assert item["securityContext"]["readOnlyRootFilesystem"] is False, name
+    ingress = next(d for d in rendered if d["kind"] == "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+
+
+def test_an_unknown_profile_is_refused(skaffold: Path) -> None:
+    """The same command with a profile skaffold.yaml does not have fails, and says which."""
+    result = render(skaffold, "-p", "no-such-profile")
+    assert result.returncode != 0
+    assert "no-such-profile" in result.stderr
