@@ -95,6 +95,15 @@ def test_skaffold_deploys_the_kind_overlay_object_for_object(rendered: list[dict
     assert ("Deployment", "traefik", "traefik") in deployed
 
 
+def test_rendering_writes_nothing_into_the_checkout(rendered: list[dict[str, Any]]) -> None:
+    """The chart's redis subchart is unpacked already: skaffold builds no dependency (no Chart.lock, no
+    packed subchart beside the unpacked one, which helm would then load twice)."""
+    assert rendered
+    chart = ROOT / "charts" / "mcstatbot"
+    assert not (chart / "Chart.lock").exists()
+    assert not list((chart / "charts").glob("*.tgz"))
+
+
 def test_the_deployments_run_skaffolds_images_with_a_writable_root(rendered: list[dict[str, Any]]) -> None:
     deployments = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Deployment"}
     for name in ARTIFACTS:
