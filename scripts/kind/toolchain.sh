@@ -21,58 +21,28 @@ CACHE="$CACHE_ROOT/$KEY"
 BIN="$CACHE/bin"
 mkdir -p "$BIN" "$CACHE/src"
 
-# One build at a time per cache folder (CI and a developer may start it together).
-exec 9>"$CACHE/.lock"
-flock 9
+# The lock, the Go settings and the wrapper/go_get/build helpers of the cluster toolchain.
+WRAPPER_PREFIX=kind-build
+# shellcheck source=../cluster/go-build.sh
+source "$HERE/../cluster/go-build.sh"
 
-export GOFLAGS="-trimpath -mod=mod"
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-export GOCACHE="${GOCACHE:-$CACHE_ROOT/go-build}"
-TIMES="$CACHE/build-times.txt"
-touch "$TIMES"
-
-# wrapper NAME MODULE@VERSION [go.mod lines...]: the wrapper module src/NAME requiring MODULE, with the lines.
-wrapper() {
-  local dir="$CACHE/src/$1" req=$2
-  shift 2
-  mkdir -p "$dir"
-  if [ ! -f "$dir/go.mod" ]; then
-    {
-      echo "module mcstatbot.local/kind-build/$(basename "$dir")"
-      echo
-      echo "go 1.26"
-      printf '%s\n' "$@"
-      echo
-      echo "require ${req%@*} ${req#*@}"
-    } >"$dir/go.mod.tmp"
-    mv "$dir/go.mod.tmp" "$dir/go.mod"
-  fi
-}
-
-# build NAME PKG@VERSION [LDFLAGS]: resolve PKG's requirements at its module's VERSION (never a newer one) in
-# the wrapper module src/NAME, then `go build` PKG into $BIN/NAME, timed.
-build() {
-  local name=$1 pkg=${2%@*} version=${2#*@} ldflags=${3:-} dir="$CACHE/src/$1"
+# kind_build NAME PKG@VERSION [LDFLAGS]: resolve PKG's requirements at its module's VERSION (never a newer
+# one) in the wrapper module src/NAME, then build PKG into $BIN/NAME.
+kind_build() {
+  local name=$1 pkg=${2%@*} version=${2#*@} ldflags=${3:-}
   [ -x "$BIN/$name" ] && return 0
-  log "building $name ($pkg $version)"
-  local start end
-  start=$(date +%s)
-  (cd "$dir" && nice -n 19 go get "$pkg@$version" >/dev/null 2>&1 && nice -n 19 go build -ldflags "-s -w $ldflags" -o "$BIN/$name.tmp" "$pkg")
-  mv "$BIN/$name.tmp" "$BIN/$name"
-  end=$(date +%s)
-  printf '%s %ss\n' "$name" "$((end - start))" >>"$TIMES"
-  log "$name built in $((end - start))s"
+  go_get "$CACHE/src/$name" "$pkg@$version"
+  build "$name" "$CACHE/src/$name" "$pkg" "$ldflags"
 }
 
-wrapper kind "sigs.k8s.io/kind@$KIND_VERSION"
-build kind "sigs.k8s.io/kind@$KIND_VERSION"
+wrapper "$CACHE/src/kind" "sigs.k8s.io/kind@$KIND_VERSION"
+kind_build kind "sigs.k8s.io/kind@$KIND_VERSION"
 
-wrapper crictl "sigs.k8s.io/cri-tools@$CRICTL_VERSION"
-build crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
+wrapper "$CACHE/src/crictl" "sigs.k8s.io/cri-tools@$CRICTL_VERSION"
+kind_build crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
 
 k=$SKAFFOLD_K8S_VERSION
-wrapper skaffold "github.com/GoogleContainerTools/skaffold/v2@$SKAFFOLD_VERSION" \
+wrapper "$CACHE/src/skaffold" "github.com/GoogleContainerTools/skaffold/v2@$SKAFFOLD_VERSION" \
   "exclude github.com/karrick/godirwalk v1.17.0" \
   "replace github.com/alessio/shellescape => github.com/alessio/shellescape v1.4.2" \
   "replace github.com/imdario/mergo => github.com/imdario/mergo v0.3.16" \
@@ -86,7 +56,7 @@ wrapper skaffold "github.com/GoogleContainerTools/skaffold/v2@$SKAFFOLD_VERSION"
   "replace k8s.io/client-go => k8s.io/client-go $k" \
   "replace k8s.io/kubectl => k8s.io/kubectl $k" \
   "replace k8s.io/kube-openapi => k8s.io/kube-openapi v0.0.0-20250628140032-d90c4fd18f59"
-build skaffold "github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold@$SKAFFOLD_VERSION" \
+kind_build skaffold "github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold@$SKAFFOLD_VERSION" \
   "-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$SKAFFOLD_VERSION"
 
 # The pins held: each binary reports the version it was asked for.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from tests.images.conftest import base_image, engine  # noqa: F401 - the image tests' fixtures
-from tests.kind.test_skaffold_render import skaffold  # noqa: F401 - the kind toolchain's skaffold
+from tests.kind.test_skaffold_render import run_skaffold, skaffold  # noqa: F401 - the kind toolchain's skaffold
 
 if TYPE_CHECKING:
     from tests.images.conftest import DockerEngine
@@ -59,21 +58,20 @@ def built(
     config = config_for_this_machine(engine.workdir, base_image)
     output = engine.workdir / "skaffold-build.json"
     env = {
-        **os.environ,
         "DOCKER_HOST": engine.host,
         "DOCKER_CONFIG": str(engine.workdir / "cli"),
-        "KUBECONFIG": str(engine.workdir / "no-kubeconfig"),
-        "SKAFFOLD_COLLECT_METRICS": "false",
-        "SKAFFOLD_UPDATE_CHECK": "false",
         "PATH": f"{Path(engine.client).parent}:{os.environ.get('PATH', '')}",
     }
-    result = subprocess.run(
-        [str(skaffold), "build", "-f", str(config), "-p", "kind", "--file-output", str(output)],
-        cwd=ROOT,
+    result = run_skaffold(
+        skaffold,
+        "build",
+        "-f",
+        str(config),
+        "-p",
+        "kind",
+        "--file-output",
+        str(output),
         env=env,
-        capture_output=True,
-        text=True,
-        check=False,
         timeout=2000,
     )
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"

@@ -45,24 +45,32 @@ def skaffold() -> Path:
     return binary
 
 
-def render(skaffold: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
+def run_skaffold(
+    skaffold: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """skaffold in the checkout: helm 3 first on PATH (skaffold's helm deployer runs `helm template`), no
+    cluster, no telemetry, no update check; `env` on top."""
+    full_env = {
         **os.environ,
-        # helm 3 first (skaffold's helm deployer runs `helm template`); no cluster, telemetry or update check.
         "PATH": f"{ROOT / '.tools' / 'bin'}:{os.environ.get('PATH', '')}",
         "KUBECONFIG": str(ROOT / "nonexistent-kubeconfig"),
         "SKAFFOLD_COLLECT_METRICS": "false",
         "SKAFFOLD_UPDATE_CHECK": "false",
+        **(env or {}),
     }
     return subprocess.run(
-        [str(skaffold), "render", "--offline=true", "--digest-source=tag", *args],
+        [str(skaffold), *args],
         cwd=ROOT,
-        env=env,
+        env=full_env,
         capture_output=True,
         text=True,
         check=False,
-        timeout=300,
+        timeout=timeout,
     )
+
+
+def render(skaffold: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_skaffold(skaffold, "render", "--offline=true", "--digest-source=tag", *args)
 
 
 @pytest.fixture(scope="module")
