@@ -3,7 +3,7 @@
 # overlapping the tests that do not need it.
 #
 # On a machine whose cache is cold, the local Kubernetes cluster's binaries (scripts/cluster/toolchain.sh)
-# take most of the build time; kind, crictl and skaffold (scripts/kind/toolchain.sh) build after them. They
+# take most of the build time; kind, crictl and skaffold (scripts/kind/toolchain.sh) build beside them. They
 # are only needed by tests/cluster and tests/kind, so they build in the
 # background at `nice -n 19` (the tests keep the CPU they ask for) while the rest of the set-up, lint and the
 # rest of the suite run;
@@ -24,10 +24,13 @@ build_pid=
 if [ "${MCSTATBOT_SKIP_CLUSTER:-0}" != 1 ]; then
   log "cluster toolchain: building in the background (log: $LOGS/cluster-toolchain.log)"
   # Its own process group (setsid), so that an interrupted run stops the whole build.
+  # The kind toolchain builds beside it (its module downloads overlap the cluster's compiles).
   setsid bash -c 'set -eo pipefail
+    bash scripts/kind/toolchain.sh >/dev/null &
+    kind=$!
     cache=$(bash scripts/cluster/toolchain.sh | tail -n 1)
     bash scripts/cluster/images.sh "$cache"
-    bash scripts/kind/toolchain.sh >/dev/null' >"$LOGS/cluster-toolchain.log" 2>&1 &
+    wait "$kind"' >"$LOGS/cluster-toolchain.log" 2>&1 &
   build_pid=$!
 fi
 trap '[ -n "$build_pid" ] && kill -- "-$build_pid" 2>/dev/null' EXIT
