@@ -60,10 +60,11 @@ kind_build skaffold "github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold@$S
   "-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$SKAFFOLD_VERSION"
 
 # The pins held: each binary reports the version it was asked for.
-"$BIN/kind" version | grep -q "^kind $KIND_VERSION " || { echo "kind is not $KIND_VERSION" >&2; exit 1; }
-"$BIN/crictl" --version | grep -qx "crictl version $CRICTL_VERSION" || { echo "crictl is not $CRICTL_VERSION" >&2; exit 1; }
-[ "$("$BIN/skaffold" version)" = "$SKAFFOLD_VERSION" ] || { echo "skaffold is not $SKAFFOLD_VERSION" >&2; exit 1; }
-"$BIN/kind" version >&2
-"$BIN/crictl" --version >&2
-"$BIN/skaffold" version >&2
+kind_v=$("$BIN/kind" version)
+crictl_v=$("$BIN/crictl" --version)
+skaffold_v=$("$BIN/skaffold" version)
+[[ $kind_v == "kind $KIND_VERSION "* ]] || { echo "kind is not $KIND_VERSION: $kind_v" >&2; exit 1; }
+[ "$crictl_v" = "crictl version $CRICTL_VERSION" ] || { echo "crictl is not $CRICTL_VERSION: $crictl_v" >&2; exit 1; }
+[ "$skaffold_v" = "$SKAFFOLD_VERSION" ] || { echo "skaffold is not $SKAFFOLD_VERSION: $skaffold_v" >&2; exit 1; }
+printf '%s\n' "$kind_v" "$crictl_v" "$skaffold_v" >&2
 echo "$BIN"

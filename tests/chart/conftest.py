@@ -26,6 +26,8 @@ OVERLAYS = ROOT / "k8s" / "overlays"
 TOOLS_BIN = ROOT / ".tools" / "bin"
 RELEASE = "mcstatbot"
 NAMESPACE = "mcstatbot"
+# Kinds without a namespace among what the chart, the overlays and skaffold's raw manifests render.
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
 
 # The values files of the renders every test looks at: name -> values files (relative to the root).
 SCENARIOS: dict[str, list[str]] = {
@@ -232,3 +234,9 @@ class Kit:
 @pytest.fixture(scope="session")
 def kit() -> Kit:
     return Kit()
+
+
+def profile(skaffold: dict[str, Any], name: str) -> dict[str, Any]:
+    """The profile `name` of a loaded skaffold.yaml."""
+    found: dict[str, Any] = next(p for p in skaffold["profiles"] if p["name"] == name)
+    return found

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
+from tests.chart.conftest import CLUSTER_SCOPED
+
 if TYPE_CHECKING:
     from tests.chart.conftest import Kit, Render
 
 # Kinds without a namespace, and the namespaces of the kind add-ons with the names their objects start with.
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
 ADD_ON_NAMES = {"kube-system": ("metrics-server", "system:"), "traefik": ("traefik",)}
 MONITORING = {
     "metrics.serviceMonitor.enabled": "true",

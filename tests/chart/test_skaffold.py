@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.chart.conftest import CLUSTER_SCOPED, profile
+
 ROOT = Path(__file__).resolve().parents[2]
 # One Dockerfile for the three images; the build argument APP picks the service.
 IMAGES = {
@@ -18,8 +20,6 @@ IMAGES = {
     "mcstatbot-query": "apps/Dockerfile",
     "mcstatbot-watcher": "apps/Dockerfile",
 }
-# Kinds in the kind profile's raw manifests that have no namespace.
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +41,6 @@ def has_key(values: dict[str, Any], dotted: str) -> bool:
             return False
         node = node[part]
     return True
-
-
-def profile(skaffold: dict[str, Any], name: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(p for p in skaffold["profiles"] if p["name"] == name)
-    return found
 
 
 def check_artifacts(artifacts: list[dict[str, Any]]) -> None:

@@ -27,6 +27,7 @@ import yaml
 from tests.cluster.conftest import HELMS, ROOT
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
 
     from tests.cluster.conftest import Cluster
@@ -83,15 +84,20 @@ def pods_created(cluster: Cluster, docs: list[dict[str, Any]]) -> list[str]:
     return missing
 
 
+def dry_run(cluster: Cluster, docs: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    """`kubectl apply --dry-run=server` of `docs`: every admission step, nothing stored."""
+    return cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=dump(docs), check=False)
+
+
 def restricted_pod(deployment: dict[str, Any], *, keep_host_ports: bool) -> dict[str, Any]:
     """A Pod of the Deployment's template in the `restricted` product namespace (without its ServiceAccount,
     which lives in the add-on's namespace); its containers' hostPorts kept or removed."""
     spec = yaml.safe_load(yaml.safe_dump(deployment["spec"]["template"]["spec"]))
     spec.pop("serviceAccountName", None)
     spec["automountServiceAccountToken"] = False
-    for container in spec["containers"]:
-        for port in container.get("ports", []):
-            if not keep_host_ports:
+    if not keep_host_ports:
+        for container in spec["containers"]:
+            for port in container.get("ports", []):
                 port.pop("hostPort", None)
     name = f"{deployment['metadata']['name']}-pod-security-check"
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": PRODUCT_NAMESPACE},
@@ -130,17 +136,13 @@ def test_the_overlay_applied(cluster: Cluster, overlay: str, cleanup: list[str])
                     cleanup.append(name)
                     cluster.apply(dump([doc]))
         rest = [d for d in others if d["kind"] != "Namespace"]
-        dry = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=dump(rest), check=False)
+        dry = dry_run(cluster, rest)
         assert dry.returncode == 0, dry.stderr[-4000:]
         traefik = next(d for d in others if d["kind"] == "Deployment" and d["metadata"]["name"] == "traefik")
-        with_ports = restricted_pod(traefik, keep_host_ports=True)
-        refused = cluster.kubectl(
-            "apply", "--dry-run=server", "-f", "-", stdin=dump([with_ports]), check=False
-        )
+        refused = dry_run(cluster, [restricted_pod(traefik, keep_host_ports=True)])
         assert refused.returncode != 0, refused.stdout
         assert "hostPort" in refused.stderr, refused.stderr[-2000:]
-        without = restricted_pod(traefik, keep_host_ports=False)
-        admitted = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=dump([without]), check=False)
+        admitted = dry_run(cluster, [restricted_pod(traefik, keep_host_ports=False)])
         assert admitted.returncode == 0, admitted.stderr[-2000:]
     else:
         assert not others, [f"{d['kind']}/{d['metadata']['name']}" for d in others]

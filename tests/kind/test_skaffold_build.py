@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from tests.chart.conftest import profile
 from tests.images.conftest import base_image, engine  # noqa: F401 - the image tests' fixtures
-from tests.kind.test_skaffold_render import run_skaffold, skaffold  # noqa: F401 - the kind toolchain's skaffold
+from tests.kind.conftest import run_skaffold
 
 if TYPE_CHECKING:
     from tests.images.conftest import DockerEngine
@@ -31,16 +32,11 @@ ARTIFACTS = {"mcstatbot-bot": "bot", "mcstatbot-query": "query", "mcstatbot-watc
 pytestmark = pytest.mark.timeout(2400)
 
 
-def kind_profile(config: dict[str, Any]) -> dict[str, Any]:
-    profile: dict[str, Any] = next(p for p in config["profiles"] if p["name"] == "kind")
-    return profile
-
-
 def config_for_this_machine(workdir: Path, base: str) -> Path:
-    """skaffold.yaml, its kind artifacts given the stand-in base and the host network, beside the original
-    (so every relative path in it still means the same)."""
+    """A copy of skaffold.yaml in `workdir`: its kind artifacts given the stand-in base, the host network and
+    their context as an absolute path (the copy's own folder is not the checkout)."""
     config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
-    for artifact in kind_profile(config)["build"]["artifacts"]:
+    for artifact in profile(config, "kind")["build"]["artifacts"]:
         artifact["context"] = str(ROOT / artifact["context"])
         artifact["docker"]["buildArgs"]["BASE_IMAGE"] = base
         artifact["docker"]["network"] = "host"
@@ -51,7 +47,7 @@ def config_for_this_machine(workdir: Path, base: str) -> Path:
 
 @pytest.fixture(scope="module")
 def built(
-    skaffold: Path,  # noqa: F811 - the imported fixture
+    skaffold: Path,
     engine: DockerEngine,  # noqa: F811
     base_image: str,  # noqa: F811
 ) -> dict[str, Any]:
@@ -96,7 +92,7 @@ def test_skaffold_builds_the_three_dev_images_without_a_registry(
     assert set(tags) == set(ARTIFACTS)
     artifacts = {
         a["image"]: a
-        for a in kind_profile(yaml.safe_load((ROOT / "skaffold.yaml").read_text()))["build"]["artifacts"]
+        for a in profile(yaml.safe_load((ROOT / "skaffold.yaml").read_text()), "kind")["build"]["artifacts"]
     }
     for name, app in ARTIFACTS.items():
         # A local tag (no registry, no digest from a push), present in the engine.

@@ -11,62 +11,23 @@ structure; tests/kind/test_kind.py runs the kind path on a real kind cluster.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
-from tests.chart.conftest import kustomize
+from tests.chart.conftest import CLUSTER_SCOPED, kustomize
+from tests.kind.conftest import run_skaffold
+
+if TYPE_CHECKING:
+    import subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT_NAMESPACE = "mcstatbot"
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService", "IngressClass"}
 ARTIFACTS = {"mcstatbot-bot", "mcstatbot-query", "mcstatbot-watcher"}
 
 pytestmark = pytest.mark.timeout(1800)
-
-
-@pytest.fixture(scope="module")
-def skaffold() -> Path:
-    """The skaffold binary of the kind toolchain (built when missing; seconds when it is in the cache)."""
-    built = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "kind" / "toolchain.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1700,
-    )
-    assert built.returncode == 0, built.stderr[-4000:]
-    binary = Path(built.stdout.strip().splitlines()[-1]) / "skaffold"
-    assert os.access(binary, os.X_OK), binary
-    return binary
-
-
-def run_skaffold(
-    skaffold: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """skaffold in the checkout: helm 3 first on PATH (skaffold's helm deployer runs `helm template`), no
-    cluster, no telemetry, no update check; `env` on top."""
-    full_env = {
-        **os.environ,
-        "PATH": f"{ROOT / '.tools' / 'bin'}:{os.environ.get('PATH', '')}",
-        "KUBECONFIG": str(ROOT / "nonexistent-kubeconfig"),
-        "SKAFFOLD_COLLECT_METRICS": "false",
-        "SKAFFOLD_UPDATE_CHECK": "false",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [str(skaffold), *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
 
 
 def render(skaffold: Path, *args: str) -> subprocess.CompletedProcess[str]:
