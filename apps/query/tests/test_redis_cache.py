@@ -461,8 +461,11 @@ async def test_a_burst_beyond_the_connection_pool_waits_for_a_connection_and_sta
 ) -> None:
     """More concurrent cache calls than the pool has connections (a watcher's fresh start asks for every
     watched server at once): they take turns on the pool, and the cache stays on Redis (redis-py refuses
-    the connection beyond its pool with MaxConnectionsError, which once put the service in degraded mode)."""
-    cache = RedisCache(settings_factory(redis_url=redis_server.url))
+    the connection beyond its pool with MaxConnectionsError, which once put the service in degraded mode).
+    REDIS_TIMEOUT is generous here: the burst's last calls wait four rounds of the pool, and on a loaded CI
+    machine opening a hundred connections can take longer than the default half second; how the wait counts
+    against the timeout is the next test's subject."""
+    cache = RedisCache(settings_factory(redis_url=redis_server.url, redis_timeout=30.0))
     burst = MAX_CONNECTIONS * 5
     try:
         await cache.client()  # made first, so that every call of the burst asks the pool at once
