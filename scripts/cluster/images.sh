@@ -22,22 +22,9 @@ mkdir -p "$OUT"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# archive TAG ROOTFS OUT.tar CONFIG_JSON: a one-layer docker-archive (what `docker save` writes).
-archive() {
-  local tag=$1 rootfs=$2 out=$3 config=$4 work diff cfg cfgsha
-  work=$(mktemp -d)
-  tar --numeric-owner --owner=0 --group=0 -C "$rootfs" -cf "$work/layer.tar" .
-  diff=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
-  mkdir "$work/$diff"
-  mv "$work/layer.tar" "$work/$diff/layer.tar"
-  cfg=$(printf '{"architecture":"amd64","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$config" "$diff")
-  cfgsha=$(printf '%s' "$cfg" | sha256sum | cut -d' ' -f1)
-  printf '%s' "$cfg" >"$work/$cfgsha.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$cfgsha" "$tag" "$diff" >"$work/manifest.json"
-  tar -C "$work" -cf "$out.partial" manifest.json "$cfgsha.json" "$diff"
-  mv "$out.partial" "$out"
-  rm -rf "$work"
-}
+# archive TAG ROOTFS OUT.tar CONFIG_JSON (scripts/cluster/archive.sh).
+# shellcheck source=archive.sh
+source "$HERE/archive.sh"
 
 # scratch NAME TAG BINARY USER ENTRYPOINT_JSON: the binary alone, plus a /tmp.
 scratch() {

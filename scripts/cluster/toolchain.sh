@@ -52,7 +52,8 @@ source "$HERE/go-build.sh"
 
 # --- Kubernetes -----------------------------------------------------------------------------------
 K8S_DIR="$CACHE/src/kubernetes"
-k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+# kubeadm is for the kind node image (scripts/kind/node-image.sh); the cluster itself is set up without it.
+k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
 need_k8s=0
 for b in "${k8s_bins[@]}"; do [ -x "$BIN/$b" ] || need_k8s=1; done
 if [ "$need_k8s" = 1 ]; then
