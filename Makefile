@@ -5,7 +5,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 .PHONY: help setup test-deps run test lint format e2e chart chart-docs bench soak clean
-.PHONY: cluster cluster-down kind-toolchain
+.PHONY: cluster cluster-down kind-toolchain kind-node-image
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ cluster-down: ## stop the cluster `make cluster` started and remove everything i
 
 kind-toolchain: ## build kind, crictl and skaffold from their Go modules into the cache (docs/kubernetes.md); prints the bin folder
 	@bash scripts/kind/toolchain.sh
+
+kind-node-image: ## build the kind node image offline into the cache (docs/kubernetes.md); prints its name and archive
+	@bash scripts/kind/node-image.sh
 
 clean: ## remove caches and local state
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis test-logs mcstatbot.db
