@@ -1,31 +1,188 @@
-"""The kind tests' skaffold: v2.19.0 built from its Go module by scripts/kind/toolchain.sh (seconds when it is
-in the cache; `make test` builds it in the background before these tests run), and one way to run it."""
+"""The kind tests' tools: skaffold v2.19.0 and kind v0.33.0 built from their Go modules by
+scripts/kind/toolchain.sh (seconds when they are in the cache; `make test` builds them in the background
+before these tests run), one way to run skaffold, and a kind cluster: a private dockerd
+(scripts/kind/dockerd.sh), the node image built offline (scripts/kind/node-image.sh),
+`kind create cluster --config k8s/kind/cluster.yaml`, deleted at the end with nothing of it left on the
+host."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts" / "kind"
+KIND_CONFIG = ROOT / "k8s" / "kind" / "cluster.yaml"
+
+
+def script(*args: str, env: dict[str, str] | None = None, timeout: float = 1700) -> list[str]:
+    """Run a script of scripts/; its stdout's lines (the test fails with its stderr when it fails)."""
+    result = subprocess.run(
+        ["bash", *args], capture_output=True, text=True, check=False, timeout=timeout, env=env
+    )
+    assert result.returncode == 0, f"{args[0]} failed:\n{result.stderr[-6000:]}"
+    return result.stdout.strip().splitlines()
 
 
 @pytest.fixture(scope="session")
-def skaffold() -> Path:
-    """The skaffold binary of the kind toolchain (built when missing; seconds when it is in the cache)."""
-    built = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "kind" / "toolchain.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1700,
-    )
-    assert built.returncode == 0, built.stderr[-4000:]
-    binary = Path(built.stdout.strip().splitlines()[-1]) / "skaffold"
+def kind_bin() -> Path:
+    """The kind toolchain's bin folder (built when missing; seconds when it is in the cache)."""
+    return Path(script(str(SCRIPTS / "toolchain.sh"))[-1])
+
+
+@pytest.fixture(scope="session")
+def skaffold(kind_bin: Path) -> Path:
+    """The skaffold binary of the kind toolchain."""
+    binary = kind_bin / "skaffold"
     assert os.access(binary, os.X_OK), binary
     return binary
+
+
+@dataclass
+class KindCluster:
+    """A kind cluster on a private dockerd; `kubectl` against it, `docker exec` into its nodes."""
+
+    name: str
+    kubeconfig: Path
+    kubectl_bin: Path
+    docker_env: dict[str, str] = field(repr=False)
+
+    def kubectl(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+        if check:
+            assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stderr[-4000:]}"
+        return result
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def node_exec(self, node: str, *command: str) -> subprocess.CompletedProcess[str]:
+        return docker(self.docker_env, "exec", node, *command)
+
+
+def docker(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=False, env=env, timeout=timeout
+    )
+    assert result.returncode == 0, f"docker {' '.join(args)}:\n{result.stderr[-4000:]}"
+    return result
+
+
+def host_network_state() -> dict[str, set[str]]:
+    """The host's network links and firewall rules (counters left out), to compare before and after."""
+    state: dict[str, set[str]] = {"links": {p.name for p in Path("/sys/class/net").iterdir()}}
+    for name, tool in (("iptables", ["iptables-save"]), ("nftables", ["nft", "list", "ruleset"])):
+        with contextlib.suppress(OSError):
+            out = subprocess.run(tool, capture_output=True, text=True, timeout=30, check=False).stdout
+            state[name] = {line for line in out.splitlines() if line and not line.startswith(("#", ":"))}
+    return state
+
+
+@pytest.fixture(scope="session")
+def kind_cluster(kind_bin: Path) -> Iterator[KindCluster]:
+    """`kind create cluster --config k8s/kind/cluster.yaml --image <the node image>` on a private dockerd;
+    deleted at the end, its network and engine with it, and the host left as it was."""
+    if os.geteuid() != 0:
+        pytest.fail("the kind tests cannot run: dockerd needs root")
+    cluster_bin = Path(script(str(ROOT / "scripts" / "cluster" / "toolchain.sh"))[-1]) / "bin"
+    before = host_network_state()
+    engine_dir = Path(tempfile.mkdtemp(prefix="mcsb-docker-kind-", dir="/tmp"))
+    host = script(str(SCRIPTS / "dockerd.sh"), "start", str(engine_dir), timeout=120)[-1]
+    env = {
+        **os.environ,
+        # Debian's docker client (20.10, as the engine) before any newer one on PATH
+        "PATH": f"/usr/bin:{os.environ.get('PATH', '')}",
+        "DOCKER_HOST": host,
+        "DOCKER_CONFIG": str(engine_dir / "cli"),
+    }
+    kubeconfig = engine_dir / "kubeconfig"
+    try:
+        image, archive = script(str(SCRIPTS / "node-image.sh"), env=env, timeout=3000)[-2:]
+        if subprocess.run(
+            ["docker", "image", "inspect", image], env=env, capture_output=True, check=False
+        ).returncode:
+            docker(env, "load", "-i", archive)
+        created = subprocess.run(
+            [
+                str(kind_bin / "kind"),
+                "create",
+                "cluster",
+                "--config",
+                str(KIND_CONFIG),
+                "--image",
+                image,
+                "--kubeconfig",
+                str(kubeconfig),
+                "--wait",
+                "240s",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=600,
+        )
+        assert created.returncode == 0, f"kind create cluster failed:\n{created.stderr[-6000:]}"
+        yield KindCluster("mcstatbot", kubeconfig, cluster_bin / "kubectl", env)
+    finally:
+        deleted = subprocess.run(
+            [
+                str(kind_bin / "kind"),
+                "delete",
+                "cluster",
+                "--name",
+                "mcstatbot",
+                "--kubeconfig",
+                str(kubeconfig),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=300,
+        )
+        containers = subprocess.run(
+            ["docker", "ps", "-aq"], capture_output=True, text=True, check=False, env=env
+        ).stdout.split()
+        subprocess.run(["docker", "network", "rm", "kind"], capture_output=True, check=False, env=env)
+        stopped = subprocess.run(
+            ["bash", str(SCRIPTS / "dockerd.sh"), "stop", str(engine_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        after = host_network_state()
+        left = [
+            f"{k}: {sorted(after.get(k, set()) - v)}" for k, v in before.items() if after.get(k, set()) - v
+        ]
+        if containers:
+            left.append(f"containers after kind delete: {containers}")
+        if engine_dir.exists():
+            left.append(f"engine folder {engine_dir}")
+        if deleted.returncode != 0 or stopped.returncode != 0 or left:
+            pytest.fail(
+                f"the kind cluster did not go cleanly: {left}\n"
+                f"{deleted.stderr[-3000:]}\n{stopped.stderr[-3000:]}"
+            )
 
 
 def run_skaffold(
