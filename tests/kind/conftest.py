@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +59,14 @@ class KindCluster:
     kubeconfig: Path
     kubectl_bin: Path
     docker_env: dict[str, str] = field(repr=False)
+    # The real-cluster toolchain's cache: its bin/ and images/ (Traefik, metrics-server, Redis built here).
+    toolchain: Path = field(repr=False, default=Path())
+    # The private dockerd's folder (a place for the tests' own files, removed with the engine).
+    engine_dir: Path = field(repr=False, default=Path())
+
+    @property
+    def context(self) -> str:
+        return f"kind-{self.name}"
 
     def kubectl(
         self, *args: str, check: bool = True, timeout: float = 300
@@ -103,7 +113,8 @@ def kind_cluster(kind_bin: Path) -> Iterator[KindCluster]:
     deleted at the end, its network and engine with it, and the host left as it was."""
     if os.geteuid() != 0:
         pytest.fail("the kind tests cannot run: dockerd needs root")
-    cluster_bin = Path(script(str(ROOT / "scripts" / "cluster" / "toolchain.sh"))[-1]) / "bin"
+    toolchain = Path(script(str(ROOT / "scripts" / "cluster" / "toolchain.sh"))[-1])
+    cluster_bin = toolchain / "bin"
     before = host_network_state()
     engine_dir = Path(tempfile.mkdtemp(prefix="mcsb-docker-kind-", dir="/tmp"))
     host = script(str(SCRIPTS / "dockerd.sh"), "start", str(engine_dir), timeout=120)[-1]
@@ -142,7 +153,7 @@ def kind_cluster(kind_bin: Path) -> Iterator[KindCluster]:
             timeout=600,
         )
         assert created.returncode == 0, f"kind create cluster failed:\n{created.stderr[-6000:]}"
-        yield KindCluster("mcstatbot", kubeconfig, cluster_bin / "kubectl", env)
+        yield KindCluster("mcstatbot", kubeconfig, cluster_bin / "kubectl", env, toolchain, engine_dir)
     finally:
         deleted = subprocess.run(
             [
@@ -160,8 +171,13 @@ def kind_cluster(kind_bin: Path) -> Iterator[KindCluster]:
             env=env,
             timeout=300,
         )
+        # kind's node containers (the engine's others, a build's say, go with the engine below).
         containers = subprocess.run(
-            ["docker", "ps", "-aq"], capture_output=True, text=True, check=False, env=env
+            ["docker", "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
         ).stdout.split()
         subprocess.run(["docker", "network", "rm", "kind"], capture_output=True, check=False, env=env)
         stopped = subprocess.run(
@@ -186,10 +202,14 @@ def kind_cluster(kind_bin: Path) -> Iterator[KindCluster]:
 
 
 def run_skaffold(
-    skaffold: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    skaffold: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
-    """skaffold in the checkout: helm 3 first on PATH (skaffold's helm deployer runs `helm template`), no
-    cluster, no telemetry, no update check; `env` on top."""
+    """skaffold in the checkout (or `cwd`): helm 3 first on PATH (skaffold's helm deployer runs `helm
+    template`), no cluster, no telemetry, no update check; `env` on top."""
     full_env = {
         **os.environ,
         "PATH": f"{ROOT / '.tools' / 'bin'}:{os.environ.get('PATH', '')}",
@@ -200,10 +220,43 @@ def run_skaffold(
     }
     return subprocess.run(
         [str(skaffold), *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=full_env,
         capture_output=True,
         text=True,
         check=False,
         timeout=timeout,
     )
+
+
+class Relay:
+    """A TCP relay from the kind network's gateway address to a port on this machine's loopback."""
+
+    def __init__(self, listen_host: str, target_port: int) -> None:
+        self.server = socket.create_server((listen_host, 0))
+        self.port = self.server.getsockname()[1]
+        self.target_port = target_port
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.closed = True
+        self.server.close()

@@ -14,13 +14,10 @@ MCSTATBOT_BASE_IMAGE overrides the images' BASE_IMAGE build argument.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +29,8 @@ from mcstatbot_bot.formatting import Problem, problem
 from mcstatbot_common.addresses import parse_address
 from mcstatbot_testkit.net import free_port
 from mcstatbot_testkit.telegram import BotApiServer
+
+from tests.kind.conftest import Relay
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -83,39 +82,6 @@ def sh(*args: str, timeout: float = 900, check: bool = True) -> subprocess.Compl
 
 def kubectl(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
     return sh("kubectl", "--context", f"kind-{CLUSTER}", *args, timeout=timeout, check=check)
-
-
-class Relay:
-    """A TCP relay from the kind network's gateway address to a port on this machine's loopback."""
-
-    def __init__(self, listen_host: str, target_port: int) -> None:
-        self.server = socket.create_server((listen_host, 0))
-        self.port = self.server.getsockname()[1]
-        self.target_port = target_port
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.closed = True
-        self.server.close()
 
 
 @pytest.fixture(scope="module")

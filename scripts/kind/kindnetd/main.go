@@ -1,8 +1,11 @@
 // Command kindnetd is a small stand-in for kind's kindnetd, built here because kind's own (a nested module of
 // the kind repository) is not published as a Go module. It does the part of kindnetd a kind cluster needs to
-// become Ready: on every node it writes the CNI config (ptp + host-local for the node's podCIDRs, portmap)
-// and keeps a route to each other node's podCIDRs through that node's InternalIP. It enforces no
-// NetworkPolicy and masquerades nothing (kind's kindnetd does both).
+// become Ready and its pods to reach what is outside it: on every node it writes the CNI config (ptp +
+// host-local for the node's podCIDRs, portmap) and keeps a route to each other node's podCIDRs through that
+// node's InternalIP. Traffic from a pod to an address outside its node's pod range is masqueraded to the
+// node's address (the ptp plugin's ipMasq), so that pods reach the docker network, the host and beyond;
+// kind's kindnetd masquerades only what leaves the cluster's pod range, so here a pod on another node sees
+// the node's address instead of the pod's. It enforces no NetworkPolicy (kind's kindnetd does).
 //
 // It runs as kind's kindnet DaemonSet: hostNetwork, NET_ADMIN, /etc/cni/net.d mounted, HOST_IP set.
 package main
@@ -65,7 +68,7 @@ func cniConfig(cidrs []string) ([]byte, error) {
 		"plugins": []any{
 			map[string]any{
 				"type":   "ptp",
-				"ipMasq": false,
+				"ipMasq": true,
 				"mtu":    1500,
 				"ipam": map[string]any{
 					"type":    "host-local",
