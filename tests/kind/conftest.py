@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from mcstatbot_testkit.telegram import BotApiServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -260,3 +261,17 @@ class Relay:
     def close(self) -> None:
         self.closed = True
         self.server.close()
+
+
+@contextlib.contextmanager
+def bot_api_on_kind_network(network_inspect: str) -> Iterator[tuple[BotApiServer, str]]:
+    """The Bot API test server on this machine, and the URL pods use for it: a relay on the gateway address
+    of the kind docker network (`docker network inspect kind`'s output)."""
+    network = json.loads(network_inspect)[0]
+    gateway = next(c["Gateway"] for c in network["IPAM"]["Config"] if "." in c.get("Gateway", ""))
+    with BotApiServer() as api:
+        relay = Relay(gateway, api.port)
+        try:
+            yield api, f"http://{gateway}:{relay.port}"
+        finally:
+            relay.close()

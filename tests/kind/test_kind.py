@@ -28,12 +28,13 @@ import yaml
 from mcstatbot_bot.formatting import Problem, problem
 from mcstatbot_common.addresses import parse_address
 from mcstatbot_testkit.net import free_port
-from mcstatbot_testkit.telegram import BotApiServer
 
-from tests.kind.conftest import Relay
+from tests.kind.conftest import bot_api_on_kind_network
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from mcstatbot_testkit.telegram import BotApiServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
@@ -124,14 +125,8 @@ def images(cluster: str) -> None:
 @pytest.fixture(scope="module")
 def telegram(cluster: str) -> Iterator[tuple[BotApiServer, str]]:
     """The Bot API test server and the URL the pods use for it (through the relay)."""
-    network = json.loads(sh("docker", "network", "inspect", "kind").stdout)[0]
-    gateway = next(c["Gateway"] for c in network["IPAM"]["Config"] if "." in c.get("Gateway", ""))
-    with BotApiServer() as api:
-        relay = Relay(gateway, api.port)
-        try:
-            yield api, f"http://{gateway}:{relay.port}"
-        finally:
-            relay.close()
+    with bot_api_on_kind_network(sh("docker", "network", "inspect", "kind").stdout) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")

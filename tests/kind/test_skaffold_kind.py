@@ -39,14 +39,15 @@ import pytest
 import yaml
 from mcstatbot_bot.formatting import Problem, problem
 from mcstatbot_common.addresses import parse_address
-from mcstatbot_testkit.telegram import BotApiServer
 
 from tests.chart.conftest import profile
 from tests.images.conftest import BASE_IMAGE, HOST_CA_BUNDLE, STAND_IN_DOCKERFILE, base_tarball
-from tests.kind.conftest import ROOT, Relay, docker, run_skaffold
+from tests.kind.conftest import ROOT, bot_api_on_kind_network, docker, run_skaffold
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from mcstatbot_testkit.telegram import BotApiServer
 
     from tests.kind.conftest import KindCluster
 
@@ -218,14 +219,8 @@ class Skaffold:
 @pytest.fixture(scope="module")
 def telegram(kind_cluster: KindCluster) -> Iterator[tuple[BotApiServer, str]]:
     """The Bot API test server and the URL the pods use for it (a relay on the kind network's gateway)."""
-    network = json.loads(docker(kind_cluster.docker_env, "network", "inspect", "kind").stdout)[0]
-    gateway = next(c["Gateway"] for c in network["IPAM"]["Config"] if "." in c.get("Gateway", ""))
-    with BotApiServer() as api:
-        relay = Relay(gateway, api.port)
-        try:
-            yield api, f"http://{gateway}:{relay.port}"
-        finally:
-            relay.close()
+    with bot_api_on_kind_network(docker(kind_cluster.docker_env, "network", "inspect", "kind").stdout) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")
