@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".tools" / "images"
@@ -254,14 +254,20 @@ def engine() -> Iterator[DockerEngine]:
         stop_engine(engine)
 
 
-@pytest.fixture(scope="session")
-def base_image(engine: DockerEngine) -> str:
-    """The python:3.12-slim stand-in: debootstrapped bookworm + python3/venv, trusting the host's CAs."""
-    tarball = base_tarball(engine.workdir)
-    engine.docker("import", str(tarball), "mcstatbot-test/debian-minbase:bookworm")
-    context = engine.workdir / "base-context"
+def build_base_image(docker: Callable[..., object], workdir: Path) -> str:
+    """The python:3.12-slim stand-in built into an engine (`docker(*args)` runs its client; `workdir` holds
+    the build context): debootstrapped bookworm + python3/venv, trusting the host's CAs."""
+    tarball = base_tarball(workdir)
+    docker("import", str(tarball), "mcstatbot-test/debian-minbase:bookworm")
+    context = workdir / "base-context"
     context.mkdir()
     shutil.copy(HOST_CA_BUNDLE, context / "ca-certificates.crt")
     (context / "Dockerfile").write_text(STAND_IN_DOCKERFILE)
-    engine.docker("build", "--network", "host", "-t", BASE_IMAGE, str(context))
+    docker("build", "--network", "host", "-t", BASE_IMAGE, str(context))
     return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def base_image(engine: DockerEngine) -> str:
+    """The python:3.12-slim stand-in in the image tests' engine."""
+    return build_base_image(engine.docker, engine.workdir)

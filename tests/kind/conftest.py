@@ -61,9 +61,9 @@ class KindCluster:
     kubectl_bin: Path
     docker_env: dict[str, str] = field(repr=False)
     # The real-cluster toolchain's cache: its bin/ and images/ (Traefik, metrics-server, Redis built here).
-    toolchain: Path = field(repr=False, default=Path())
+    toolchain: Path = field(repr=False)
     # The private dockerd's folder (a place for the tests' own files, removed with the engine).
-    engine_dir: Path = field(repr=False, default=Path())
+    engine_dir: Path = field(repr=False)
 
     @property
     def context(self) -> str:
@@ -202,16 +202,10 @@ def kind_cluster(kind_bin: Path) -> Iterator[KindCluster]:
             )
 
 
-def run_skaffold(
-    skaffold: Path,
-    *args: str,
-    env: dict[str, str] | None = None,
-    timeout: float = 300,
-    cwd: Path = ROOT,
-) -> subprocess.CompletedProcess[str]:
-    """skaffold in the checkout (or `cwd`): helm 3 first on PATH (skaffold's helm deployer runs `helm
+def skaffold_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment skaffold runs in: helm 3 first on PATH (skaffold's helm deployer runs `helm
     template`), no cluster, no telemetry, no update check; `env` on top."""
-    full_env = {
+    return {
         **os.environ,
         "PATH": f"{ROOT / '.tools' / 'bin'}:{os.environ.get('PATH', '')}",
         "KUBECONFIG": str(ROOT / "nonexistent-kubeconfig"),
@@ -219,10 +213,20 @@ def run_skaffold(
         "SKAFFOLD_UPDATE_CHECK": "false",
         **(env or {}),
     }
+
+
+def run_skaffold(
+    skaffold: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """skaffold in the checkout (or `cwd`), in `skaffold_env(env)`."""
     return subprocess.run(
         [str(skaffold), *args],
         cwd=cwd,
-        env=full_env,
+        env=skaffold_env(env),
         capture_output=True,
         text=True,
         check=False,

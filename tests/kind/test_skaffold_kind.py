@@ -24,6 +24,7 @@ skaffold.yaml's own.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -41,8 +42,8 @@ from mcstatbot_bot.formatting import Problem, problem
 from mcstatbot_common.addresses import parse_address
 
 from tests.chart.conftest import profile
-from tests.images.conftest import BASE_IMAGE, HOST_CA_BUNDLE, STAND_IN_DOCKERFILE, base_tarball
-from tests.kind.conftest import ROOT, bot_api_on_kind_network, docker, run_skaffold
+from tests.images.conftest import BASE_IMAGE, build_base_image
+from tests.kind.conftest import ROOT, bot_api_on_kind_network, docker, run_skaffold, skaffold_env
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -95,12 +96,7 @@ def build_images(cluster: KindCluster, workdir: Path) -> dict[str, str]:
     """The stand-ins in the cluster's engine (the python base, DynamoDB Local) and the toolchain's images;
     the name each add-on image of the kind manifests is replaced with."""
     env = cluster.docker_env
-    docker(env, "import", str(base_tarball(workdir)), "mcstatbot-test/debian-minbase:bookworm")
-    context = workdir / "base-context"
-    context.mkdir()
-    shutil.copy(HOST_CA_BUNDLE, context / "ca-certificates.crt")
-    (context / "Dockerfile").write_text(STAND_IN_DOCKERFILE)
-    docker(env, "build", "--network", "host", "-t", BASE_IMAGE, str(context))
+    build_base_image(functools.partial(docker, env), workdir)
 
     java = shutil.which("java")
     assert java is not None, "java is missing (scripts/install-test-deps.sh installs it)"
@@ -203,6 +199,13 @@ class Skaffold:
         }
         self.context = cluster.context
 
+    def helm(self, *args: str) -> str:
+        """helm 3 against the kind cluster; its output."""
+        return subprocess.run(
+            [str(ROOT / ".tools" / "bin" / "helm"), *args],
+            capture_output=True, text=True, check=True, env=self.env, timeout=60,
+        ).stdout  # fmt: skip
+
     def args(self, command: str, *extra: str) -> list[str]:
         return [command, "-p", "kind", "--kube-context", self.context, *extra]
 
@@ -265,12 +268,7 @@ def pod_images(cluster: KindCluster) -> dict[str, set[str]]:
 def test_skaffold_run_builds_loads_and_deploys_the_kind_profile(
     deployed: Skaffold, kind_cluster: KindCluster
 ) -> None:
-    releases = json.loads(
-        subprocess.run(
-            [str(ROOT / ".tools" / "bin" / "helm"), "list", "-n", NAMESPACE, "-o", "json"],
-            capture_output=True, text=True, check=True, env=deployed.env, timeout=60,
-        ).stdout
-    )  # fmt: skip
+    releases = json.loads(deployed.helm("list", "-n", NAMESPACE, "-o", "json"))
     assert [(r["name"], r["status"]) for r in releases] == [(RELEASE, "deployed")]
     images = pod_images(kind_cluster)
     for app in ("bot", "query", "watcher"):
@@ -406,7 +404,7 @@ def test_skaffold_dev_syncs_a_changed_source_file_without_a_rebuild(
     process = subprocess.Popen(
         [str(deployed.binary), *deployed.args("dev", "--cleanup=false", "--port-forward=off")],
         cwd=deployed.project,
-        env={**deployed.env, "SKAFFOLD_COLLECT_METRICS": "false", "SKAFFOLD_UPDATE_CHECK": "false"},
+        env=skaffold_env(deployed.env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -457,11 +455,7 @@ def test_skaffold_dev_syncs_a_changed_source_file_without_a_rebuild(
 
 def test_skaffold_delete_removes_what_it_deployed(deployed: Skaffold, kind_cluster: KindCluster) -> None:
     deployed.run("delete", timeout=600)
-    helm = subprocess.run(
-        [str(ROOT / ".tools" / "bin" / "helm"), "list", "-n", NAMESPACE, "-q"],
-        capture_output=True, text=True, check=True, env=deployed.env, timeout=60,
-    )  # fmt: skip
-    assert helm.stdout.strip() == ""
+    assert deployed.helm("list", "-n", NAMESPACE, "-q").strip() == ""
     left: dict[str, Any] = {}
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
