@@ -4,7 +4,8 @@
 #
 # On a machine whose cache is cold, the local Kubernetes cluster's binaries (scripts/cluster/toolchain.sh)
 # take most of the build time; kind, crictl and skaffold (scripts/kind/toolchain.sh) build beside them, and
-# the kind node image (scripts/kind/node-image.sh) after both. They
+# the kind node image (scripts/kind/node-image.sh) and the OpenTelemetry Collector for kind
+# (scripts/kind/collector.sh) after both. They
 # are only needed by tests/cluster and tests/kind, so they build in the
 # background at `nice -n 19` (the tests keep the CPU they ask for) while the rest of the set-up, lint and the
 # rest of the suite run;
@@ -32,7 +33,8 @@ if [ "${MCSTATBOT_SKIP_CLUSTER:-0}" != 1 ]; then
     cache=$(bash scripts/cluster/toolchain.sh | tail -n 1)
     bash scripts/cluster/images.sh "$cache"
     wait "$kind"
-    bash scripts/kind/node-image.sh >/dev/null' >"$LOGS/cluster-toolchain.log" 2>&1 &
+    bash scripts/kind/node-image.sh >/dev/null
+    bash scripts/kind/collector.sh >/dev/null' >"$LOGS/cluster-toolchain.log" 2>&1 &
   build_pid=$!
 fi
 trap '[ -n "$build_pid" ] && kill -- "-$build_pid" 2>/dev/null' EXIT
