@@ -5,7 +5,7 @@ UV ?= uv
 PYTEST_ARGS ?=
 
 .PHONY: help setup test-deps run test lint format e2e chart chart-docs bench soak clean
-.PHONY: cluster cluster-down kind-toolchain kind-node-image
+.PHONY: cluster cluster-down kind-up kind-down kind-toolchain kind-node-image
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ cluster: ## start a local single-node Kubernetes cluster in its own network name
 
 cluster-down: ## stop the cluster `make cluster` started and remove everything it made
 	@bash scripts/cluster/cluster.sh down
+
+kind-up: ## the kind cluster for `skaffold dev` (k8s/kind/cluster.yaml), its namespace and the bot's Secret (TELEGRAM_BOT_TOKEN; KIND_NODE_IMAGE: another node image)
+	@bash scripts/kind/up.sh up
+
+kind-down: ## delete the kind cluster `make kind-up` made
+	@bash scripts/kind/up.sh down
 
 kind-toolchain: ## build kind, crictl and skaffold from their Go modules into the cache (docs/kubernetes.md); prints the bin folder
 	@bash scripts/kind/toolchain.sh

@@ -1,8 +1,8 @@
-"""kind on this machine, offline: `kind create cluster --config k8s/kind/cluster.yaml --image <node image>`
-with kind v0.33.0 built from its Go module and the node image built here by scripts/kind/node-image.sh
-(nothing pulled), on a private dockerd (scripts/kind/dockerd.sh); then `kind delete cluster`, and nothing of
-the cluster left on the host.
-
+"""kind on this machine, offline: the cluster the README's `make kind-up` makes (`kind create cluster
+--config k8s/kind/cluster.yaml` with KIND_NODE_IMAGE, the node image built here by scripts/kind/node-image.sh,
+nothing pulled) with kind v0.33.0 built from its Go module, on a private dockerd (scripts/kind/dockerd.sh);
+the session fixture (tests/kind/conftest.py) deletes it with the README's `make kind-down`, and checks that
+nothing of it is left on the host.
 What the cluster is checked for: the three nodes of k8s/kind/cluster.yaml, Ready, on the Kubernetes version
 of the real-cluster toolchain, with the config's labels; kind's system pods running from the images the node
 image carries (no image pulled: the nodes cannot reach a registry); and pod networking across nodes with

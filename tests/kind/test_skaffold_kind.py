@@ -1,33 +1,26 @@
-"""skaffold on the offline kind cluster, as a developer uses it: `skaffold run -p kind` builds the
-three images, loads them into kind (no registry) and deploys the chart with the kind profile; a Telegram
-update posted through the Ingress (kind's port 80 on this machine, Traefik, the bot's NetworkPolicy) is
-answered in the chat; `skaffold dev -p kind` syncs a changed Python file under apps/ into the running pods,
-where the change is seen without an image rebuild; `skaffold delete -p kind` removes what skaffold
-deployed. The cluster itself (tests/kind/conftest.py) is deleted at the end with nothing of it left on the
-host.
+"""skaffold on the offline kind cluster, as the README's kind quick start has a developer use it, word for
+word, on the fresh clone of the session's cluster (tests/kind/conftest.py: the quick start's first line,
+`make kind-up`, made the cluster; its last, `make kind-down`, deletes it):
 
-skaffold runs in a copy of the project (the files the images and the deploy read), so the test can change a
-source file without touching the checkout. In the copy's skaffold.yaml only what this machine needs changes,
-each for a reason no developer's laptop has:
-- the images' BASE_IMAGE is the python:3.12-slim stand-in of the image tests (no image can be pulled) and
-  their builder stage uses the host's network (the engine's containers have no route out);
-- the kind add-ons run the images built here instead of the ones they name on Docker Hub and registry.k8s.io:
-  Traefik and metrics-server from the real-cluster toolchain (same binaries, no shell), DynamoDB Local as
-  the official jar on Debian's Java runtime; the chart's Redis is the toolchain's Debian Redis image;
-- the chart talks to the Bot API test server (telegram.apiBaseUrl, through a relay on the kind network's
-  gateway, with a NetworkPolicy egress rule for it), and the OpenTelemetry collector is off: its image
-  (otel/opentelemetry-collector-contrib) cannot be had offline, and it is checked on the real cluster
-  (tests/cluster) with the chart's collector values rendered.
-Everything else (artifacts, the `dev` target, tag policy, sync rules, manifests, the kind values) is
-skaffold.yaml's own.
+- `skaffold run -p kind` builds the three images, loads them into kind (no registry) and deploys the add-ons
+  and the chart with the kind profile; the pods run skaffold's tags from the nodes' own image store, the
+  add-ons come up, and the images are the Dockerfile's `dev` stage ready for file sync; `skaffold delete -p
+  kind` removes what it deployed;
+- then the README's second line, `skaffold dev`: a Telegram update posted through the Ingress (kind's port 80
+  on this machine, Traefik, the bot's NetworkPolicy) is answered in the chat, the bot's spans reach the
+  OpenTelemetry collector, a changed Python file under apps/ is synced into the running pods and seen
+  without an image rebuild, and Ctrl-C removes what skaffold deployed (not the namespace and its Secret).
+
+skaffold.yaml, the manifests and the values are the clone's, unchanged: what this machine lacks is in the
+environment the commands find (the session fixture says what), and the bot's Bot API server is the test
+server, given by `TELEGRAM_API_BASE_URL` as a developer would give a server of their own.
 """
 
 from __future__ import annotations
 
-import functools
+import base64
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -42,8 +35,7 @@ from mcstatbot_bot.formatting import Problem, problem
 from mcstatbot_common.addresses import parse_address
 
 from tests.chart.conftest import profile
-from tests.images.conftest import BASE_IMAGE, build_base_image
-from tests.kind.conftest import ROOT, bot_api_on_kind_network, docker, run_skaffold, skaffold_env
+from tests.kind.conftest import EXAMPLE_TOKEN, HELM, ROOT, docker, kind_quick_start, run_skaffold
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,15 +48,7 @@ pytestmark = pytest.mark.timeout(2400)
 
 NAMESPACE = "mcstatbot"
 RELEASE = "mcstatbot"
-WEBHOOK_SECRET = "kind-skaffold-webhook-secret"  # noqa: S105 - a made-up secret
 KIND_VALUES = ROOT / "k8s" / "overlays" / "kind" / "app" / "values.yaml"
-DYNAMODB_LOCAL = ROOT / ".tools" / "dynamodb-local"
-# What the copy of the project holds: what the Dockerfile copies, the chart, the kind manifests.
-PROJECT_FILES = ("pyproject.toml", "uv.lock", ".dockerignore", "skaffold.yaml")
-PROJECT_DIRS = ("apps", "packages", "charts", "k8s")
-IGNORED = shutil.ignore_patterns(
-    ".venv", "node_modules", "__pycache__", "*.pyc", "tests", ".mypy_cache", ".ruff_cache"
-)
 # The query service refuses private addresses, so `/status` of a loopback address gets the bot's fixed
 # "forbidden address" reply: proof that the bot reached the query service without any Minecraft server.
 PRIVATE_SERVER = "127.0.0.1:25565"
@@ -79,139 +63,35 @@ RUNS = {
 SYNCED_FILE = Path("apps/bot/src/mcstatbot_bot/app.py")
 REFUSAL = '"bad secret token"'
 CHANGED_REFUSAL = '"bad secret token (synced by skaffold)"'
-
-DYNAMODB_DOCKERFILE = f"""\
-FROM {BASE_IMAGE}
-COPY jre /opt/java
-COPY dynamodb-local /home/dynamodblocal
-ENV PATH=/opt/java/bin:/usr/local/bin:/usr/bin:/bin
-WORKDIR /home/dynamodblocal
-USER 1000:1000
-ENTRYPOINT ["java"]
-CMD ["-jar", "DynamoDBLocal.jar", "-inMemory"]
-"""
+WATCHING = "Watching for changes"
+BUILDING = ("Starting build", "Building [")
 
 
-def build_images(cluster: KindCluster, workdir: Path) -> dict[str, str]:
-    """The stand-ins in the cluster's engine (the python base, DynamoDB Local) and the toolchain's images;
-    the name each add-on image of the kind manifests is replaced with."""
-    env = cluster.docker_env
-    build_base_image(functools.partial(docker, env), workdir)
-
-    java = shutil.which("java")
-    assert java is not None, "java is missing (scripts/install-test-deps.sh installs it)"
-    assert (DYNAMODB_LOCAL / "DynamoDBLocal.jar").is_file(), "no DynamoDB Local (make test-deps)"
-    context = workdir / "dynamodb-context"
-    context.mkdir()
-    # The runtime's own folder with its symbolic links (into /etc/java-17-openjdk) resolved, without what
-    # only compiling or linking uses.
-    shutil.copytree(
-        Path(java).resolve().parents[1],
-        context / "jre",
-        ignore=shutil.ignore_patterns("jmods", "src.zip", "docs", "man", "include", "demo"),
-        ignore_dangling_symlinks=True,
-    )
-    shutil.copytree(DYNAMODB_LOCAL, context / "dynamodb-local", ignore=shutil.ignore_patterns("*.log"))
-    (context / "Dockerfile").write_text(DYNAMODB_DOCKERFILE)
-    docker(env, "build", "--network", "none", "-t", "mcstatbot.local/dynamodb-local:kind", str(context))
-
-    images = cluster.toolchain / "images"
-    for archive in ("traefik.tar", "metrics-server.tar", "redis.tar"):
-        docker(env, "load", "-i", str(images / archive))
-    loaded = docker(env, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-
-    def one(repository: str) -> str:
-        (name,) = [n for n in loaded if n.startswith(f"{repository}:")]
-        return name
-
-    return {
-        "traefik": one("mcstatbot.local/traefik"),
-        "metrics-server": one("mcstatbot.local/metrics-server"),
-        "dynamodb-local": "mcstatbot.local/dynamodb-local:kind",
-        "redis": one("mcstatbot.local/redis"),
-    }
-
-
-def load_into_kind(cluster: KindCluster, kind: Path, *images: str) -> None:
-    result = subprocess.run(
-        [str(kind), "load", "docker-image", "--name", cluster.name, *images],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=cluster.docker_env,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-
-
-def adapt_project(project: Path, images: dict[str, str], api_url: str, relay_port: int) -> None:
-    """The copy's skaffold.yaml and kind manifests changed for this machine, and only that (see the module's
-    docstring)."""
-    config_path = project / "skaffold.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    kind = profile(config, "kind")
-    for artifact in kind["build"]["artifacts"]:
-        artifact["docker"]["buildArgs"]["BASE_IMAGE"] = BASE_IMAGE
-        artifact["docker"]["network"] = "host"
-    for manifest in kind["manifests"]["rawYaml"]:
-        path = project / manifest
-        documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
-        for document in documents:
-            spec = document.get("spec", {}).get("template", {}).get("spec", {})
-            for container in spec.get("containers", []):
-                name = container["image"].rsplit("/", 1)[-1].split(":", 1)[0]
-                if name in images:
-                    container["image"] = images[name]
-        path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
-    # The kind values, with this machine's on top.
-    egress = yaml.safe_load(KIND_VALUES.read_text())["networkPolicy"]["botExtraEgress"]
-    repository, tag = images["redis"].rsplit(":", 1)
-    machine = {
-        "telegram": {"apiBaseUrl": api_url},
-        "redis": {"image": {"registry": "", "repository": repository, "tag": tag}},
-        "otel": {"enabled": False, "collector": {"enabled": False}},
-        "networkPolicy": {"botExtraEgress": [*egress, {"ports": [{"port": relay_port, "protocol": "TCP"}]}]},
-    }
-    (project / "machine-values.yaml").write_text(yaml.safe_dump(machine, sort_keys=False))
-    (release,) = kind["deploy"]["helm"]["releases"]
-    release["valuesFiles"].append("machine-values.yaml")
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+def test_the_kind_quick_start_is_what_these_tests_follow() -> None:
+    assert kind_quick_start((ROOT / "README.md").read_text()) == [
+        f"TELEGRAM_BOT_TOKEN={EXAMPLE_TOKEN} make kind-up",
+        "skaffold dev",
+        "make kind-down",
+    ]
 
 
 class Skaffold:
-    """skaffold in the project's copy, against the kind cluster and its engine."""
+    """skaffold in the clone, with the developer's environment of the session's cluster."""
 
-    def __init__(self, binary: Path, kind_bin: Path, cluster: KindCluster, project: Path) -> None:
+    def __init__(self, binary: Path, cluster: KindCluster) -> None:
         self.binary = binary
-        self.project = project
-        self.env = {
-            **cluster.docker_env,
-            "KUBECONFIG": str(cluster.kubeconfig),
-            # kubectl of the toolchain, kind (skaffold runs `kind load`), helm 3, then Debian's docker client.
-            "PATH": os.pathsep.join(
-                [
-                    str(cluster.kubectl_bin.parent),
-                    str(kind_bin),
-                    str(ROOT / ".tools" / "bin"),
-                    cluster.docker_env["PATH"],
-                ]
-            ),
-        }
-        self.context = cluster.context
+        self.project = cluster.clone
+        self.env = cluster.shell
 
     def helm(self, *args: str) -> str:
         """helm 3 against the kind cluster; its output."""
         return subprocess.run(
-            [str(ROOT / ".tools" / "bin" / "helm"), *args],
-            capture_output=True, text=True, check=True, env=self.env, timeout=60,
-        ).stdout  # fmt: skip
-
-    def args(self, command: str, *extra: str) -> list[str]:
-        return [command, "-p", "kind", "--kube-context", self.context, *extra]
+            [str(HELM), *args], capture_output=True, text=True, check=True, env=self.env, timeout=60
+        ).stdout
 
     def run(self, command: str, *extra: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
         result = run_skaffold(
-            self.binary, *self.args(command, *extra), env=self.env, timeout=timeout, cwd=self.project
+            self.binary, command, "-p", "kind", *extra, env=self.env, timeout=timeout, cwd=self.project
         )
         assert result.returncode == 0, (
             f"skaffold {command} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
@@ -220,37 +100,10 @@ class Skaffold:
 
 
 @pytest.fixture(scope="module")
-def telegram(kind_cluster: KindCluster) -> Iterator[tuple[BotApiServer, str]]:
-    """The Bot API test server and the URL the pods use for it (a relay on the kind network's gateway)."""
-    with bot_api_on_kind_network(docker(kind_cluster.docker_env, "network", "inspect", "kind").stdout) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
-def deployed(
-    kind_cluster: KindCluster, kind_bin: Path, skaffold: Path, telegram: tuple[BotApiServer, str]
-) -> Skaffold:
+def deployed(kind_cluster: KindCluster, skaffold: Path) -> Skaffold:
     """`skaffold run -p kind` done: images built, loaded, the kind add-ons and the chart deployed."""
-    api, api_url = telegram
-    workdir = kind_cluster.engine_dir / "skaffold"
-    project = workdir / "project"
-    project.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        shutil.copy2(ROOT / name, project / name)
-    for name in PROJECT_DIRS:
-        shutil.copytree(ROOT / name, project / name, ignore=IGNORED, symlinks=True)
-    images = build_images(kind_cluster, workdir)
-    load_into_kind(kind_cluster, kind_bin / "kind", *images.values())
-    adapt_project(project, images, api_url, int(api_url.rsplit(":", 1)[1]))
-    # The namespace and the Telegram secret come first (docs/kubernetes.md, the kind quick start).
-    kind_cluster.kubectl("apply", "-f", str(ROOT / "k8s" / "overlays" / "kind" / "namespace.yaml"))
-    kind_cluster.kubectl(
-        "-n", NAMESPACE, "create", "secret", "generic", "mcstatbot-telegram",
-        f"--from-literal=telegram-bot-token={api.token}",
-        f"--from-literal=webhook-secret={WEBHOOK_SECRET}",
-    )  # fmt: skip
-    tool = Skaffold(skaffold, kind_bin, kind_cluster, project)
-    tool.run("run", "--status-check=true", "--port-forward=off")
+    tool = Skaffold(skaffold, kind_cluster)
+    tool.run("run", "--status-check=true")
     return tool
 
 
@@ -368,16 +221,107 @@ def post_through_ingress(
     return answer
 
 
+def left_deployed(cluster: KindCluster) -> dict[str, list[str]]:
+    """What skaffold's kind profile deploys that is still there, by where (nothing once it has gone)."""
+    deadline = time.monotonic() + 180
+    while True:
+        left = {
+            "mcstatbot": cluster.kubectl(
+                "-n", NAMESPACE, "get", "deployments,statefulsets,jobs,services,ingresses", "-o", "name"
+            ).stdout.split(),
+            "traefik": cluster.kubectl(
+                "get", "namespace", "traefik", "--ignore-not-found", "-o", "name"
+            ).stdout.split(),
+            "metrics-server": cluster.kubectl(
+                "-n", "kube-system", "get", "deployment", "metrics-server", "--ignore-not-found", "-o", "name"
+            ).stdout.split(),
+        }
+        if not any(left.values()) or time.monotonic() > deadline:
+            return left
+        time.sleep(3)
+
+
+def test_skaffold_delete_removes_what_it_deployed(deployed: Skaffold, kind_cluster: KindCluster) -> None:
+    deployed.run("delete", timeout=600)
+    assert deployed.helm("list", "-n", NAMESPACE, "-q").strip() == ""
+    left = left_deployed(kind_cluster)
+    assert not any(left.values()), left
+
+
+class SkaffoldDev:
+    """The README's `skaffold dev`, running in the developer's shell; its output, line by line."""
+
+    def __init__(self, cluster: KindCluster, command: str) -> None:
+        self.output: list[str] = []
+        self.process = subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=cluster.clone,
+            env=cluster.shell,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.reader = threading.Thread(
+            target=lambda: self.output.extend(self.process.stdout or []), daemon=True
+        )
+        self.reader.start()
+
+    def tail(self, lines: int = 80) -> str:
+        return "".join(self.output[-lines:])
+
+    def count(self, *marks: str) -> int:
+        """The lines of skaffold's output with any of `marks`."""
+        return sum(any(mark in line for mark in marks) for line in list(self.output))
+
+    def wait_watching(self, more_than: int = 0, timeout: float = 900) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count(WATCHING) <= more_than:
+            assert self.process.poll() is None, "skaffold dev ended:\n" + self.tail()
+            assert time.monotonic() < deadline, "skaffold dev did not watch (again):\n" + self.tail()
+            time.sleep(1)
+
+    def ctrl_c(self) -> int:
+        """Ctrl-C, as in a terminal (SIGINT to its process group); its exit status."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            code = self.process.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            code = self.process.wait(timeout=30)
+        self.reader.join(timeout=10)
+        return code
+
+
+@pytest.fixture(scope="module")
+def dev(kind_cluster: KindCluster) -> Iterator[SkaffoldDev]:
+    """The quick start's `skaffold dev`, once it has deployed and watches for changes (after `skaffold
+    delete -p kind`, so it deploys everything afresh)."""
+    _, command, _ = kind_quick_start((kind_cluster.clone / "README.md").read_text())
+    running = SkaffoldDev(kind_cluster, command)
+    try:
+        running.wait_watching()
+        yield running
+    finally:
+        running.ctrl_c()
+
+
+def webhook_secret(cluster: KindCluster) -> str:
+    """The webhook secret `make kind-up` made (random), from the cluster."""
+    data = cluster.kubectl_json("-n", NAMESPACE, "get", "secret", "mcstatbot-telegram")["data"]
+    return base64.b64decode(data["webhook-secret"]).decode()
+
+
 def test_a_telegram_update_through_the_ingress_is_answered(
-    deployed: Skaffold, telegram: tuple[BotApiServer, str]
+    dev: SkaffoldDev, kind_cluster: KindCluster, bot_api: BotApiServer
 ) -> None:
-    api, _ = telegram
-    since = api.last_seq
-    update = api.send_text(778, f"/status {PRIVATE_SERVER}")
-    answer = post_through_ingress(update, secret=WEBHOOK_SECRET)
+    since = bot_api.last_seq
+    update = bot_api.send_text(778, f"/status {PRIVATE_SERVER}")
+    answer = post_through_ingress(update, secret=webhook_secret(kind_cluster))
     assert answer.status_code == 200, f"{answer.status_code} {answer.text[:500]}"
     assert answer.json()["ok"] is True
-    reply = api.wait_for_call_sync(
+    reply = bot_api.wait_for_call_sync(
         "sendMessage", lambda call: str(call.chat_id) == "778", since=since, timeout=60
     )
     assert reply.text == FORBIDDEN_REPLY
@@ -387,90 +331,55 @@ def test_a_telegram_update_through_the_ingress_is_answered(
     assert refused.json() == {"ok": False, "detail": "bad secret token"}
 
 
-WATCHING = "Watching for changes"
-BUILDING = ("Starting build", "Building [")
-
-
-def count(lines: list[str], *marks: str) -> int:
-    """The lines of skaffold's output with any of `marks`."""
-    return sum(any(mark in line for mark in marks) for line in list(lines))
+def test_the_bots_spans_reach_the_collector(dev: SkaffoldDev, kind_cluster: KindCluster) -> None:
+    """The kind values export traces to the chart's collector, whose debug exporter logs each batch's
+    resources and spans: the update above left the bot's webhook span and the query service's spans there
+    (the batch processor sends within 5 s)."""
+    wanted = ("service.name=mcstatbot-bot", "service.name=mcstatbot-query", "/telegram/webhook")
+    deadline = time.monotonic() + 120
+    logs = ""
+    while time.monotonic() < deadline:
+        logs = kind_cluster.kubectl(
+            "-n", NAMESPACE, "logs", f"deployment/{RELEASE}-otel-collector", check=False
+        ).stdout
+        if all(w in logs for w in wanted):
+            break
+        time.sleep(5)
+    assert all(w in logs for w in wanted), logs[-3000:]
 
 
 def test_skaffold_dev_syncs_a_changed_source_file_without_a_rebuild(
-    deployed: Skaffold, telegram: tuple[BotApiServer, str]
+    dev: SkaffoldDev, kind_cluster: KindCluster, bot_api: BotApiServer
 ) -> None:
-    api, _ = telegram
-    output: list[str] = []
-    process = subprocess.Popen(
-        [str(deployed.binary), *deployed.args("dev", "--cleanup=false", "--port-forward=off")],
-        cwd=deployed.project,
-        env=skaffold_env(deployed.env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    watched_before, built_before = dev.count(WATCHING), dev.count(*BUILDING)
+    source = kind_cluster.clone / SYNCED_FILE
+    text = source.read_text()
+    assert text.count(REFUSAL) == 1, "the refusal the test changes is not in the bot's app.py"
+    source.write_text(text.replace(REFUSAL, CHANGED_REFUSAL))
+
+    update = bot_api.send_text(779, "/help")
+    changed = post_through_ingress(
+        update,
+        secret=None,
+        until=lambda r: r.status_code == 403 and "synced" in r.text,
+        timeout=240,
     )
-    assert process.stdout is not None
-    reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 900
-        while not count(output, WATCHING):
-            assert process.poll() is None, "skaffold dev ended:\n" + "".join(output[-80:])
-            assert time.monotonic() < deadline, "skaffold dev never watched:\n" + "".join(output[-80:])
-            time.sleep(2)
-        watched_before, built_before = count(output, WATCHING), count(output, *BUILDING)
-        source = deployed.project / SYNCED_FILE
-        text = source.read_text()
-        assert text.count(REFUSAL) == 1, "the refusal the test changes is not in the bot's app.py"
-        source.write_text(text.replace(REFUSAL, CHANGED_REFUSAL))
-
-        update = api.send_text(779, "/help")
-        changed = post_through_ingress(
-            update,
-            secret=None,
-            until=lambda r: r.status_code == 403 and "synced" in r.text,
-            timeout=240,
-        )
-        assert changed.json() == {"ok": False, "detail": "bad secret token (synced by skaffold)"}, (
-            changed.text[:500] + "\n" + "".join(output[-60:])
-        )
-        # skaffold's iteration for the change ends when it watches again: synced, nothing rebuilt.
-        deadline = time.monotonic() + 300
-        while count(output, WATCHING) == watched_before:
-            assert time.monotonic() < deadline, "skaffold dev never watched again:\n" + "".join(output[-80:])
-            time.sleep(1)
-        log = "".join(output)
-        assert "Syncing 1 files for mcstatbot-bot" in log, log[-4000:]
-        assert count(output, *BUILDING) == built_before, log[-4000:]
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-        reader.join(timeout=10)
+    assert changed.json() == {"ok": False, "detail": "bad secret token (synced by skaffold)"}, (
+        changed.text[:500] + "\n" + dev.tail(60)
+    )
+    # skaffold's iteration for the change ends when it watches again: synced, nothing rebuilt.
+    dev.wait_watching(more_than=watched_before, timeout=300)
+    log = "".join(dev.output)
+    assert "Syncing 1 files for mcstatbot-bot" in log, log[-4000:]
+    assert dev.count(*BUILDING) == built_before, log[-4000:]
 
 
-def test_skaffold_delete_removes_what_it_deployed(deployed: Skaffold, kind_cluster: KindCluster) -> None:
-    deployed.run("delete", timeout=600)
-    assert deployed.helm("list", "-n", NAMESPACE, "-q").strip() == ""
-    left: dict[str, Any] = {}
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        left = {
-            "mcstatbot": kind_cluster.kubectl(
-                "-n", NAMESPACE, "get", "deployments,statefulsets,jobs,services,ingresses", "-o", "name"
-            ).stdout.split(),
-            "traefik": kind_cluster.kubectl(
-                "get", "namespace", "traefik", "--ignore-not-found", "-o", "name"
-            ).stdout.split(),
-            "metrics-server": kind_cluster.kubectl(
-                "-n", "kube-system", "get", "deployment", "metrics-server", "--ignore-not-found", "-o", "name"
-            ).stdout.split(),
-        }
-        if not any(left.values()):
-            break
-        time.sleep(3)
+def test_ctrl_c_removes_what_skaffold_dev_deployed(dev: SkaffoldDev, kind_cluster: KindCluster) -> None:
+    """Ctrl-C ends `skaffold dev`, which deletes what it deployed (the README's `make kind-down` follows),
+    and leaves the namespace with the Telegram Secret `make kind-up` made."""
+    code = dev.ctrl_c()
+    assert code == 0, dev.tail()
+    assert "Cleaning up..." in "".join(dev.output), dev.tail()
+    left = left_deployed(kind_cluster)
     assert not any(left.values()), left
+    assert webhook_secret(kind_cluster)

@@ -92,3 +92,31 @@ def test_an_unknown_profile_is_refused(skaffold: Path) -> None:
     result = render(skaffold, "-p", "no-such-profile")
     assert result.returncode != 0
     assert "no-such-profile" in result.stderr
+
+
+def api_base_urls(docs: list[dict[str, Any]]) -> dict[str, str]:
+    """TELEGRAM_API_BASE_URL of each ConfigMap that sets it (the bot's and the watcher's)."""
+    return {
+        d["metadata"]["name"]: d["data"]["TELEGRAM_API_BASE_URL"]
+        for d in docs
+        if d["kind"] == "ConfigMap" and "TELEGRAM_API_BASE_URL" in (d.get("data") or {})
+    }
+
+
+def test_telegram_api_base_url_from_the_environment_points_the_kind_release_at_a_bot_api_server(
+    skaffold: Path, rendered: list[dict[str, Any]]
+) -> None:
+    """The kind profile passes TELEGRAM_API_BASE_URL (as `make run` reads it) to `telegram.apiBaseUrl`:
+    Telegram's own without it, the given server with it."""
+    assert api_base_urls(rendered) == {
+        "mcstatbot-bot": "https://api.telegram.org",
+        "mcstatbot-watcher": "https://api.telegram.org",
+    }
+    own = "http://bot-api.example.test:8081"
+    result = run_skaffold(
+        skaffold, "render", "--offline=true", "--digest-source=tag", "-p", "kind",
+        env={"TELEGRAM_API_BASE_URL": own},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert api_base_urls(docs) == {"mcstatbot-bot": own, "mcstatbot-watcher": own}
