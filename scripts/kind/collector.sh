@@ -17,12 +17,9 @@ command -v go >/dev/null 2>&1 || { echo "collector.sh: Go is needed (go1.26 or n
 VERSION=$(grep -oE 'otlpreceiver v[0-9.]+' "$CONFIG" | cut -d' ' -f2)
 KEY="otelcol-$VERSION-$(cat "$0" "$CONFIG" | sha256sum | cut -c1-12)"
 CACHE_ROOT="${MCSTATBOT_CACHE:-$HOME/.cache/mcstatbot}/kind"
-CACHE="$CACHE_ROOT/$KEY"
-BIN="$CACHE/bin"
+CACHE="$CACHE_ROOT/$KEY" BIN="$CACHE_ROOT/$KEY/bin"
 mkdir -p "$BIN" "$CACHE/src"
-
 # The lock and the Go settings (static binaries, the shared build cache) of the cluster toolchain.
-WRAPPER_PREFIX=kind-build
 # shellcheck source=../cluster/go-build.sh
 source "$HERE/../cluster/go-build.sh"
 
