@@ -1,9 +1,9 @@
 """The kind tests' tools: skaffold v2.19.0 and kind v0.33.0 built from their Go modules by
 scripts/kind/toolchain.sh (seconds when they are in the cache; `make test` builds them in the background
-before these tests run), one way to run skaffold, and a kind cluster: a private dockerd
-(scripts/kind/dockerd.sh), the node image built offline (scripts/kind/node-image.sh),
-`kind create cluster --config k8s/kind/cluster.yaml`, deleted at the end with nothing of it left on the
-host."""
+before these tests run), one way to run skaffold, and a kind cluster: the README's kind quick start on a
+fresh clone (`make kind-up`, `kind create cluster --config k8s/kind/cluster.yaml` with the node image built
+offline by scripts/kind/node-image.sh) on a private dockerd (scripts/kind/dockerd.sh), deleted at the end
+(`make kind-down`) with nothing of it left on the host."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "kind"
-KIND_CONFIG = ROOT / "k8s" / "kind" / "cluster.yaml"
 HELM = ROOT / ".tools" / "bin" / "helm"
 DYNAMODB_LOCAL = ROOT / ".tools" / "dynamodb-local"
 # The README's placeholder token, which the Bot API test server takes as its own.
@@ -186,7 +185,10 @@ def addon_images(cluster: KindCluster, collector: Path, workdir: Path) -> list[s
     shutil.copy2(collector, otelcol / collector.name)
     shutil.copy(HOST_CA_BUNDLE, otelcol / "ca-certificates.crt")
     (otelcol / "Dockerfile").write_text(COLLECTOR_DOCKERFILE)
-    docker(env, "build", "--network", "none", "-t", "mcstatbot.local/otelcol:kind", str(otelcol))
+    docker(
+        env, "build", "--network", "none",
+        "-t", "mcstatbot.local/opentelemetry-collector-contrib:kind", str(otelcol),
+    )  # fmt: skip
     for archive in ("traefik.tar", "metrics-server.tar", "redis.tar"):
         docker(env, "load", "-i", str(cluster.toolchain / "images" / archive))
     built = docker(env, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
@@ -195,7 +197,6 @@ def addon_images(cluster: KindCluster, collector: Path, workdir: Path) -> list[s
         for name in built
         if name.startswith("mcstatbot.local/")
     }
-    stand_ins["opentelemetry-collector-contrib"] = stand_ins.pop("otelcol")
     wanted = images_to_pull(cluster.clone)
     for name in sorted(wanted):
         repository, tag = name.rsplit("/", 1)[-1].split(":", 1)
@@ -257,12 +258,13 @@ def prepare_engine(env: dict[str, str], skaffold: Path, clone: Path, workdir: Pa
     only)."""
     base = build_base_image(functools.partial(docker, env), workdir)
     docker(env, "tag", base, "python:3.12-slim")
-    artifacts = profile(yaml.safe_load((clone / "skaffold.yaml").read_text()), "kind")["build"]["artifacts"]
+    project = yaml.safe_load((clone / "skaffold.yaml").read_text())
+    artifacts = profile(project, "kind")["build"]["artifacts"]
     for artifact in artifacts:
         artifact["context"] = str(clone / artifact["context"])
         artifact["docker"]["network"] = "host"
     config = {
-        "apiVersion": yaml.safe_load((clone / "skaffold.yaml").read_text())["apiVersion"],
+        "apiVersion": project["apiVersion"],
         "kind": "Config",
         "build": {"local": {"push": False}, "tagPolicy": {"sha256": {}}, "artifacts": artifacts},
     }
@@ -456,21 +458,14 @@ class Relay:
         self.server.close()
 
 
-def kind_gateway(network_inspect: str) -> str:
-    """The IPv4 gateway address of the kind docker network (`docker network inspect kind`'s output): this
-    machine, as the nodes and pods reach it."""
-    network = json.loads(network_inspect)[0]
-    gateway: str = next(c["Gateway"] for c in network["IPAM"]["Config"] if "." in c.get("Gateway", ""))
-    return gateway
-
-
 @contextlib.contextmanager
 def bot_api_on_kind_network(
     network_inspect: str, api: BotApiServer | None = None
 ) -> Iterator[tuple[BotApiServer, str]]:
     """The Bot API test server on this machine (`api`, or a new one), and the URL pods use for it: a relay on
     the gateway address of the kind docker network (`docker network inspect kind`'s output)."""
-    gateway = kind_gateway(network_inspect)
+    network = json.loads(network_inspect)[0]
+    gateway = next(c["Gateway"] for c in network["IPAM"]["Config"] if "." in c.get("Gateway", ""))
     with contextlib.ExitStack() as stack:
         server = api or stack.enter_context(BotApiServer())
         relay = Relay(gateway, server.port)
