@@ -30,8 +30,8 @@ ARTIFACTS = {"mcstatbot-bot", "mcstatbot-query", "mcstatbot-watcher"}
 pytestmark = pytest.mark.timeout(1800)
 
 
-def render(skaffold: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_skaffold(skaffold, "render", "--offline=true", "--digest-source=tag", *args)
+def render(skaffold: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_skaffold(skaffold, "render", "--offline=true", "--digest-source=tag", *args, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +113,7 @@ def test_telegram_api_base_url_from_the_environment_points_the_kind_release_at_a
         "mcstatbot-watcher": "https://api.telegram.org",
     }
     own = "http://bot-api.example.test:8081"
-    result = run_skaffold(
-        skaffold, "render", "--offline=true", "--digest-source=tag", "-p", "kind",
-        env={"TELEGRAM_API_BASE_URL": own},
-    )  # fmt: skip
+    result = render(skaffold, "-p", "kind", env={"TELEGRAM_API_BASE_URL": own})
     assert result.returncode == 0, result.stderr[-4000:]
     docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     assert api_base_urls(docs) == {"mcstatbot-bot": own, "mcstatbot-watcher": own}
