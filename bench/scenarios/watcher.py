@@ -108,7 +108,7 @@ def seed(sqlite_path: Path, token: str, docs: dict[str, Doc]) -> None:
 
 
 async def _put_docs(docs: dict[str, Doc]) -> None:
-    from mcstatbot_bot.state.dynamodb import DynamoDBStore  # noqa: PLC0415 - the AWS SDK only here
+    from mcstatbot_bot.state.dynamodb import DynamoDBStore  # noqa: PLC0415 - aiodynamo only here
 
     store = DynamoDBStore(DYNAMODB_TABLE, timeout=10.0)
     await store.open()
@@ -116,7 +116,7 @@ async def _put_docs(docs: dict[str, Doc]) -> None:
 
     async def put(key: str, doc: Doc) -> None:
         async with limit:
-            # False only when the SDK retried a put that had landed (a slow first answer): it is there
+            # False only when aiodynamo retried a put that had landed (a slow first answer): it is there
             await store.put_doc(key, doc, 0)
 
     try:
@@ -135,7 +135,7 @@ def seed_dynamodb(env: dict[str, str], docs: dict[str, Doc]) -> None:
         timeout=60,
         check=True,
     )
-    with mock.patch.dict(os.environ, env):  # the AWS SDK reads its endpoint and credentials from there
+    with mock.patch.dict(os.environ, env):  # the store reads its region, endpoint and credentials here
         asyncio.run(_put_docs(docs))
 
 
@@ -512,7 +512,7 @@ def dynamodb_note(measured: dict[str, Any], due_per_s: float, sqlite: dict[str, 
     per_check = _cpu_per_check_ms(measured)
     sqlite_text = f" against {_cpu_per_check_ms(sqlite):.2f} ms on SQLite" if sqlite else ""
     cost = (
-        f"{per_check:.2f} ms of watcher CPU per check{sqlite_text} (the AWS SDK's requests per check: "
+        f"{per_check:.2f} ms of watcher CPU per check{sqlite_text} (the store's requests per check: "
         "its share of its tick's BatchGetItem of the watches and check records, the history sample's "
         "UpdateItem, and the record's compare-and-set PutItem only when the check changed it; "
         f"{due_per_s:,.0f} checks due a second)"

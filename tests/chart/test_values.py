@@ -34,7 +34,8 @@ POLLING = "charts/mcstatbot/ci/polling-values.yaml"
 EKS = "k8s/overlays/eks/app/values.yaml"
 KIND = "k8s/overlays/kind/app/values.yaml"
 # Variables read by libraries rather than the apps' settings classes: the OpenTelemetry SDK reads OTEL_*,
-# botocore reads these AWS_* (SPEC.md: "the standard AWS SDK variables").
+# the bot's DynamoDB store reads these AWS_* as the AWS SDKs do (state/aws.py; SPEC.md: "the standard AWS
+# SDK variables").
 BOTOCORE_ENV = {"AWS_REGION", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
@@ -109,7 +110,7 @@ def test_an_unread_variable_is_caught(kit: Kit) -> None:
         sets={
             "bot.extraEnv[0].name": "QUERY_TIMEOUTS",
             "bot.extraEnv[0].value": "3",
-            "query.extraEnv[0].name": "AWS_REGION",  # botocore's, but the query service has no AWS client
+            "query.extraEnv[0].name": "AWS_REGION",  # the AWS SDKs', but the query service has no AWS client
             "query.extraEnv[0].value": "eu-west-1",
         },
     )

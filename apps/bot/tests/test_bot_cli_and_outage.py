@@ -62,6 +62,42 @@ def test_set_webhook_command(api: BotApiServer) -> None:
     assert missing.returncode == 2
 
 
+def test_create_table_failures_are_one_line(dynamodb: DynamoDBLocal, tmp_path: Path) -> None:
+    """What DynamoDB refuses (a name it does not take), no DynamoDB at the endpoint, no region: exit 1 and
+    one line on stderr saying what is wrong, no traceback."""
+    base = {**dynamodb.env(), "LOG_FORMAT": "text"}
+    refused = run_bot("create-table", env={**base, "DYNAMODB_TABLE": "t"})
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "mcstatbot-bot create-table t: DynamoDB refused: ValidationException: "
+        + refused.stderr.split("ValidationException: ", 1)[1].strip()
+    ]
+    assert "between 3 and 255 characters" in refused.stderr
+    with DynamoDBLocal(tmp_path / "gone.log") as gone:
+        endpoint = gone.endpoint_url
+    unreachable = run_bot(
+        "create-table", env={**base, "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "DYNAMODB_TABLE": "user_sessions"}
+    )
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("mcstatbot-bot create-table user_sessions: ConnectError")
+    assert len(unreachable.stderr.strip().splitlines()) == 1
+    no_region = run_bot(
+        "create-table",
+        env={
+            **{k: v for k, v in base.items() if "REGION" not in k},
+            "AWS_REGION": "",
+            "AWS_DEFAULT_REGION": "",
+        },
+    )
+    assert no_region.returncode == 1
+    assert no_region.stderr.strip() == (
+        "mcstatbot-bot create-table user_sessions: NoRegionError: "
+        "STATE_BACKEND=dynamodb needs the table's region: set AWS_REGION"
+    )
+    for result in (refused, unreachable, no_region):
+        assert "Traceback" not in result.stderr
+
+
 async def test_dynamodb_outage_still_answers(
     api: BotApiServer,
     start_bot: Callable[..., ServiceProcess],

@@ -1,10 +1,11 @@
 """What a configuration does not use is not imported (a fresh interpreter each, the service's own start:
 `setup_tracing("bot")`, then `create_app` and its whole lifespan against the Bot API test server): no
-Redis client without REDIS_URL, no AWS SDK (nor aiohttp, which it brings) without STATE_BACKEND=dynamodb,
+Redis client without REDIS_URL, no DynamoDB client (aiodynamo) without STATE_BACKEND=dynamodb and never
+the AWS SDK (botocore) nor aiohttp,
 no exporter without a collector, never matplotlib nor numpy (only the /history chart worker process
 imports them), never pydantic.v1 (FastAPI imports it to check a route's response model: the bot's routes
-answer response objects and have none), and the Redis and botocore instrumentations only when spans are
-exported and the library is in use."""
+answer response objects and have none), and the Redis instrumentation only when spans are exported and
+Redis is in use."""
 
 from __future__ import annotations
 
@@ -21,7 +22,17 @@ if TYPE_CHECKING:
 
     from mcstatbot_testkit.dynamodb import DynamoDBLocal
 
-HEAVY = ("redis", "botocore", "aiobotocore", "aioboto3", "boto3", "aiohttp", "matplotlib", "numpy")
+HEAVY = (
+    "redis",
+    "aiodynamo",
+    "botocore",
+    "aiobotocore",
+    "aioboto3",
+    "boto3",
+    "aiohttp",
+    "matplotlib",
+    "numpy",
+)
 
 SCRIPT = textwrap.dedent(
     """
@@ -75,8 +86,7 @@ def test_the_chart_configuration_without_a_collector_imports_no_exporter_nor_ins
 ) -> None:
     with RedisServer(tmp_path / "redis.log") as redis_server:
         imported = _imported({"STATE_BACKEND": "dynamodb", "REDIS_URL": redis_server.url, **dynamodb.env()})
-    assert {"redis", "botocore", "aiobotocore"} <= set(imported)
-    assert not [name for name in imported if name.startswith("opentelemetry.")]
+    assert set(imported) == {"redis", "aiodynamo"}  # no AWS SDK, no exporter, no instrumentation
 
 
 def test_what_a_collector_asks_for_comes_with_it(tmp_path: Path, dynamodb: DynamoDBLocal) -> None:
@@ -90,12 +100,12 @@ def test_what_a_collector_asks_for_comes_with_it(tmp_path: Path, dynamodb: Dynam
             }
         )
     assert "opentelemetry.instrumentation.redis" in imported
-    assert "opentelemetry.instrumentation.botocore" in imported
+    assert "botocore" not in imported  # DynamoDB's spans are the store's own, over httpx's
 
 
 def test_a_collector_instruments_only_the_libraries_the_configuration_uses(tmp_path: Path) -> None:
-    """Spans exported, but SQLite and no REDIS_URL: neither botocore nor Redis, nor their
-    instrumentations, are loaded (instrumenting what is merely installed would load them)."""
+    """Spans exported, but SQLite and no REDIS_URL: neither aiodynamo nor Redis, nor Redis's
+    instrumentation, are loaded (instrumenting what is merely installed would load them)."""
     imported = _imported(
         {
             "STATE_BACKEND": "sqlite",

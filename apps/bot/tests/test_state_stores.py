@@ -20,7 +20,7 @@ from mcstatbot_testkit.net import LOOPBACK, free_port
 from prometheus_client import REGISTRY
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
     from pathlib import Path
 
     from mcstatbot_bot.state import StateStore
@@ -131,7 +131,7 @@ async def test_dynamodb_settings_item(dynamodb: DynamoDBLocal, monkeypatch: pyte
     try:
         await store.save_settings(chat, ChatSettings("uk", SERVER))
         key = {"chat_id": {"S": f"settings#{chat}"}}
-        item = (await store.client.get_item(TableName=TABLE, Key=key))["Item"]
+        item = (await store.send("GetItem", {"TableName": TABLE, "Key": key}))["Item"]
     finally:
         await store.close()
     assert item == {
@@ -152,8 +152,10 @@ async def test_dynamodb_items_have_the_spec_shape(
     try:
         await store.save_chat(chat, SERVER, STATUS)
         await store.save_server(SERVER, STATUS)
-        item = (await store.client.get_item(TableName=TABLE, Key={"chat_id": {"S": str(chat)}}))["Item"]
-        ttl_description = await store.client.describe_time_to_live(TableName=TABLE)
+        item = (await store.send("GetItem", {"TableName": TABLE, "Key": {"chat_id": {"S": str(chat)}}}))[
+            "Item"
+        ]
+        ttl_description = await store.send("DescribeTimeToLive", {"TableName": TABLE})
     finally:
         await store.close()
     assert item["chat_id"] == {"S": str(chat)}
@@ -347,8 +349,9 @@ async def test_sqlite_file_from_before_claims_named_the_bot(tmp_path: Path) -> N
         await store.close()
 
 
-def test_the_aws_sdk_is_loaded_only_for_dynamodb(tmp_path: Path) -> None:
-    """The bot's own modules import the AWS SDK only when STATE_BACKEND=dynamodb (a fresh interpreter;
+def test_the_dynamodb_client_is_loaded_only_for_dynamodb(tmp_path: Path) -> None:
+    """The bot's own modules import the DynamoDB client (aiodynamo) only when STATE_BACKEND=dynamodb, and
+    the AWS SDK (botocore and its kin) never (a fresh interpreter;
     tracing is not set up here, since mcstatbot_common's setup_tracing instruments what is installed)."""
     code = f"""
 import os, sys
@@ -359,10 +362,11 @@ from mcstatbot_bot.state import build_store
 create_app(BotSettings())
 for backend in ("sqlite", "memory"):
     build_store(BotSettings(state_backend=backend))
-aws = ("boto3", "botocore", "aioboto3", "aiobotocore", "types_aiobotocore_dynamodb")
+aws = ("aiodynamo", "yarl", "boto3", "botocore", "aioboto3", "aiobotocore")
 assert not [m for m in sys.modules if m.split(".")[0] in aws], sorted(sys.modules)
 build_store(BotSettings(state_backend="dynamodb"))
-assert "aiobotocore.session" in sys.modules
+assert "aiodynamo.client" in sys.modules
+assert not [m for m in sys.modules if m.split(".")[0] in aws[2:]], sorted(sys.modules)  # no AWS SDK at all
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -499,11 +503,15 @@ async def test_dynamodb_batch_read_asks_again_for_unprocessed_keys(
             assert await store.put_doc(key, {"n": n, "filler": filler}, 0)
         answers: list[bool] = []
 
-        def seen(parsed: dict[str, object], **_: object) -> None:
-            unprocessed = parsed.get("UnprocessedKeys")
-            answers.append(bool(unprocessed))
+        send = store.send
 
-        store.client.meta.events.register("after-call.dynamodb.BatchGetItem", seen)
+        async def seen(action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+            answer = await send(action, payload)
+            if action == "BatchGetItem":
+                answers.append(bool(answer.get("UnprocessedKeys")))
+            return answer
+
+        monkeypatch.setattr(store, "send", seen)
         labels = {"backend": "dynamodb", "operation": "get_docs"}
         before = REGISTRY.get_sample_value(RETRIES, labels) or 0.0
         found = await ResilientStore(store, retries=0).get_docs(keys)

@@ -34,7 +34,7 @@ from mcstatbot_watcher.settings import WatcherSettings
 from mcstatbot_watcher.slots import LocalSlots, RedisSlots, Slots
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
     from pathlib import Path
 
     import pytest
@@ -235,7 +235,7 @@ async def test_a_replica_held_up_past_the_due_time_does_not_check_what_the_other
     assert at_farm == {farm.ports[0]: 1}
 
 
-def _keys(operation: str, params: dict[str, Any]) -> list[str]:
+def _keys(operation: str, params: Mapping[str, Any]) -> list[str]:
     """The item keys a DynamoDB request names."""
     if operation == "BatchGetItem":
         return [key["chat_id"]["S"] for table in params["RequestItems"].values() for key in table["Keys"]]
@@ -246,7 +246,7 @@ def _keys(operation: str, params: dict[str, Any]) -> list[str]:
 async def test_on_dynamodb_a_tick_reads_in_one_batch_and_a_check_that_changes_nothing_writes_no_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """DynamoDB Local (the real jar), every request the store sends seen by a botocore event hook: the
+    """DynamoDB Local (the real jar), every request the store sends seen by a wrapper around its `send`: the
     watches and check records of the servers due in a tick are read in one BatchGetItem (no GetItem of
     them), each check appends its history sample, and the record, once written by the first check, is
     not written again while the servers stay up (nothing in it changed)."""
@@ -263,15 +263,18 @@ async def test_on_dynamodb_a_tick_reads_in_one_batch_and_a_check_that_changes_no
             await add_watch(store, 100 + index, server, players=False, limit=10)
         sent: list[tuple[str, list[str]]] = []
 
-        def seen(params: dict[str, Any], model: Any, **_: Any) -> None:
-            sent.append((model.name, _keys(model.name, params)))
-
         inner = store.inner
         assert isinstance(inner, DynamoDBStore)
-        inner.client.meta.events.register("before-parameter-build.dynamodb", seen)
+        send = inner.send
+
+        async def seen(action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+            sent.append((action, _keys(action, payload)))
+            return await send(action, payload)
+
+        monkeypatch.setattr(inner, "send", seen)
         async with query_app() as app, watcher(app, store, LocalSlots(), interval) as (made, recorded):
             await run_until_checked(made, farm, 3, within=5 * interval)
-        inner.client.meta.events.unregister("before-parameter-build.dynamodb", seen)
+        monkeypatch.setattr(inner, "send", send)
         records = await store.get_docs([check_key(server) for server in servers])
         await store.close()
     checks = sum(len(asked) for _, asked in recorded.requests)

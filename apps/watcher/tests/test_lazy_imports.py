@@ -1,5 +1,5 @@
 """One watcher replica without REDIS_URL loads no Redis client (nor the OpenTelemetry metrics SDK that
-redis-py brings), and no AWS SDK on SQLite: a fresh interpreter runs the service's own start
+redis-py brings), and no DynamoDB client on SQLite: a fresh interpreter runs the service's own start
 (`setup_tracing("watcher")`, then `create_app` and its whole lifespan against the Bot API test server and
 the query service); REDIS_URL set, the replicas' slots load it."""
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from mcstatbot_testkit.services import ServiceProcess
 
-HEAVY = ("redis", "botocore", "aiobotocore", "aiohttp", "matplotlib", "numpy")
+HEAVY = ("redis", "aiodynamo", "botocore", "aiobotocore", "aiohttp", "matplotlib", "numpy")
 
 SCRIPT = textwrap.dedent(
     """

@@ -1,4 +1,4 @@
-"""setup_tracing: X-Ray trace IDs, W3C + X-Ray propagation, spans from httpx, Redis, aiobotocore, FastAPI."""
+"""setup_tracing: X-Ray trace IDs, W3C + X-Ray propagation, spans from httpx, Redis, FastAPI."""
 
 from __future__ import annotations
 
@@ -261,30 +261,6 @@ async def test_redis_commands_make_client_spans(spans: InMemorySpanExporter, tmp
         assert span.kind is SpanKind.CLIENT
         assert span.parent is not None
         assert span.parent.span_id == parent.get_span_context().span_id
-
-
-async def test_aiobotocore_calls_make_client_spans(spans: InMemorySpanExporter, tmp_path: Path) -> None:
-    """The bot's DynamoDB client (aioboto3, on aiobotocore) is covered by AiobotocoreInstrumentor."""
-    from aiobotocore.session import get_session  # noqa: PLC0415 - what aioboto3 (the bot's client) runs on
-    from mcstatbot_testkit.dynamodb import DynamoDBLocal  # noqa: PLC0415
-
-    with DynamoDBLocal(tmp_path / "dynamodb.log") as dynamodb:
-        env = dynamodb.env()
-        async with get_session().create_client(
-            "dynamodb",
-            endpoint_url=dynamodb.endpoint_url,
-            region_name=env["AWS_REGION"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        ) as client:
-            with tracer().start_as_current_span("state.load") as parent:
-                tables = await client.list_tables()
-    assert "TableNames" in tables
-    [aws_span] = [s for s in finished(spans) if s.name == "DynamoDB.ListTables"]
-    assert aws_span.kind is SpanKind.CLIENT
-    assert aws_span.parent is not None
-    assert aws_span.parent.span_id == parent.get_span_context().span_id
-    assert (aws_span.attributes or {}).get("rpc.service") == "DynamoDB"
 
 
 @pytest.mark.parametrize(

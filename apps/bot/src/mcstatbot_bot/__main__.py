@@ -134,10 +134,28 @@ async def _set_webhook(settings: BotSettings) -> int:
     return 0
 
 
+def _dynamodb_failure(exc: Exception) -> str:
+    """One line for what stopped `create-table`: DynamoDB's own error type and message when it answered."""
+    detail = exc.args[0] if exc.args else None
+    if isinstance(detail, dict):
+        kind = str(detail.get("__type", type(exc).__name__)).rsplit("#", 1)[-1]
+        message = detail.get("message") or detail.get("Message") or ""
+        return f"DynamoDB refused: {kind}: {message}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 async def _create_table(table: str) -> int:
+    import httpx  # noqa: PLC0415
+    from aiodynamo.errors import AIODynamoError  # noqa: PLC0415
+
+    from mcstatbot_bot.state.aws import NoRegionError  # noqa: PLC0415
     from mcstatbot_bot.state.dynamodb import create_table  # noqa: PLC0415
 
-    created = await create_table(table)
+    try:
+        created = await create_table(table)
+    except (AIODynamoError, NoRegionError, httpx.HTTPError, TimeoutError) as exc:
+        sys.stderr.write(f"mcstatbot-bot create-table {table}: {_dynamodb_failure(exc)}\n")
+        return 1
     sys.stdout.write(f"table {table} {'created' if created else 'already exists'}, TTL on attribute ttl\n")
     return 0
 

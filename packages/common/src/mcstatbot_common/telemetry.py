@@ -1,10 +1,10 @@
 """OpenTelemetry tracing for both services, configured by the standard `OTEL_*` variables.
 
 `setup_tracing(service)` installs one SDK `TracerProvider` per process with X-Ray-compatible trace IDs,
-W3C trace context + baggage + X-Ray propagation, and the httpx, Redis and (aio)botocore
-instrumentations (Redis and botocore only once spans are exported, and only when the process imports
-that library). Spans are always created (so log lines carry trace IDs and the trace travels from the
-bot to the query service); they are exported over OTLP/HTTP only when a collector is configured.
+W3C trace context + baggage + X-Ray propagation, and the httpx and Redis instrumentations (Redis only
+once spans are exported, and only when the process imports it). Spans are always created (so log lines
+carry trace IDs and the trace travels from the bot to the query service); they are exported over
+OTLP/HTTP only when a collector is configured.
 
 While nothing would receive them (no exporter configured and no span processor added), spans are not
 recorded: each still has its trace and span IDs, is current while it runs, and travels in the
@@ -271,47 +271,16 @@ def _instrument_redis(_module: object) -> None:
         instrumentor.instrument()
 
 
-_aws_sdk_busy: list[bool] = []
-
-
-def _instrument_aws_sdk(_module: object) -> None:
-    """botocore's and aiobotocore's instrumentation, for whichever of the two is imported. Importing
-    the instrumentation imports botocore, whose own hook then finds this one busy and leaves it."""
-    if _aws_sdk_busy:
-        return
-    _aws_sdk_busy.append(True)
-    try:
-        from opentelemetry.instrumentation.botocore import (  # noqa: PLC0415 - only once the SDK is used
-            AiobotocoreInstrumentor,
-            BotocoreInstrumentor,
-        )
-
-        instrumentors: list[tuple[str, Any]] = [
-            ("botocore", BotocoreInstrumentor),
-            ("aiobotocore", AiobotocoreInstrumentor),
-        ]
-        for module, instrumentor_class in instrumentors:
-            instrumentor = instrumentor_class()
-            if module in sys.modules and not instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.instrument()
-    finally:
-        _aws_sdk_busy.clear()
-
-
 # The client libraries instrumented once spans are received, each when (and only when) the process
-# imports it: a configuration that uses no Redis or no DynamoDB loads neither the library nor its
-# instrumentation (botocore's alone costs some 30 MB at rest).
-_LIBRARY_INSTRUMENTATIONS = (
-    ("redis", _instrument_redis),
-    ("botocore", _instrument_aws_sdk),
-    ("aiobotocore", _instrument_aws_sdk),
-)
+# imports it: a configuration that uses no Redis loads neither the library nor its instrumentation.
+# (The bot's DynamoDB calls go through httpx, covered above, each under a span of its own.)
+_LIBRARY_INSTRUMENTATIONS = (("redis", _instrument_redis),)
 _library_hooks_registered = False
 
 
 def _instrument_libraries(*, receiving: bool) -> None:
-    """Instrument httpx (client spans + header injection) always; Redis and (aio)botocore once spans are
-    received, each when the configuration imports it (a post-import hook by wrapt, which
+    """Instrument httpx (client spans + header injection) always; Redis once spans are received, when
+    the configuration imports it (a post-import hook by wrapt, which
     OpenTelemetry's instrumentations use themselves: at once when it is imported already)."""
     global _library_hooks_registered  # noqa: PLW0603 - one registration per process
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor  # noqa: PLC0415

@@ -12,8 +12,9 @@ free loopback port (`java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBL
                                    # with a db_dir to keep tables across a restart)
         ddb.pause(); ddb.resume()  # SIGSTOP/SIGCONT: a hung DynamoDB (connections hang, no refusal)
 
-`env()` gives the variables the AWS SDK reads by itself, so a service started with them talks to this
-instance; `apply_env(monkeypatch)` sets them for in-process code.
+`env()` gives the AWS SDKs' variables, which the services' DynamoDB store reads (`mcstatbot_bot.state.aws`)
+as the tests' own AWS SDK client does, so a service started with them talks to this instance;
+`apply_env(monkeypatch)` sets them for in-process code.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class DynamoDBLocal(Started):
         return f"http://{LOOPBACK}:{self.port}"
 
     def env(self) -> dict[str, str]:
-        """AWS SDK variables pointing at this instance, with dummy credentials and a region."""
+        """The AWS SDKs' variables pointing at this instance, with dummy credentials and a region."""
         return {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL_DYNAMODB": self.endpoint_url}
 
     def apply_env(self, monkeypatch: pytest.MonkeyPatch) -> None:

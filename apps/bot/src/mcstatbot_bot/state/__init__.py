@@ -25,13 +25,13 @@ __all__ = [
 def build_store(settings: BotSettings) -> ResilientStore:
     inner: StateStore
     if settings.state_backend == "dynamodb":
-        from mcstatbot_bot.state.dynamodb import DynamoDBStore  # noqa: PLC0415 - loads the AWS SDK only when used
+        from mcstatbot_bot.state.dynamodb import DynamoDBStore  # noqa: PLC0415 - loads aiodynamo only when used
 
         inner = DynamoDBStore(
             settings.dynamodb_table,
             timeout=settings.state_timeout,
             bot_id=settings.bot_id,
-            retries=settings.state_retries,  # the SDK's own retries (standard mode)
+            retries=settings.state_retries,  # aiodynamo retries, on the AWS SDKs' standard schedule
         )
         return ResilientStore(inner, retries=0)
     if settings.state_backend == "sqlite":

@@ -1,4 +1,4 @@
-"""The DynamoDB backend (aiobotocore): the `user_sessions` table of SPEC.md, shared by every replica.
+"""The DynamoDB backend (aiodynamo, on httpx): the `user_sessions` table of SPEC.md, shared by every replica.
 
 All item kinds live in the one table, told apart by the partition key `chat_id` (S):
 
@@ -16,10 +16,12 @@ All item kinds live in the one table, told apart by the partition key `chat_id` 
 - documents (`watches#...`, `watch#...`, `check#...`, `watching`, docs/bot-service.md): `doc` (S, JSON)
   and `version` (N), written with a condition on the version (compare-and-set), no TTL.
 
-Region, endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) and credentials (IRSA in the cluster) come from the SDK's
-own environment variables and default chain. Retries are the SDK's own, in its standard mode
-(`retries + 1` attempts, exponential backoff with jitter, a retry quota), each counted in
-`mcstatbot_state_store_retries_total` under the ResilientStore operation it belongs to.
+Every call is DynamoDB's JSON API as the AWS docs write it (`send(action, payload)`), signed and retried
+by aiodynamo. Region, endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) and credentials (IRSA in the cluster) come from
+the AWS SDKs' variables and chain (`state/aws.py`). Retries are aiodynamo's, on the SDKs' standard schedule
+(`retries + 1` attempts, exponential backoff with full jitter), each counted in
+`mcstatbot_state_store_retries_total` under the ResilientStore operation it belongs to. Each call is a
+client span `DynamoDB.<action>` (with the httpx span of its request below it).
 """
 
 from __future__ import annotations
@@ -27,18 +29,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import ClientError
+import httpx
+from aiodynamo.client import Client
+from aiodynamo.errors import ConditionalCheckFailed, ResourceInUse
+from aiodynamo.http.httpx import HTTPX
 from mcstatbot_common.models import Edition, ServerStatus
+from opentelemetry import trace
 
 from mcstatbot_bot import metrics
+from mcstatbot_bot.clients import tls_context
+from mcstatbot_bot.state.aws import StandardRetry, credentials, endpoint, region
 from mcstatbot_bot.state.base import (
     CHAT_TTL,
     REF_TTL,
@@ -63,8 +68,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import timedelta
 
-    from types_aiobotocore_dynamodb import DynamoDBClient
-    from types_aiobotocore_dynamodb.type_defs import AttributeValueTypeDef
+AttributeValueTypeDef = dict[str, Any]
+"""One DynamoDB attribute value in the JSON API's form: `{"S": "..."}`, `{"N": "1"}`, `{"M": {...}}`..."""
+_tracer = trace.get_tracer("mcstatbot.dynamodb")
 
 
 def to_attribute(value: Any) -> AttributeValueTypeDef:
@@ -147,11 +153,6 @@ def _status_map(status: ServerStatus) -> AttributeValueTypeDef:
     return to_attribute(status.model_dump(mode="json"))
 
 
-def sdk_region() -> str | None:
-    """AWS_REGION (what EKS and SPEC.md set; botocore reads only AWS_DEFAULT_REGION), else the SDK's."""
-    return os.environ.get("AWS_REGION") or None
-
-
 BATCH_GET_KEYS = 100
 """Keys per BatchGetItem: DynamoDB's own limit."""
 UNPROCESSED_ATTEMPTS = 8
@@ -162,14 +163,34 @@ class IncompleteBatchError(Exception):
     """DynamoDB kept leaving keys of a BatchGetItem unprocessed."""
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+async def _open_client(request_timeout: float, retries: int) -> tuple[Client, httpx.AsyncClient]:
+    """An aiodynamo client on its own httpx pool: `request_timeout` per request, `retries` on the standard
+    schedule."""
+    http = httpx.AsyncClient(
+        timeout=request_timeout, limits=httpx.Limits(max_connections=50), verify=tls_context()
+    )
+    client = Client(
+        HTTPX(http),
+        await asyncio.to_thread(credentials),  # reads ~/.aws/credentials and the like
+        region(),
+        endpoint("dynamodb"),
+        throttle_config=StandardRetry(retries=retries),
+    )
+    return client, http
 
 
-def _count_retry(attempts: int, **_: Any) -> None:
-    """The SDK asks after every attempt whether to retry; asked after attempt 2 or later, a retry ran."""
-    if attempts > 1:
-        metrics.STATE_RETRIES.labels("dynamodb", CURRENT_OPERATION.get()).inc()
+async def _send(client: Client, table: str, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    with _tracer.start_as_current_span(
+        f"DynamoDB.{action}",
+        kind=trace.SpanKind.CLIENT,
+        attributes={
+            "rpc.system": "aws-api",
+            "rpc.service": "DynamoDB",
+            "rpc.method": action,
+            "aws.dynamodb.table_names": [table],
+        },
+    ):
+        return await client.send_request(action=action, payload=payload)
 
 
 class DynamoDBStore:
@@ -180,43 +201,33 @@ class DynamoDBStore:
         self.bot_id = bot_id
         self._retries = retries
         self._timeout = timeout
-        self._stack = contextlib.AsyncExitStack()
-        self._client: DynamoDBClient | None = None
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            raise RuntimeError("the DynamoDB store is not open")
-        return self._client
+        self._client: Client | None = None
+        self._http: httpx.AsyncClient | None = None
 
     async def open(self) -> None:
-        config = AioConfig(
-            retries={"total_max_attempts": self._retries + 1, "mode": "standard"},
-            connect_timeout=self._timeout,
-            read_timeout=self._timeout,
-            max_pool_connections=50,
-            # the store builds every request itself, typed (types-aiobotocore): botocore's check of each
-            # request against the service model cost some 5-10% of a call's CPU (docs/watcher.md)
-            parameter_validation=False,
-        )
-        self._client = await self._stack.enter_async_context(
-            get_session().create_client("dynamodb", region_name=sdk_region(), config=config)
-        )
-        self._client.meta.events.register("needs-retry.dynamodb", _count_retry)
+        self._client, self._http = await _open_client(self._timeout, self._retries)
 
     async def close(self) -> None:
-        await self._stack.aclose()
-        self._client = None
+        if self._http is not None:
+            await self._http.aclose()
+        self._client = self._http = None
+
+    async def send(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """One DynamoDB API call (`PutItem`, {"TableName": ..., "Item": ...}), retried as StandardRetry
+        says; aiodynamo's errors (ConditionalCheckFailed, ...) raised as they are."""
+        if self._client is None:
+            raise RuntimeError("the DynamoDB store is not open")
+        return await _send(self._client, self.table, action, payload)
 
     async def ping(self) -> None:
-        """DescribeTable within one request's timeout: readiness is a quick question, the SDK's retries
-        (with their backoff) are for the calls an update needs."""
+        """DescribeTable within one request's timeout: readiness is a quick question, the retries (with
+        their backoff) are for the calls an update needs."""
         async with asyncio.timeout(self._timeout):
-            await self.client.describe_table(TableName=self.table)
+            await self.send("DescribeTable", {"TableName": self.table})
 
     async def _get(self, key: str) -> dict[str, Any] | None:
-        response = await self.client.get_item(
-            TableName=self.table, Key={"chat_id": {"S": key}}, ConsistentRead=True
+        response = await self.send(
+            "GetItem", {"TableName": self.table, "Key": {"chat_id": {"S": key}}, "ConsistentRead": True}
         )
         item: dict[str, Any] | None = response.get("Item")
         return item
@@ -245,7 +256,7 @@ class DynamoDBStore:
         }
         if status is not None:
             item["server_data"] = _status_map(status)
-        await self.client.put_item(TableName=self.table, Item=item)
+        await self.send("PutItem", {"TableName": self.table, "Item": item})
 
     async def get_server(self, server: ServerRef) -> StoredServer | None:
         item = await self._get(f"server#{server.key}")
@@ -255,13 +266,16 @@ class DynamoDBStore:
         return StoredServer(server, status, parse_iso(item["stored_at"]["S"]))
 
     async def save_server(self, server: ServerRef, status: ServerStatus) -> None:
-        await self.client.put_item(
-            TableName=self.table,
-            Item={
-                "chat_id": {"S": f"server#{server.key}"},
-                "server_data": _status_map(status),
-                "stored_at": {"S": iso(utc_now())},
-                "ttl": _ttl(SERVER_TTL),
+        await self.send(
+            "PutItem",
+            {
+                "TableName": self.table,
+                "Item": {
+                    "chat_id": {"S": f"server#{server.key}"},
+                    "server_data": _status_map(status),
+                    "stored_at": {"S": iso(utc_now())},
+                    "ttl": _ttl(SERVER_TTL),
+                },
             },
         )
 
@@ -288,7 +302,7 @@ class DynamoDBStore:
         if settings.default_server is not None:
             item["default_url"] = {"S": settings.default_server.address}
             item["default_edition"] = {"S": settings.default_server.edition.value}
-        await self.client.put_item(TableName=self.table, Item=item)
+        await self.send("PutItem", {"TableName": self.table, "Item": item})
 
     async def get_ref(self, ref: str) -> ServerRef | None:
         item = await self._get(f"ref#{ref}")
@@ -297,13 +311,16 @@ class DynamoDBStore:
         return ServerRef(item["address"]["S"], Edition(item["edition"]["S"]))
 
     async def put_ref(self, ref: str, server: ServerRef) -> None:
-        await self.client.put_item(
-            TableName=self.table,
-            Item={
-                "chat_id": {"S": f"ref#{ref}"},
-                "address": {"S": server.address},
-                "edition": {"S": server.edition.value},
-                "ttl": _ttl(REF_TTL),
+        await self.send(
+            "PutItem",
+            {
+                "TableName": self.table,
+                "Item": {
+                    "chat_id": {"S": f"ref#{ref}"},
+                    "address": {"S": server.address},
+                    "edition": {"S": server.edition.value},
+                    "ttl": _ttl(REF_TTL),
+                },
             },
         )
 
@@ -314,30 +331,31 @@ class DynamoDBStore:
         now = time.time()
         key = self._claim(update_id)
         try:
-            await self.client.put_item(
-                TableName=self.table,
-                Item={
-                    "chat_id": {"S": key},
-                    "status": {"S": "processing"},
-                    "lease_until": {"N": str(now + lease_seconds)},
-                    "owner": {"S": token},
-                    "ttl": _ttl(UPDATE_TTL),
-                },
-                # new, or another replica's claim whose lease ran out (it crashed mid-update)
-                ConditionExpression=(
-                    "attribute_not_exists(chat_id) OR "
-                    "(#s = :processing AND (lease_until < :now OR #o = :token))"
-                ),
-                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
-                ExpressionAttributeValues={
-                    ":processing": {"S": "processing"},
-                    ":now": {"N": str(now)},
-                    ":token": {"S": token},
+            await self.send(
+                "PutItem",
+                {
+                    "TableName": self.table,
+                    "Item": {
+                        "chat_id": {"S": key},
+                        "status": {"S": "processing"},
+                        "lease_until": {"N": str(now + lease_seconds)},
+                        "owner": {"S": token},
+                        "ttl": _ttl(UPDATE_TTL),
+                    },
+                    # new, or another replica's claim whose lease ran out (it crashed mid-update)
+                    "ConditionExpression": (
+                        "attribute_not_exists(chat_id) OR "
+                        "(#s = :processing AND (lease_until < :now OR #o = :token))"
+                    ),
+                    "ExpressionAttributeNames": {"#s": "status", "#o": "owner"},
+                    "ExpressionAttributeValues": {
+                        ":processing": {"S": "processing"},
+                        ":now": {"N": str(now)},
+                        ":token": {"S": token},
+                    },
                 },
             )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
+        except ConditionalCheckFailed:
             item = await self._get(key)
             if item is None:
                 return await self.claim_update(update_id, lease_seconds, token)
@@ -345,19 +363,29 @@ class DynamoDBStore:
         return ClaimResult.CLAIMED
 
     async def finish_update(self, update_id: int) -> None:
-        await self.client.put_item(
-            TableName=self.table,
-            Item={"chat_id": {"S": self._claim(update_id)}, "status": {"S": "done"}, "ttl": _ttl(UPDATE_TTL)},
+        await self.send(
+            "PutItem",
+            {
+                "TableName": self.table,
+                "Item": {
+                    "chat_id": {"S": self._claim(update_id)},
+                    "status": {"S": "done"},
+                    "ttl": _ttl(UPDATE_TTL),
+                },
+            },
         )
 
     async def release_update(self, update_id: int) -> None:
-        with contextlib.suppress(ClientError):
-            await self.client.delete_item(
-                TableName=self.table,
-                Key={"chat_id": {"S": self._claim(update_id)}},
-                ConditionExpression="#s = :processing",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":processing": {"S": "processing"}},
+        with contextlib.suppress(ConditionalCheckFailed):
+            await self.send(
+                "DeleteItem",
+                {
+                    "TableName": self.table,
+                    "Key": {"chat_id": {"S": self._claim(update_id)}},
+                    "ConditionExpression": "#s = :processing",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":processing": {"S": "processing"}},
+                },
             )
 
     async def get_doc(self, key: str) -> Versioned | None:
@@ -389,8 +417,8 @@ class DynamoDBStore:
             if attempt:
                 metrics.STATE_RETRIES.labels("dynamodb", CURRENT_OPERATION.get()).inc()
                 await asyncio.sleep(random.uniform(0, min(0.05 * 2**attempt, 1.0)))  # noqa: S311 - jitter
-            response = await self.client.batch_get_item(
-                RequestItems={self.table: {"Keys": wanted, "ConsistentRead": True}}
+            response = await self.send(
+                "BatchGetItem", {"RequestItems": {self.table: {"Keys": wanted, "ConsistentRead": True}}}
             )
             items.extend(response.get("Responses", {}).get(self.table, []))
             unprocessed = response.get("UnprocessedKeys", {}).get(self.table)
@@ -405,56 +433,59 @@ class DynamoDBStore:
             {} if expected == 0 else {":expected": {"N": str(expected)}}
         )
         try:
-            await self.client.put_item(
-                TableName=self.table,
-                Item={
-                    "chat_id": {"S": key},
-                    "doc": {"S": json.dumps(doc, separators=(",", ":"))},
-                    "version": {"N": str(expected + 1)},
+            await self.send(
+                "PutItem",
+                {
+                    "TableName": self.table,
+                    "Item": {
+                        "chat_id": {"S": key},
+                        "doc": {"S": json.dumps(doc, separators=(",", ":"))},
+                        "version": {"N": str(expected + 1)},
+                    },
+                    "ConditionExpression": condition,
+                    **({"ExpressionAttributeValues": values} if values else {}),
                 },
-                ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),  # type: ignore[arg-type]
             )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+        except ConditionalCheckFailed:
+            return False
         return True
 
     async def delete_doc(self, key: str, expected: int) -> bool:
         try:
-            await self.client.delete_item(
-                TableName=self.table,
-                Key={"chat_id": {"S": key}},
-                ConditionExpression="version = :expected",
-                ExpressionAttributeValues={":expected": {"N": str(expected)}},
+            await self.send(
+                "DeleteItem",
+                {
+                    "TableName": self.table,
+                    "Key": {"chat_id": {"S": key}},
+                    "ConditionExpression": "version = :expected",
+                    "ExpressionAttributeValues": {":expected": {"N": str(expected)}},
+                },
             )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+        except ConditionalCheckFailed:
+            return False
         return True
 
     async def add_sample(self, server: ServerRef, sample: Sample, keep: timedelta) -> None:
         day = sample.at // DAY
         expires = (day + 1) * DAY + int(keep.total_seconds())
-        try:
-            await self.client.update_item(
-                TableName=self.table,
-                Key={"chat_id": {"S": history_key(server, day)}},
-                UpdateExpression="SET s = list_append(if_not_exists(s, :none), :new), #t = :ttl",
-                ConditionExpression="attribute_not_exists(s) OR size(s) < :cap",
-                ExpressionAttributeNames={"#t": "ttl"},
-                ExpressionAttributeValues={
-                    ":none": {"L": []},
-                    ":new": {"L": [{"S": encode_sample(sample)}]},
-                    ":ttl": {"N": str(expires)},
-                    ":cap": {"N": str(HISTORY_ITEM_CAP)},
+        # a full day's item fails the condition: the sample is dropped (see HISTORY_ITEM_CAP)
+        with contextlib.suppress(ConditionalCheckFailed):
+            await self.send(
+                "UpdateItem",
+                {
+                    "TableName": self.table,
+                    "Key": {"chat_id": {"S": history_key(server, day)}},
+                    "UpdateExpression": "SET s = list_append(if_not_exists(s, :none), :new), #t = :ttl",
+                    "ConditionExpression": "attribute_not_exists(s) OR size(s) < :cap",
+                    "ExpressionAttributeNames": {"#t": "ttl"},
+                    "ExpressionAttributeValues": {
+                        ":none": {"L": []},
+                        ":new": {"L": [{"S": encode_sample(sample)}]},
+                        ":ttl": {"N": str(expires)},
+                        ":cap": {"N": str(HISTORY_ITEM_CAP)},
+                    },
                 },
             )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise  # a full day's item: the sample is dropped (see HISTORY_ITEM_CAP)
 
     async def samples(self, server: ServerRef, since: int, until: int) -> list[Sample]:
         """One GetItem per day of the window, all at once (31 for 30 days); a day whose `ttl` has passed
@@ -473,24 +504,35 @@ class DynamoDBStore:
 
 async def create_table(table: str, *, wait_seconds: float = 60.0) -> bool:
     """Create `table` (partition key chat_id S, on demand) with TTL on `ttl`; False if it existed."""
-    created = True
-    async with get_session().create_client("dynamodb", region_name=sdk_region()) as client:
+    client, http = await _open_client(request_timeout=10.0, retries=3)
+    async with http:
         try:
-            await client.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": "chat_id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "chat_id", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
+            await _send(
+                client,
+                table,
+                "CreateTable",
+                {
+                    "TableName": table,
+                    "KeySchema": [{"AttributeName": "chat_id", "KeyType": "HASH"}],
+                    "AttributeDefinitions": [{"AttributeName": "chat_id", "AttributeType": "S"}],
+                    "BillingMode": "PAY_PER_REQUEST",
+                },
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-                raise
+            created = True
+        except ResourceInUse:
             created = False
-        waiter = client.get_waiter("table_exists")
-        await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": int(wait_seconds)})
-        ttl = await client.describe_time_to_live(TableName=table)
+        async with asyncio.timeout(wait_seconds):
+            while True:  # CREATING, then ACTIVE
+                described = await _send(client, table, "DescribeTable", {"TableName": table})
+                if described["Table"]["TableStatus"] == "ACTIVE":
+                    break
+                await asyncio.sleep(1)
+        ttl = await _send(client, table, "DescribeTimeToLive", {"TableName": table})
         if ttl.get("TimeToLiveDescription", {}).get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"}:
-            await client.update_time_to_live(
-                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+            await _send(
+                client,
+                table,
+                "UpdateTimeToLive",
+                {"TableName": table, "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "ttl"}},
             )
     return created
