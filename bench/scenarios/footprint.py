@@ -91,10 +91,22 @@ def _idle_rss_mib(pid: int, idle_s: float) -> float:
     return rss_bytes(_python_pid(pid)) / MIB
 
 
+STDLIB_SKIPPED = r"/(test|tests|idlelib|lib2to3|turtledemo)/"
+"""What apps/Dockerfile leaves out when it compiles the standard library for PYTHONOPTIMIZE=2."""
+
+
+def _pycache(context: BenchContext) -> Path:
+    """Where the image-like environments' -OO bytecode lives (PYTHONPYCACHEPREFIX): the image compiles
+    its standard library and virtual environment for PYTHONOPTIMIZE=2; here the host's standard library is
+    compiled into this folder instead of beside its sources."""
+    return context.work_dir / "image-pycache"
+
+
 def _image_python(context: BenchContext, app: str) -> str:
     """The interpreter of a virtual environment made as apps/Dockerfile makes the image's (`uv sync
-    --frozen --no-dev --package mcstatbot-<app> --no-editable`, bytecode compiled): the service's runtime
-    dependencies only, none of the development tools the workspace's own environment also holds."""
+    --frozen --no-dev --package mcstatbot-<app> --no-editable`, then every module and the standard library
+    compiled with -OO): the service's runtime dependencies only, none of the development tools the
+    workspace's own environment also holds."""
     uv = os.environ.get("UV") or shutil.which("uv")
     if uv is None:
         raise BenchmarkSkippedError("uv not found: the image-like environments cannot be made")
@@ -105,18 +117,39 @@ def _image_python(context: BenchContext, app: str) -> str:
         # package's build by its pyproject.toml, not by its sources
         + [f"--reinstall-package={package}" for package in WORKSPACE_PACKAGES],
         cwd=REPO_ROOT,
-        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_COMPILE_BYTECODE": "1"},
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)},
         capture_output=True,
         timeout=900,
         check=True,
     )
-    return str(venv / "bin" / "python")
+    python = str(venv / "bin" / "python")
+    stdlib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    for tree, skipped in ((stdlib, ["-x", STDLIB_SKIPPED]), (str(venv / "lib"), [])):
+        subprocess.run(
+            [python, "-OO", "-m", "compileall", "-q", "-j", "0", *skipped, tree],
+            env={**os.environ, "PYTHONPYCACHEPREFIX": str(_pycache(context))},
+            capture_output=True,
+            timeout=900,
+            check=True,
+        )
+    return python
 
 
-def _as_in_the_image(env: dict[str, str]) -> dict[str, str]:
-    """`env` plus what the image's runtime stage sets: its bytecode is compiled at build time and never
-    written at run time."""
-    return {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+def _as_in_the_image(context: BenchContext, env: dict[str, str]) -> dict[str, str]:
+    """`env` plus what the image's runtime stage sets: PYTHONOPTIMIZE=2, its bytecode compiled at build
+    time (here: in the bench's pycache folder) and never written at run time."""
+    return {
+        **env,
+        "PYTHONOPTIMIZE": "2",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPYCACHEPREFIX": str(_pycache(context)),
+    }
 
 
 def _create_table(env: dict[str, str]) -> None:
@@ -134,7 +167,7 @@ _IDLE_FIGURES = (
     ("bot_rss_idle_mib", ""),  # labelled in _figures
     (
         "bot_sqlite_rss_idle_mib",
-        "bot RSS idle (the chart's configuration with STATE_BACKEND=sqlite: no AWS SDK)",
+        "bot RSS idle (the chart's configuration with STATE_BACKEND=sqlite: no DynamoDB client)",
     ),
     ("bot_local_rss_idle_mib", "bot RSS idle (local default: polling, sqlite)"),
     ("watcher_rss_idle_mib", "watcher RSS idle (chart: STATE_BACKEND=dynamodb, REDIS_URL), no watches"),
@@ -156,6 +189,7 @@ class _Apps:
 def _bot_and_watcher_idle(context: BenchContext, apps: _Apps, query_url: str, index: int) -> dict[str, float]:
     """One round: the bot in its three configurations, then the watcher in two, each started on its own."""
     chart = _as_in_the_image(
+        context,
         {
             **bot_env(apps.api, query_url, secrets.token_urlsafe(16)),
             **apps.dynamodb.env(),
@@ -210,16 +244,18 @@ def run(context: BenchContext) -> BenchmarkResult:
         method=(
             f"Each service is started {config.startup_runs} times (`python -m <module>` as in the image, "
             "from a virtual environment made as apps/Dockerfile makes the image's: `uv sync --frozen "
-            "--no-dev --package mcstatbot-<app> --no-editable`, bytecode compiled, "
-            "PYTHONDONTWRITEBYTECODE=1; the runtime dependencies only); "
+            "--no-dev --package mcstatbot-<app> --no-editable`, the runtime dependencies only; it and the "
+            "standard library compiled with -OO, run with PYTHONOPTIMIZE=2 and PYTHONDONTWRITEBYTECODE=1 "
+            "as the image's runtime stage sets them); "
             "start-up is the time from spawning the process to the first 200 from `GET /ready` (polled "
             f"every 10 ms). Idle RSS is that of the service's own Python process, read "
             f"{config.footprint_idle_s:g} s after ready, before any request, in the configuration the chart "
             "runs: the query service with REDIS_URL, the bot in webhook mode with STATE_BACKEND=dynamodb "
             "(DynamoDB Local) and REDIS_URL (its shared Telegram send budget); the bot is also measured in "
-            "that configuration with STATE_BACKEND=sqlite (what the AWS SDK adds is the difference) and in "
-            "the local default (`make run`: polling, STATE_BACKEND=sqlite, no REDIS_URL); the watcher, with "
-            "no watches, as the chart runs it (DynamoDB, REDIS_URL) and in the local default (SQLite). "
+            "that configuration with STATE_BACKEND=sqlite (what the DynamoDB client adds is the difference) "
+            "and in the local default (`make run`: polling, STATE_BACKEND=sqlite, no REDIS_URL); the "
+            "watcher, with no watches, as the chart runs it (DynamoDB, REDIS_URL) and in the local default "
+            "(SQLite). "
             "RSS under load is the peak sampled every 100 ms during the cached-status runs (query service, "
             "Redis cache) and the bot-throughput runs (bot). Start-up times of the services started by the "
             "other benchmarks are included."
@@ -245,7 +281,7 @@ def run(context: BenchContext) -> BenchmarkResult:
                 bot_python=_image_python(context, "bot"),
                 watcher_python=_image_python(context, "watcher"),
             )
-        query_config = _as_in_the_image(query_env(REDIS_URL=redis.url))
+        query_config = _as_in_the_image(context, query_env(REDIS_URL=redis.url))
         for index in range(config.startup_runs):
             with service(
                 context,
@@ -305,8 +341,8 @@ def _sdk_note(result: BenchmarkResult) -> None:
         redis = medians["bot_sqlite_rss_idle_mib"] - medians["bot_local_rss_idle_mib"]
         sdk = medians["bot_rss_idle_mib"] - medians["bot_sqlite_rss_idle_mib"]
         result.notes.append(
-            f"Of the bot's idle RSS as the chart runs it, the AWS SDK for DynamoDB (aiobotocore, botocore, "
-            f"aiohttp, the client's service model) adds {sdk:.1f} MiB, and webhook mode with the Redis "
+            f"Of the bot's idle RSS as the chart runs it, the DynamoDB client (aiodynamo on the bot's httpx, "
+            f"yarl) adds {sdk:.1f} MiB, and webhook mode with the Redis "
             f"client for the shared send budget {redis:.1f} MiB over the local default; neither is "
             f"imported by a configuration that does not use it."
         )

@@ -229,6 +229,14 @@ def test_image_is_built_as_documented(engine: DockerEngine, images: dict[str, st
         "run", "--rm", "--entrypoint", "python", images[service], "-c", script, f"mcstatbot-{service}"
     )
     assert json.loads(check.stdout) == [False, False, None, True]
+    # PYTHONOPTIMIZE=2 (no docstrings nor asserts in memory), with its bytecode already compiled, for the
+    # standard library and the environment alike: nothing is compiled at start
+    script = (
+        "import importlib.util, json, os, sys, fastapi; print(json.dumps([sys.flags.optimize]"
+        " + [os.path.exists(importlib.util.cache_from_source(m.__file__)) for m in (json, fastapi)]))"
+    )
+    check = engine.docker("run", "--rm", "--entrypoint", "python", images[service], "-c", script)
+    assert json.loads(check.stdout) == [2, True, True]
 
 
 def test_status_crosses_both_images(running: dict[str, int], bot_api: BotApiServer) -> None:
