@@ -40,19 +40,13 @@ if TYPE_CHECKING:
 TABLE = "user_sessions"  # made by the conftest's `dynamodb` fixture (`mcstatbot-bot create-table`)
 RETRIES = "mcstatbot_state_store_retries_total"
 SERVER = ServerRef("play.example.com", Edition.JAVA)
-STATUS = ServerStatus.model_validate(
-    {
-        "address": "play.example.com:25565",
-        "host": "play.example.com",
-        "port": 25565,
-        "edition": "java",
-        "online": True,
-        "version": {"name": "1.21.1", "protocol": 767},
-        "motd": {"raw": "§aHi", "clean": "Hi", "html": "<span>Hi</span>"},
-        "players": {"online": 2, "max": 20, "sample": [{"name": "Steve", "id": "x"}]},
-        "latency_ms": 12.25,
-        "retrieved_at": "2026-11-28T09:00:00Z",
-    }
+STATUS = ServerStatus(
+    address="play.example.com:25565",
+    host="play.example.com",
+    port=25565,
+    edition=Edition.JAVA,
+    online=True,
+    latency_ms=8.5,
 )
 
 
