@@ -48,8 +48,9 @@ def test_table_matches_the_spec() -> None:
 
 
 def dynamodb_calls_in_bot() -> set[str]:
-    """The DynamoDB operations the bot's serving code calls (`client.get_item(` -> GetItem), leaving out
-    `create_table()`, which only the `create-table` command runs against DynamoDB Local."""
+    """The DynamoDB operations the bot's serving code calls: the action named in each `send("GetItem", ...)`
+    or `_send(client, table, "GetItem", ...)` (the store's one way to DynamoDB), leaving out `create_table()`,
+    which only the `create-table` command runs."""
     calls: set[str] = set()
     for source in BOT_SOURCES.rglob("*.py"):
         text = source.read_text()
@@ -59,13 +60,18 @@ def dynamodb_calls_in_bot() -> set[str]:
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name == "create_table":
                 continue
             for call in ast.walk(node):
-                if (
-                    isinstance(call, ast.Call)
-                    and isinstance(call.func, ast.Attribute)
-                    and ast.unparse(call.func.value).endswith("client")
-                    and call.func.attr not in {"close", "get_waiter", "get_paginator"}
-                ):
-                    calls.add("".join(part.capitalize() for part in call.func.attr.split("_")))
+                if not isinstance(call, ast.Call):
+                    continue
+                name = (
+                    call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+                )
+                if name not in {"send", "_send"}:
+                    continue
+                calls.update(
+                    arg.value
+                    for arg in call.args
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value.isalpha()
+                )
     return calls
 
 
