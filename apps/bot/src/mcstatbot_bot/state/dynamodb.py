@@ -166,15 +166,13 @@ class IncompleteBatchError(Exception):
 async def _open_client(request_timeout: float, retries: int) -> tuple[Client, httpx.AsyncClient]:
     """An aiodynamo client on its own httpx pool: `request_timeout` per request, `retries` on the standard
     schedule."""
+    where = region()  # before the pool: a missing region leaves nothing open behind it
+    chain = await asyncio.to_thread(credentials)  # reads ~/.aws/credentials and the like
     http = httpx.AsyncClient(
         timeout=request_timeout, limits=httpx.Limits(max_connections=50), verify=tls_context()
     )
     client = Client(
-        HTTPX(http),
-        await asyncio.to_thread(credentials),  # reads ~/.aws/credentials and the like
-        region(),
-        endpoint("dynamodb"),
-        throttle_config=StandardRetry(retries=retries),
+        HTTPX(http), chain, where, endpoint("dynamodb"), throttle_config=StandardRetry(retries=retries)
     )
     return client, http
 
