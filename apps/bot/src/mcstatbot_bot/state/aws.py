@@ -179,7 +179,6 @@ class StandardRetry(RetryConfig):
 
     retries: int = 3
     max_delay_secs: float = 20.0
-    time_limit_secs: float = float("inf")
 
     def delays(self) -> Iterator[float]:
         for attempt in range(self.retries):
